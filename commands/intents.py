@@ -1,0 +1,124 @@
+"""Typed commands: what a line of `/aml …` text means, independent of Slack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+
+class Verb(StrEnum):
+    EXPORT = "export"
+    DELETE = "delete"
+    CLEANUP = "cleanup"
+
+
+class Kind(StrEnum):
+    RUN = "run"
+    EXPERIMENT = "experiment"
+    MODEL = "model"
+    USER = "user"
+    COMPUTE = "compute"
+    ENDPOINT = "endpoint"
+    WORKSPACE = "workspace"
+    COMPUTES = "computes"
+    EXPORTS = "exports"
+
+
+# Which kinds each verb accepts, in the order `help` lists them.
+KINDS_BY_VERB: dict[Verb, tuple[Kind, ...]] = {
+    Verb.EXPORT: (Kind.RUN, Kind.EXPERIMENT, Kind.MODEL, Kind.USER),
+    Verb.DELETE: (
+        Kind.RUN,
+        Kind.EXPERIMENT,
+        Kind.MODEL,
+        Kind.COMPUTE,
+        Kind.ENDPOINT,
+        Kind.WORKSPACE,
+        Kind.USER,
+    ),
+    Verb.CLEANUP: (Kind.COMPUTES, Kind.EXPORTS),
+}
+
+
+class UserRefType(StrEnum):
+    SLACK = "slack"  # a Slack mention: <@U123ABC>
+    EMAIL = "email"
+    OBJECT_ID = "object_id"  # an Entra ID (AAD) object id, a GUID
+
+
+@dataclass(frozen=True)
+class UserRef:
+    type: UserRefType
+    value: str
+
+    def __str__(self) -> str:
+        return f"<@{self.value}>" if self.type is UserRefType.SLACK else self.value
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A request for work on Azure: export, delete or clean up something in a workspace."""
+
+    verb: Verb
+    kind: Kind
+    # run id, experiment name, model name, compute name, endpoint name or workspace alias;
+    # None for cleanups and for user intents (see `user`).
+    target: str | None = None
+    version: str | None = None  # model version; None means every version
+    user: UserRef | None = None
+    workspace: str | None = None  # alias from the config; None means the channel's default
+    with_dependents: bool = False
+    purge: bool = False
+    idle: timedelta | None = None
+    older_than: timedelta | None = None
+
+    @property
+    def action(self) -> str:
+        """The policy key: 'delete run', 'export user', 'cleanup computes'."""
+        return f"{self.verb.value} {self.kind.value}"
+
+    @property
+    def destructive(self) -> bool:
+        return self.verb in (Verb.DELETE, Verb.CLEANUP)
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusCommand:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class CancelCommand:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ListCommand:
+    scope: str = "mine"  # "mine" | "pending"
+
+
+@dataclass(frozen=True)
+class FreezeCommand:
+    pass
+
+
+@dataclass(frozen=True)
+class UnfreezeCommand:
+    pass
+
+
+Command = (
+    Intent
+    | HelpCommand
+    | StatusCommand
+    | CancelCommand
+    | ListCommand
+    | FreezeCommand
+    | UnfreezeCommand
+)
