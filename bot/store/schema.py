@@ -1,0 +1,159 @@
+"""Tables and migrations. Each migration is applied once, in order, and recorded in schema_version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    select,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("team_id", String(32), nullable=False),
+    Column("channel_id", String(32), nullable=False),
+    Column("requester", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("workspace", String(64), nullable=False),
+    Column("intent", JSON, nullable=False),
+    Column("plan", JSON, nullable=True),
+    Column("plan_hash", String(80), nullable=True),
+    Column("state", String(32), nullable=False, index=True),
+    Column("approvals_required", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("reminded", Boolean, nullable=False, default=False),
+    Column("not_before", DateTime(timezone=True), nullable=True),  # cooling-off end
+    Column("card_ts", String(32), nullable=True),
+    Column("decided_by", String(32), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("result", JSON, nullable=True),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("request_id", String(16), nullable=False),
+    Column("user_id", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("request_id", "user_id"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("request_id", String(16), primary_key=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("progress", JSON, nullable=True),
+    Column("progress_ts", String(32), nullable=True),
+)
+
+job_items = Table(
+    "job_items",
+    metadata,
+    Column("request_id", String(16), nullable=False),
+    Column("item_key", String(1100), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("detail", JSON, nullable=True),
+    PrimaryKeyConstraint("request_id", "item_key"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),  # ISO text: hashed exactly as stored
+    Column("actor", String(64), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("request_id", String(16), nullable=True, index=True),
+    Column("channel_id", String(32), nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("detail", Text, nullable=False),  # canonical JSON text, hashed as stored
+    Column("prev_hash", String(80), nullable=False),
+    Column("hash", String(80), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(80), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("request_id", String(16), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("posted", Boolean, nullable=False, default=False),
+)
+
+flags = Table(
+    "flags",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=True),
+    Column("set_by", String(32), nullable=True),
+    Column("set_at", DateTime(timezone=True), nullable=True),
+)
+
+
+def _initial(conn: Connection) -> None:
+    metadata.create_all(
+        conn,
+        tables=[requests, approvals, jobs, job_items, deliveries, audit_log, audit_head, receipts, flags],
+    )
+
+
+# Append new migrations; never edit one that has shipped.
+MIGRATIONS: list[Callable[[Connection], None]] = [_initial]
+
+
+def migrate(conn: Connection) -> int:
+    """Bring the schema up to date; returns the version now in force."""
+    from datetime import UTC, datetime
+
+    schema_version.create(conn, checkfirst=True)
+    current = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc())).scalar()
+    current = current or 0
+    for version, step in enumerate(MIGRATIONS, start=1):
+        if version > current:
+            step(conn)
+            conn.execute(schema_version.insert().values(version=version, applied_at=datetime.now(UTC)))
+    return len(MIGRATIONS)

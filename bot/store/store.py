@@ -1,0 +1,549 @@
+"""The store: every state change is one transaction that also appends its audit entry.
+
+Methods are synchronous (SQLAlchemy Core); async callers run them with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot import audit
+from bot.lifecycle import FINAL, IllegalTransition, State, is_legal
+from bot.store import schema as t
+from bot.store.db import create_store_engine, migrate_engine, transaction
+
+_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything here is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def new_request_id() -> str:
+    return "R-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: str
+    team_id: str
+    channel_id: str
+    requester: str
+    text: str
+    action: str
+    workspace: str
+    intent: dict[str, Any]
+    plan: dict[str, Any] | None
+    plan_hash: str | None
+    state: State
+    approvals_required: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    reminded: bool
+    not_before: datetime | None
+    card_ts: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    result: dict[str, Any] | None
+    approvers: tuple[str, ...] = ()
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    request: RequestRecord
+    added: bool  # False: this user had already approved (a double click)
+    count: int
+    quorum_reached_now: bool  # True for exactly one click: the one that reached the quorum
+
+
+@dataclass(frozen=True)
+class Claim:
+    request_id: str
+    attempts: int
+
+
+class Store:
+    def __init__(self, engine: Engine, audit_key: bytes) -> None:
+        self.engine = engine
+        self.audit_key = audit_key
+
+    @classmethod
+    def open(cls, url: str, audit_key: bytes) -> Store:
+        engine = create_store_engine(url)
+        migrate_engine(engine)
+        return cls(engine, audit_key)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- audit -------------------------------------------------------------------------------
+
+    def _append_audit(
+        self,
+        conn: Connection,
+        *,
+        actor: str,
+        event: str,
+        outcome: str,
+        request_id: str | None = None,
+        channel_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> audit.AuditEntry:
+        # Lock the head row so concurrent appends queue up behind it (PostgreSQL); SQLite's
+        # BEGIN IMMEDIATE already serialises writers.
+        head = conn.execute(
+            select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1).with_for_update()
+        ).first()
+        seq = (head.seq if head else 0) + 1
+        prev_hash = head.hash if head else audit.GENESIS
+        fields = dict(
+            seq=seq,
+            at=now().isoformat(timespec="microseconds"),
+            actor=actor,
+            event=event,
+            request_id=request_id,
+            channel_id=channel_id,
+            outcome=outcome,
+            detail=audit.detail_text(detail or {}),
+            prev_hash=prev_hash,
+        )
+        entry_hash = audit.entry_hash(**fields)
+        conn.execute(insert(t.audit_log).values(**fields, hash=entry_hash))
+        signature = audit.sign(audit.head_message(seq, entry_hash), self.audit_key)
+        if head:
+            conn.execute(update(t.audit_head).where(t.audit_head.c.id == 1).values(seq=seq, hash=entry_hash, signature=signature))
+        else:
+            conn.execute(insert(t.audit_head).values(id=1, seq=seq, hash=entry_hash, signature=signature))
+        return audit.AuditEntry(**fields, hash=entry_hash)
+
+    def audit(self, **kwargs: Any) -> audit.AuditEntry:
+        """Record an event that changes no request: a refusal, a bad signature, a freeze."""
+        with transaction(self.engine) as conn:
+            return self._append_audit(conn, **kwargs)
+
+    def audit_entries(self, request_id: str | None = None) -> list[audit.AuditEntry]:
+        query = select(t.audit_log).order_by(t.audit_log.c.seq)
+        if request_id:
+            query = query.where(t.audit_log.c.request_id == request_id)
+        with self.engine.connect() as conn:
+            return [audit.AuditEntry(**row._mapping) for row in conn.execute(query)]
+
+    def audit_head(self) -> tuple[int, str, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.audit_head).where(t.audit_head.c.id == 1)).first()
+        return (row.seq, row.hash, row.signature) if row else None
+
+    def verify_audit(self) -> audit.VerifyResult:
+        return audit.verify_chain(self.audit_entries(), self.audit_head(), self.audit_key)
+
+    # ---- deliveries (Slack retries) ----------------------------------------------------------
+
+    def claim_delivery(self, key: str) -> bool:
+        """True the first time a delivery key is seen, by any replica; False for a retry."""
+        try:
+            with transaction(self.engine) as conn:
+                conn.execute(insert(t.deliveries).values(key=key, at=now()))
+            return True
+        except IntegrityError:
+            return False
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    def _load(self, conn: Connection, request_id: str, *, lock: bool = False) -> RequestRecord | None:
+        query = select(t.requests).where(t.requests.c.id == request_id)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            return None
+        approvers = tuple(
+            conn.execute(
+                select(t.approvals.c.user_id).where(t.approvals.c.request_id == request_id).order_by(t.approvals.c.at)
+            ).scalars()
+        )
+        data = dict(row._mapping)
+        for key in ("created_at", "updated_at", "expires_at", "not_before", "decided_at"):
+            data[key] = _aware(data[key])
+        data["state"] = State(data["state"])
+        return RequestRecord(**data, approvers=approvers)
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        with self.engine.connect() as conn:
+            return self._load(conn, request_id)
+
+    def create_request(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        requester: str,
+        text: str,
+        action: str,
+        workspace: str,
+        intent: dict[str, Any],
+        plan: dict[str, Any] | None,
+        plan_hash: str | None,
+        approvals_required: int,
+        expires_in: timedelta,
+    ) -> RequestRecord:
+        created = now()
+        with transaction(self.engine) as conn:
+            request_id = new_request_id()
+            conn.execute(
+                insert(t.requests).values(
+                    id=request_id,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    requester=requester,
+                    text=text,
+                    action=action,
+                    workspace=workspace,
+                    intent=intent,
+                    plan=plan,
+                    plan_hash=plan_hash,
+                    state=State.PENDING.value,
+                    approvals_required=approvals_required,
+                    created_at=created,
+                    updated_at=created,
+                    expires_at=created + expires_in,
+                    reminded=False,
+                )
+            )
+            self._append_audit(
+                conn,
+                actor=requester,
+                event="request.created",
+                outcome=State.PENDING.value,
+                request_id=request_id,
+                channel_id=channel_id,
+                detail={"action": action, "workspace": workspace, "text": text, "plan_hash": plan_hash},
+            )
+            record = self._load(conn, request_id)
+        assert record is not None
+        return record
+
+    def set_card(self, request_id: str, card_ts: str) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(update(t.requests).where(t.requests.c.id == request_id).values(card_ts=card_ts))
+
+    def _move(
+        self,
+        conn: Connection,
+        record: RequestRecord,
+        to: State,
+        *,
+        actor: str,
+        event: str,
+        detail: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> RequestRecord:
+        if not is_legal(record.state, to):
+            raise IllegalTransition(record.id, record.state, to)
+        changed = conn.execute(
+            update(t.requests)
+            .where(and_(t.requests.c.id == record.id, t.requests.c.state == record.state.value))
+            .values(state=to.value, updated_at=now(), **fields)
+        ).rowcount
+        if changed != 1:  # someone else moved it first
+            current = self._load(conn, record.id)
+            raise IllegalTransition(record.id, current.state if current else record.state, to)
+        self._append_audit(
+            conn,
+            actor=actor,
+            event=event,
+            outcome=to.value,
+            request_id=record.id,
+            channel_id=record.channel_id,
+            detail=detail,
+        )
+        if to is State.QUEUED:
+            conn.execute(insert(t.jobs).values(request_id=record.id, attempts=0, cancel_requested=False))
+        moved = self._load(conn, record.id)
+        assert moved is not None
+        return moved
+
+    def transition(
+        self,
+        request_id: str,
+        to: State,
+        *,
+        actor: str,
+        event: str,
+        expected: frozenset[State] | None = None,
+        detail: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> RequestRecord:
+        """Compare-and-set: moves the request only from a legal (and, if given, expected) state."""
+        with transaction(self.engine) as conn:
+            record = self._load(conn, request_id, lock=True)
+            if record is None:
+                raise KeyError(request_id)
+            if expected is not None and record.state not in expected:
+                raise IllegalTransition(request_id, record.state, to)
+            return self._move(conn, record, to, actor=actor, event=event, detail=detail, **fields)
+
+    def approve(self, request_id: str, user_id: str, *, cooling_off: timedelta) -> ApprovalResult:
+        """Record one approval; the click that reaches the quorum, and only it, moves the request on."""
+        with transaction(self.engine) as conn:
+            record = self._load(conn, request_id, lock=True)
+            if record is None:
+                raise KeyError(request_id)
+            if record.state is not State.PENDING:
+                raise IllegalTransition(request_id, record.state, State.APPROVED)
+            added = user_id not in record.approvers
+            if added:
+                conn.execute(insert(t.approvals).values(request_id=request_id, user_id=user_id, at=now()))
+                self._append_audit(
+                    conn,
+                    actor=user_id,
+                    event="request.approval",
+                    outcome="recorded",
+                    request_id=request_id,
+                    channel_id=record.channel_id,
+                )
+            count = len(record.approvers) + (1 if added else 0)
+            reached = added and count >= record.approvals_required
+            if reached:
+                decided = dict(decided_by=user_id, decided_at=now())
+                if cooling_off > timedelta(0):
+                    record = self._move(
+                        conn, record, State.APPROVED, actor=user_id, event="request.approved",
+                        not_before=now() + cooling_off, **decided,
+                    )
+                else:
+                    record = self._move(conn, record, State.QUEUED, actor=user_id, event="request.approved", **decided)
+            else:
+                record = self._load(conn, request_id) or record
+            return ApprovalResult(record, added, count, reached)
+
+    def list_requests(
+        self,
+        *,
+        requester: str | None = None,
+        states: frozenset[State] | None = None,
+        limit: int = 20,
+    ) -> list[RequestRecord]:
+        query = select(t.requests.c.id).order_by(t.requests.c.created_at.desc()).limit(limit)
+        if requester:
+            query = query.where(t.requests.c.requester == requester)
+        if states:
+            query = query.where(t.requests.c.state.in_([s.value for s in states]))
+        with self.engine.connect() as conn:
+            ids = list(conn.execute(query).scalars())
+            return [r for r in (self._load(conn, i) for i in ids) if r is not None]
+
+    def due(self, state: State, column: str, at: datetime) -> list[str]:
+        """Ids of requests in `state` whose time in `column` has passed (expiry, cooling-off)."""
+        col = t.requests.c[column]
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(select(t.requests.c.id).where(and_(t.requests.c.state == state.value, col <= at))).scalars()
+            )
+
+    def mark_reminded(self, request_id: str) -> bool:
+        with transaction(self.engine) as conn:
+            return (
+                conn.execute(
+                    update(t.requests)
+                    .where(and_(t.requests.c.id == request_id, t.requests.c.reminded.is_(False)))
+                    .values(reminded=True)
+                ).rowcount
+                == 1
+            )
+
+    # ---- flags -------------------------------------------------------------------------------
+
+    def set_frozen(self, frozen: bool, actor: str) -> bool:
+        """Returns False when the flag was already in that position."""
+        with transaction(self.engine) as conn:
+            row = conn.execute(select(t.flags).where(t.flags.c.name == "freeze").with_for_update()).first()
+            current = bool(row and row.value == "on")
+            if current == frozen:
+                return False
+            values = dict(value="on" if frozen else "off", set_by=actor, set_at=now())
+            if row:
+                conn.execute(update(t.flags).where(t.flags.c.name == "freeze").values(**values))
+            else:
+                conn.execute(insert(t.flags).values(name="freeze", **values))
+            self._append_audit(conn, actor=actor, event="freeze" if frozen else "unfreeze", outcome="ok")
+            return True
+
+    def frozen(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.flags.c.value).where(t.flags.c.name == "freeze")).scalar() == "on"
+
+    # ---- jobs --------------------------------------------------------------------------------
+
+    def claim_job(self, owner: str, lease: timedelta) -> Claim | None:
+        """Atomically take one runnable job: queued, or running with a lapsed lease (a dead worker)."""
+        at = now()
+        runnable = (
+            select(t.jobs.c.request_id)
+            .join(t.requests, t.requests.c.id == t.jobs.c.request_id)
+            .where(
+                t.requests.c.state.in_([State.QUEUED.value, State.RUNNING.value]),
+                or_(t.jobs.c.lease_until.is_(None), t.jobs.c.lease_until < at),
+            )
+            .order_by(t.requests.c.updated_at)
+            .limit(1)
+        )
+        with transaction(self.engine) as conn:
+            if conn.execute(select(t.flags.c.value).where(t.flags.c.name == "freeze")).scalar() == "on":
+                return None
+            if self.engine.dialect.name == "postgresql":
+                runnable = runnable.with_for_update(skip_locked=True, of=t.jobs)
+            request_id = conn.execute(runnable).scalar()
+            if request_id is None:
+                return None
+            attempts = conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.request_id == request_id)
+                .values(lease_owner=owner, lease_until=at + lease, attempts=t.jobs.c.attempts + 1)
+                .returning(t.jobs.c.attempts)
+            ).scalar_one()
+            record = self._load(conn, request_id)
+            assert record is not None
+            if record.state is State.QUEUED:
+                self._move(conn, record, State.RUNNING, actor=owner, event="job.started")
+            else:
+                self._append_audit(
+                    conn, actor=owner, event="job.resumed", outcome="running",
+                    request_id=request_id, channel_id=record.channel_id, detail={"attempt": attempts},
+                )
+            return Claim(request_id, attempts)
+
+    def renew_lease(self, request_id: str, owner: str, lease: timedelta) -> bool:
+        """False when the lease was lost (another worker took the job): stop working on it."""
+        with transaction(self.engine) as conn:
+            return (
+                conn.execute(
+                    update(t.jobs)
+                    .where(and_(t.jobs.c.request_id == request_id, t.jobs.c.lease_owner == owner))
+                    .values(lease_until=now() + lease)
+                ).rowcount
+                == 1
+            )
+
+    def release_lease(self, request_id: str, owner: str) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(
+                update(t.jobs)
+                .where(and_(t.jobs.c.request_id == request_id, t.jobs.c.lease_owner == owner))
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def request_cancel(self, request_id: str) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(update(t.jobs).where(t.jobs.c.request_id == request_id).values(cancel_requested=True))
+
+    def cancel_requested(self, request_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return bool(conn.execute(select(t.jobs.c.cancel_requested).where(t.jobs.c.request_id == request_id)).scalar())
+
+    def record_items(self, request_id: str, outcomes: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Checkpoint item outcomes (key, outcome, detail); a resumed job skips what is recorded."""
+        if not outcomes:
+            return
+        with transaction(self.engine) as conn:
+            done = set(
+                conn.execute(
+                    select(t.job_items.c.item_key).where(
+                        t.job_items.c.request_id == request_id,
+                        t.job_items.c.item_key.in_([key for key, _, _ in outcomes]),
+                    )
+                ).scalars()
+            )
+            rows = [
+                dict(request_id=request_id, item_key=key, outcome=outcome, detail=detail)
+                for key, outcome, detail in outcomes
+                if key not in done
+            ]
+            if rows:
+                conn.execute(insert(t.job_items), rows)
+
+    def item_outcomes(self, request_id: str) -> dict[str, tuple[str, dict[str, Any]]]:
+        with self.engine.connect() as conn:
+            return {
+                row.item_key: (row.outcome, row.detail or {})
+                for row in conn.execute(select(t.job_items).where(t.job_items.c.request_id == request_id))
+            }
+
+    def set_progress(self, request_id: str, progress: dict[str, Any], progress_ts: str | None = None) -> None:
+        values: dict[str, Any] = {"progress": progress}
+        if progress_ts:
+            values["progress_ts"] = progress_ts
+        with transaction(self.engine) as conn:
+            conn.execute(update(t.jobs).where(t.jobs.c.request_id == request_id).values(**values))
+
+    def job(self, request_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.jobs).where(t.jobs.c.request_id == request_id)).first()
+        return dict(row._mapping) if row else None
+
+    def count_jobs(self, request_id: str | None = None) -> int:
+        query = select(func.count()).select_from(t.jobs)
+        if request_id:
+            query = query.where(t.jobs.c.request_id == request_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def finish(
+        self,
+        request_id: str,
+        owner: str,
+        to: State,
+        *,
+        result: dict[str, Any],
+        receipt: str | None,
+    ) -> RequestRecord:
+        """End a job: its final state, result and receipt are written together, once."""
+        with transaction(self.engine) as conn:
+            record = self._load(conn, request_id, lock=True)
+            if record is None:
+                raise KeyError(request_id)
+            if receipt is not None:
+                conn.execute(insert(t.receipts).values(request_id=request_id, document=receipt, posted=False))
+            moved = self._move(
+                conn, record, to, actor=owner, event="job.finished", result=result,
+                detail={"summary": result.get("summary", {})},
+            )
+            conn.execute(
+                update(t.jobs).where(t.jobs.c.request_id == request_id).values(lease_owner=None, lease_until=None)
+            )
+            return moved
+
+    # ---- receipts ----------------------------------------------------------------------------
+
+    def receipt(self, request_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.receipts.c.document).where(t.receipts.c.request_id == request_id)).scalar()
+
+    def mark_receipt_posted(self, request_id: str) -> bool:
+        """True for the one caller that gets to post it."""
+        with transaction(self.engine) as conn:
+            return (
+                conn.execute(
+                    update(t.receipts)
+                    .where(and_(t.receipts.c.request_id == request_id, t.receipts.c.posted.is_(False)))
+                    .values(posted=True)
+                ).rowcount
+                == 1
+            )
