@@ -1,0 +1,107 @@
+"""`amlbot serve | audit verify | audit show <id> | audit verify-receipt FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+from bot.logs import configure
+from bot.settings import ConfigError, Settings, load_config
+
+log = logging.getLogger("amlbot")
+
+SLACK_HELP = """\
+amlbot cannot start: {missing} not set.
+
+  SLACK_BOT_TOKEN       the app's Bot User OAuth Token (xoxb-…): api.slack.com/apps → your app →
+                        OAuth & Permissions. Create the app from manifest.yml in this repository.
+  SLACK_SIGNING_SECRET  api.slack.com/apps → your app → Basic Information → App Credentials.
+  SLACK_APP_TOKEN       (Socket Mode instead of a public URL) an app-level token (xapp-…) with
+                        connections:write: Basic Information → App-Level Tokens.
+"""
+
+KEY_FILE = Path("amlbot-audit.key")
+
+
+def audit_key(settings: Settings) -> bytes:
+    """AMLBOT_AUDIT_KEY, or a key kept beside the database for a single local replica."""
+    if settings.amlbot_audit_key:
+        return settings.amlbot_audit_key.encode()
+    if not KEY_FILE.exists():
+        KEY_FILE.write_text(secrets.token_hex(32))
+        KEY_FILE.chmod(0o600)
+        log.warning("AMLBOT_AUDIT_KEY is not set: generated %s; set the variable for production", KEY_FILE)
+    return KEY_FILE.read_text().strip().encode()
+
+
+def _serve(settings: Settings) -> int:
+    from bot.server import assemble, serve_http, serve_socket_mode
+
+    missing = settings.missing_for_slack()
+    if missing:
+        print(SLACK_HELP.format(missing=" and ".join(missing)), file=sys.stderr)
+        return 2
+    try:
+        config = load_config(settings.amlbot_config)
+    except ConfigError as error:
+        print(f"amlbot cannot start: {error}", file=sys.stderr)
+        return 2
+    bot = assemble(settings, config, audit_key(settings))
+    if settings.slack_app_token:
+        asyncio.run(serve_socket_mode(bot, settings.slack_app_token, settings.port))
+    else:
+        asyncio.run(serve_http(bot, settings.port))
+    return 0
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.store.store import Store
+    from commands import receipts
+
+    key = audit_key(settings)
+    if args.audit_command == "verify-receipt":
+        ok, message = receipts.verify(Path(args.file).read_text(), key)
+        print(message)
+        return 0 if ok else 1
+    store = Store.open(settings.amlbot_database_url, key)
+    try:
+        if args.audit_command == "verify":
+            result = store.verify_audit()
+            if result.ok:
+                print(f"audit log intact: {result.entries} entries, head signature valid")
+                return 0
+            print(f"audit log BROKEN at entry {result.first_bad_seq}: {result.reason}")
+            return 1
+        for entry in store.audit_entries(args.request_id):
+            print(f"{entry.seq:>6} {entry.at} {entry.actor:<12} {entry.event:<20} {entry.outcome:<12} {entry.detail}")
+        return 0
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="amlbot", description="Export or delete Azure ML workspace data from Slack, safely.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the bot: Slack HTTP mode (or Socket Mode), /healthz and the job worker")
+    audit = sub.add_parser("audit", help="check the audit log and receipts")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="check the whole hash chain and its signed head")
+    show = audit_sub.add_parser("show", help="print one request's history")
+    show.add_argument("request_id")
+    receipt = audit_sub.add_parser("verify-receipt", help="check a receipt file's signature")
+    receipt.add_argument("file")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    configure(settings.amlbot_log_level)
+    if args.command == "serve":
+        return _serve(settings)
+    return _audit(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

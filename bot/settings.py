@@ -1,0 +1,179 @@
+"""Configuration: the process environment (pydantic-settings) plus one YAML file (AMLBOT_CONFIG).
+
+The environment says how to reach Slack, the database and the config file; the YAML file says
+which workspaces the bot may touch and who may do what. Both are validated at start, and a bad
+file fails with the key and the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from commands.azure.config import WorkspaceConfig
+from commands.durations import parse_duration
+
+ALIAS_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+# "24h", "7d" in the file; a timedelta in the code.
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; the message names the key and the reason."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    port: int = 3000
+    amlbot_database_url: str = "sqlite:///amlbot.db"
+    amlbot_config: Path = Path("config.yml")
+    amlbot_audit_key: str | None = None
+    amlbot_worker_concurrency: int = Field(default=2, ge=1, le=64)
+    amlbot_log_level: str = "INFO"
+
+    def missing_for_slack(self) -> list[str]:
+        """What is missing to talk to Slack at all (HTTP mode needs a token and the secret)."""
+        missing = []
+        if not self.slack_bot_token:
+            missing.append("SLACK_BOT_TOKEN")
+        if not self.slack_app_token and not self.slack_signing_secret:
+            missing.append("SLACK_SIGNING_SECRET")
+        return missing
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Strict):
+    """Who may ask for one action (or a set of them), where."""
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # Slack user group ids (S…), resolved through the Web API
+    channels: tuple[str, ...] = ()  # empty: any channel
+    workspaces: tuple[str, ...] = ()  # empty: any workspace
+
+
+class PolicyConfig(_Strict):
+    admins: tuple[str, ...] = ()
+    # action ("delete run", "export *", "*") -> who may request it
+    requesters: dict[str, Rule] = Field(default_factory=dict)
+    approvers: Rule = Rule()
+    # action -> number of distinct approvals; the default for anything unlisted is 1
+    approvals_required: dict[str, int] = Field(default_factory=dict)
+    # actions whose requester may also approve (never a deletion)
+    self_approval: tuple[str, ...] = ()
+    oncall: Rule = Rule()
+    oncall_self_approval_cap: int = Field(default=5, ge=0)
+    approvers_channel: str | None = None
+    expiry: Duration = timedelta(hours=24)
+    reminder_before: Duration = timedelta(hours=2)
+    cooling_off: Duration = timedelta(0)
+
+    @field_validator("approvals_required")
+    @classmethod
+    def _at_least_one(cls, value: dict[str, int]) -> dict[str, int]:
+        for action, count in value.items():
+            if count < 1:
+                raise ValueError(f"{action!r} needs at least 1 approval, not {count}")
+        return value
+
+    @field_validator("self_approval")
+    @classmethod
+    def _no_self_approved_deletion(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for action in value:
+            if action.startswith("delete") or action == "*":
+                raise ValueError(f"{action!r}: a deletion can never be approved by its requester")
+        return value
+
+
+class AppConfig(_Strict):
+    workspaces: dict[str, WorkspaceConfig]
+    channel_defaults: dict[str, str] = Field(default_factory=dict)  # channel id -> alias
+    policy: PolicyConfig = PolicyConfig()
+    export_link_expiry: Duration = timedelta(days=7)
+
+    @field_validator("workspaces")
+    @classmethod
+    def _aliases(cls, value: dict[str, WorkspaceConfig]) -> dict[str, WorkspaceConfig]:
+        import re
+
+        if not value:
+            raise ValueError("at least one workspace is needed")
+        for alias in value:
+            if not re.match(ALIAS_PATTERN, alias):
+                raise ValueError(f"alias {alias!r} must be lowercase letters, digits and dashes")
+        return value
+
+    @model_validator(mode="after")
+    def _known_aliases(self) -> AppConfig:
+        for channel, alias in self.channel_defaults.items():
+            if alias not in self.workspaces:
+                raise ValueError(f"channel_defaults.{channel}: unknown workspace alias {alias!r}")
+        return self
+
+    def workspace_for(self, alias: str | None, channel_id: str) -> str | None:
+        """The alias a command means: the one it names, else the channel's default, else the
+        only workspace there is."""
+        if alias:
+            return alias
+        if channel_id in self.channel_defaults:
+            return self.channel_defaults[channel_id]
+        if len(self.workspaces) == 1:
+            return next(iter(self.workspaces))
+        return None
+
+
+def _format_error(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"{key}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: Any, source: str = "config") -> AppConfig:
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_format_error(error)}") from None
+
+
+def load_config(path: Path) -> AppConfig:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: file not found (set AMLBOT_CONFIG; see config.example.yml)"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with a `workspaces` key")
+    return parse_config(data, str(path))

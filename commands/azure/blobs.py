@@ -1,0 +1,141 @@
+"""Blob storage of one workspace on azure-storage-blob.
+
+Deletes go through the sync client's blob batch (256 deletes a request), run off the event loop:
+Azurite answers the async client's batch with 400. Reads and writes stream with the async client so
+a large blob never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+
+from commands.azure.config import WorkspaceConfig
+from commands.azure.door import BlobInfo, ItemResult, Status
+from commands.azure.retry import storage_retry
+
+BATCH_SIZE = 256  # the Blob service's limit per batch request
+CHUNK = 4 * 1024 * 1024
+
+
+def _credential() -> Any:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+class WorkspaceBlobs:
+    def __init__(self, config: WorkspaceConfig, account_url: str | None = None) -> None:
+        self.config = config
+        if config.storage_connection_string:
+            self._sync = BlobServiceClient.from_connection_string(
+                config.storage_connection_string, **storage_retry(asynchronous=False)
+            )
+            self._async = AsyncBlobServiceClient.from_connection_string(
+                config.storage_connection_string, **storage_retry(asynchronous=True)
+            )
+            self._account_key: str | None = self._sync.credential.account_key
+        else:
+            url = account_url or config.storage_account_url
+            if not url:
+                raise ValueError("the workspace has no storage account URL")
+            self._sync = BlobServiceClient(url, credential=_credential(), **storage_retry(asynchronous=False))
+            self._async = AsyncBlobServiceClient(
+                url, credential=_async_credential(), **storage_retry(asynchronous=True)
+            )
+            self._account_key = None
+
+    async def list_blobs(self, container: str, prefix: str) -> list[BlobInfo]:
+        client = self._async.get_container_client(container)
+        try:
+            return [
+                BlobInfo(container, blob.name, blob.size or 0)
+                async for blob in client.list_blobs(name_starts_with=prefix)
+            ]
+        except ResourceNotFoundError:
+            return []
+
+    async def delete_blobs(self, container: str, names: list[str]) -> dict[str, ItemResult]:
+        results: dict[str, ItemResult] = {}
+        batches = [names[i : i + BATCH_SIZE] for i in range(0, len(names), BATCH_SIZE)]
+        for outcome in await asyncio.gather(
+            *(asyncio.to_thread(self._delete_batch, container, batch) for batch in batches)
+        ):
+            results.update(outcome)
+        return results
+
+    def _delete_batch(self, container: str, names: list[str]) -> dict[str, ItemResult]:
+        client = self._sync.get_container_client(container)
+        try:
+            responses = client.delete_blobs(*names, raise_on_any_failure=False)
+        except ResourceNotFoundError:
+            return {name: ItemResult(Status.ALREADY_ABSENT, "container not found") for name in names}
+        results = {}
+        for name, response in zip(names, responses, strict=True):
+            request_id = response.headers.get("x-ms-request-id")
+            if response.status_code in (200, 202):
+                results[name] = ItemResult(Status.DELETED, azure_request_id=request_id)
+            elif response.status_code == 404:
+                results[name] = ItemResult(Status.ALREADY_ABSENT, azure_request_id=request_id)
+            else:
+                reason = response.headers.get("x-ms-error-code") or f"HTTP {response.status_code}"
+                results[name] = ItemResult(Status.FAILED, reason, request_id)
+        return results
+
+    async def read_blob(self, container: str, name: str) -> AsyncIterator[bytes]:
+        downloader = await self._async.get_blob_client(container, name).download_blob()
+        async for chunk in downloader.chunks():
+            yield chunk
+
+    async def write_blob(self, container: str, name: str, chunks: AsyncIterator[bytes]) -> int:
+        container_client = self._async.get_container_client(container)
+        try:
+            await container_client.create_container()
+        except ResourceExistsError:
+            pass
+        blob = container_client.get_blob_client(name)
+        total = 0
+
+        async def counted() -> AsyncIterator[bytes]:
+            nonlocal total
+            async for chunk in chunks:
+                total += len(chunk)
+                yield chunk
+
+        await blob.upload_blob(counted(), overwrite=True, max_concurrency=2)
+        return total
+
+    async def read_link(self, container: str, name: str, expiry: timedelta) -> str:
+        """A read-only link that lapses after `expiry`; HTTPS-only wherever the account is HTTPS."""
+        blob = self._sync.get_blob_client(container, name)
+        start = datetime.now(UTC) - timedelta(minutes=5)
+        end = datetime.now(UTC) + expiry
+        protocol = "https" if blob.url.startswith("https://") else "https,http"
+        if self._account_key:
+            sas = generate_blob_sas(
+                blob.account_name, container, name, account_key=self._account_key,
+                permission=BlobSasPermissions(read=True), start=start, expiry=end, protocol=protocol,
+            )
+        else:
+            key = await asyncio.to_thread(self._sync.get_user_delegation_key, start, end)
+            sas = generate_blob_sas(
+                blob.account_name, container, name, user_delegation_key=key,
+                permission=BlobSasPermissions(read=True), start=start, expiry=end, protocol=protocol,
+            )
+        return f"{blob.url}?{sas}"
+
+    async def close(self) -> None:
+        await self._async.close()
+        self._sync.close()
+
+
+def _async_credential() -> Any:
+    from azure.identity.aio import DefaultAzureCredential
+
+    return DefaultAzureCredential()

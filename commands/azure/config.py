@@ -1,0 +1,21 @@
+"""Where one workspace lives, as the config file names it by alias."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class WorkspaceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+    # Overrides for sovereign clouds, private endpoints and local stand-ins.
+    arm_endpoint: str | None = None
+    storage_account_url: str | None = None
+    # A storage connection string (with an account key); without it the bot signs in with
+    # Entra ID (DefaultAzureCredential) and links are user-delegation SAS.
+    storage_connection_string: str | None = None
+    artifact_container: str = "azureml"
+    exports_container: str = "amlbot-exports"

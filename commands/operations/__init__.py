@@ -1,0 +1,12 @@
+"""One operation per action; the registry the bot looks actions up in."""
+
+from __future__ import annotations
+
+from commands.operations.base import Operation
+from commands.operations.run_data import DeleteRun, ExportRun
+
+OPERATIONS: dict[str, Operation] = {op.action: op for op in (DeleteRun(), ExportRun())}
+
+
+def operation_for(action: str) -> Operation | None:
+    return OPERATIONS.get(action)

@@ -1,0 +1,58 @@
+"""What every operation is: preview(intent) -> Plan, then execute(plan) -> outcomes, resumably."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from commands.azure.door import ItemResult, Status, WorkspaceDoor
+from commands.azure.config import WorkspaceConfig
+from commands.intents import Intent
+from commands.plan import Plan
+
+
+class OperationError(Exception):
+    """The operation cannot be planned or run; the message is for the person who asked."""
+
+
+@dataclass(frozen=True)
+class Context:
+    alias: str
+    config: WorkspaceConfig
+    door: WorkspaceDoor
+    settings: dict[str, Any] = field(default_factory=dict)  # e.g. link expiry
+
+
+class Checkpoint(Protocol):
+    """Where an execution records its progress, so a resumed job skips what is done."""
+
+    done: dict[str, ItemResult]  # item key -> outcome already recorded (from an earlier attempt)
+
+    async def record(self, results: dict[str, ItemResult]) -> None: ...
+
+    async def progress(self, done: int, total: int, done_bytes: int, total_bytes: int) -> None: ...
+
+    async def cancelled(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What execute() hands back: per-item outcomes and anything to post (an export's link)."""
+
+    results: dict[str, ItemResult]
+    extras: dict[str, Any] = field(default_factory=dict)
+    stopped_early: bool = False  # cancelled between steps
+
+
+class Operation(Protocol):
+    action: str
+
+    async def preview(self, intent: Intent, ctx: Context) -> Plan: ...
+
+    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution: ...
+
+
+ProgressFn = Callable[[int, int], Awaitable[None]]
+
+SUCCESS = frozenset({Status.DELETED, Status.ALREADY_ABSENT, Status.EXPORTED, Status.SOFT_DELETED})

@@ -1,0 +1,77 @@
+"""Plans: exactly what an operation will touch, shown before approval and followed to the letter."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte form per value, so hashes over it are stable across processes and versions."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class ItemKind(StrEnum):
+    BLOB = "blob"
+    RESOURCE = "resource"
+    JOB = "job"
+    MODEL_VERSION = "model_version"
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    kind: ItemKind
+    ref: str  # blob name, or an ARM resource id
+    size: int | None = None  # bytes, for blobs
+    container: str | None = None  # for blobs
+
+    @property
+    def key(self) -> str:
+        """Unique within a plan; progress and receipts are keyed by it."""
+        return f"{self.kind.value}:{self.container}/{self.ref}" if self.container else f"{self.kind.value}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: str  # "delete run"
+    workspace: str  # alias
+    target: str  # what the intent named, for people to read
+    items: tuple[PlanItem, ...] = ()
+    warnings: tuple[str, ...] = ()
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(item.size or 0 for item in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["items"] = [asdict(item) | {"kind": item.kind.value} for item in self.items]
+        data["warnings"] = list(self.warnings)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        return cls(
+            action=data["action"],
+            workspace=data["workspace"],
+            target=data["target"],
+            items=tuple(
+                PlanItem(
+                    kind=ItemKind(item["kind"]),
+                    ref=item["ref"],
+                    size=item.get("size"),
+                    container=item.get("container"),
+                )
+                for item in data["items"]
+            ),
+            warnings=tuple(data.get("warnings", ())),
+            notes=dict(data.get("notes", {})),
+        )
+
+    @property
+    def hash(self) -> str:
+        return "sha256:" + hashlib.sha256(canonical_json(self.to_dict())).hexdigest()

@@ -1,0 +1,158 @@
+"""The running bot, wired to the Slack stand-in and Azurite, driven by signed requests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from azure.storage.blob.aio import BlobServiceClient
+
+from bot.lifecycle import State
+from bot.server import Bot, assemble, web_app
+from bot.settings import Settings, parse_config
+from bot.store.store import RequestRecord
+from tests.standins.slack_api import SlackWebApiStandIn
+from tests.standins.slack_signing import SlackSender
+from tests.support.azurite import free_port
+
+SIGNING_SECRET = "test-signing-secret"
+TEAM = "T0001"
+CHANNEL = "C0AMLBOT1"
+REQUESTER = "UREQ00001"
+APPROVER_1 = "UAPP00001"
+APPROVER_2 = "UAPP00002"
+ADMIN = "UADM00001"
+ONCALL = "UONC00001"
+STRANGER = "UOUT00001"
+
+
+def base_config(connection_string: str, artifact_container: str, **policy: Any) -> dict[str, Any]:
+    return {
+        "workspaces": {
+            "dev": {
+                "subscription_id": "00000000-0000-0000-0000-000000000001",
+                "resource_group": "rg-dev",
+                "workspace_name": "mlw-dev",
+                "storage_connection_string": connection_string,
+                "artifact_container": artifact_container,
+                "exports_container": f"exports-{artifact_container}",
+            }
+        },
+        "policy": {
+            "admins": [ADMIN],
+            "requesters": {"*": {"users": [REQUESTER, APPROVER_1, APPROVER_2, ONCALL, ADMIN]}},
+            "approvers": {"users": [APPROVER_1, APPROVER_2]},
+            "oncall": {"users": [ONCALL]},
+            **policy,
+        },
+    }
+
+
+@dataclass
+class Harness:
+    bot: Bot
+    slack: SlackWebApiStandIn
+    sender: SlackSender
+    blobs: BlobServiceClient
+    container: str
+    runner: web.AppRunner
+    _response_urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.bot.services.store
+
+    async def command(self, text: str, user: str = REQUESTER, **kw: Any) -> tuple[int, str]:
+        url = self.slack.response_url_for(CHANNEL, user=user)
+        return await self.sender.command(text, user, CHANNEL, response_url=url, **kw)
+
+    async def click(self, action_id: str, request_id: str, user: str, **kw: Any) -> tuple[int, str]:
+        record = self.request(request_id)
+        url = self.slack.response_url_for(CHANNEL, record.card_ts, user=user)
+        return await self.sender.click(action_id, request_id, user, CHANNEL, record.card_ts or "", response_url=url, **kw)
+
+    def request(self, request_id: str) -> RequestRecord:
+        record = self.store.get(request_id)
+        assert record is not None, request_id
+        return record
+
+    def replies(self, user: str | None = None) -> list[str]:
+        """Private answers the bot gave (through response_url), newest last."""
+        return [post.body.get("text", "") for post in self.slack.response_posts if user is None or post.user == user]
+
+    async def wait_reply(self, user: str | None = None, containing: str = "") -> str:
+        def found() -> str | None:
+            return next((r for r in reversed(self.replies(user)) if containing in r), None)
+
+        return await self.slack.wait_for(found, description=f"a private reply containing {containing!r}")
+
+    async def submit(self, text: str, user: str = REQUESTER) -> RequestRecord:
+        before = {r.id for r in self.store.list_requests(limit=1000)}
+        status, _ = await self.command(text, user)
+        assert status == 200
+
+        def created() -> RequestRecord | None:
+            fresh = [r for r in self.store.list_requests(limit=1000) if r.id not in before and r.card_ts]
+            return fresh[0] if fresh else None
+
+        return await self.slack.wait_for(created, description=f"a request card for {text!r}")
+
+    async def wait_state(self, request_id: str, *states: State, timeout: float = 20.0) -> RequestRecord:
+        return await self.slack.wait_for(
+            lambda: (r := self.request(request_id)).state in states and r, timeout=timeout,
+            description=f"{request_id} in {states}",
+        )
+
+    def card(self, request_id: str) -> dict[str, Any]:
+        record = self.request(request_id)
+        message = self.slack.message(CHANNEL, record.card_ts or "")
+        assert message is not None
+        return message
+
+    def thread(self, request_id: str) -> list[dict[str, Any]]:
+        return self.slack.thread(CHANNEL, self.request(request_id).card_ts or "")[1:]
+
+    async def seed(self, names: dict[str, bytes]) -> None:
+        container = self.blobs.get_container_client(self.container)
+        if not await container.exists():
+            await container.create_container()
+        await asyncio.gather(*(container.upload_blob(n, data, overwrite=True) for n, data in names.items()))
+
+    async def blob_names(self, prefix: str = "") -> set[str]:
+        container = self.blobs.get_container_client(self.container)
+        return {b.name async for b in container.list_blobs(name_starts_with=prefix)}
+
+
+async def start_harness(tmp_path: Path, connection_string: str, **policy: Any) -> Harness:
+    container = f"azureml-{uuid.uuid4().hex[:10]}"
+    slack = SlackWebApiStandIn(usergroups={"SAPPROVERS": [APPROVER_1]})
+    await slack.start()
+    settings = Settings(
+        slack_bot_token="xoxb-test-token",
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.url,
+        amlbot_database_url=f"sqlite:///{tmp_path / 'amlbot.db'}",
+    )
+    config = parse_config(base_config(connection_string, container, **policy))
+    bot = assemble(settings, config, b"test-audit-key")
+    bot.worker.poll = 0.05
+    bot.worker.lease = timedelta(seconds=30)
+    runner = web.AppRunner(web_app(bot))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
+    blobs = BlobServiceClient.from_connection_string(connection_string)
+    return Harness(bot, slack, sender, blobs, container, runner)
+
+
+async def stop_harness(harness: Harness) -> None:
+    await harness.sender.close()
+    await harness.runner.cleanup()
+    await harness.blobs.close()
+    await harness.slack.stop()

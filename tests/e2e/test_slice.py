@@ -1,0 +1,57 @@
+"""The thin slice end to end: signed command -> card -> signed click -> job -> Azurite -> thread."""
+
+from __future__ import annotations
+
+import time
+
+from bot import cards
+from bot.lifecycle import State
+from tests.e2e.harness import APPROVER_1, REQUESTER, Harness
+
+RUN = "churn_train_1700000000_abcd1234"
+
+
+async def test_delete_run_end_to_end(harness: Harness) -> None:
+    prefix = f"ExperimentRun/dcid.{RUN}/"
+    await harness.seed(
+        {
+            f"{prefix}user_logs/std_log.txt": b"epoch 1 loss 0.3\n",
+            f"{prefix}outputs/model.joblib": b"x" * 2048,
+            f"{prefix}logs/azureml/executionlogs.txt": b"started\n",
+            "ExperimentRun/dcid.other_run/user_logs/std_log.txt": b"keep me\n",
+        }
+    )
+    request = await harness.submit(f"delete run {RUN}")
+    card = harness.card(request.id)
+    assert request.state is State.PENDING and request.requester == REQUESTER
+    text = str(card["blocks"])
+    assert "outputs/model.joblib" in text and "3 item(s)" in text
+    assert [e["action_id"] for e in card["blocks"][-1]["elements"]] == [cards.APPROVE, cards.REJECT, cards.CANCEL]
+
+    status, _ = await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    assert status == 200
+    done = await harness.wait_state(request.id, State.SUCCEEDED)
+    assert done.approvers == (APPROVER_1,)
+
+    assert await harness.blob_names(prefix) == set()
+    assert await harness.blob_names("ExperimentRun/dcid.other_run/") == {"ExperimentRun/dcid.other_run/user_logs/std_log.txt"}
+
+    thread = await harness.slack.wait_for(lambda: any("receipt" in (m.get("text") or "").lower() for m in harness.thread(request.id)) and harness.thread(request.id))
+    assert any("3 deleted" in str(m.get("blocks")) for m in thread)
+    receipt = await harness.slack.wait_for(lambda: [f for f in harness.slack.files if f.thread_ts == request.card_ts])
+    assert b'"status": "deleted"' in receipt[0].content
+    final_card = harness.card(request.id)
+    assert not any(b["type"] == "actions" for b in final_card["blocks"])
+    assert "Done" in str(final_card["blocks"])
+    assert harness.store.verify_audit().ok
+
+
+async def test_forged_and_stale_requests_get_401_and_change_nothing(harness: Harness) -> None:
+    await harness.seed({f"ExperimentRun/dcid.{RUN}/a.txt": b"a"})
+    forged, _ = await harness.command(f"delete run {RUN}", signature="v0=" + "0" * 64)
+    stale, _ = await harness.command(f"delete run {RUN}", timestamp=int(time.time()) - 301)
+    assert (forged, stale) == (401, 401)
+    assert harness.store.list_requests() == []
+    assert harness.slack.calls_to("chat.postMessage") == []
+    events = [e.event for e in harness.store.audit_entries()]
+    assert events.count("signature.rejected") == 2

@@ -1,0 +1,45 @@
+"""manifest.yml asks for exactly what the code uses: its command, and the scopes of the calls it makes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from bot.listeners.commands import COMMAND
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Web API method (as slack_sdk names it) -> the bot scope it needs.
+SCOPE_OF = {
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "chat_postEphemeral": "chat:write",
+    "files_upload_v2": "files:write",
+    "usergroups_users_list": "usergroups:read",
+    "users_info": "users:read",
+    "users_lookupByEmail": "users:read.email",
+    "conversations_info": "channels:read",
+    "views_publish": None,  # App Home needs no scope of its own
+}
+
+
+def _calls_in_code() -> set[str]:
+    pattern = re.compile(r"\.(" + "|".join(SCOPE_OF) + r")\(")
+    found: set[str] = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        found |= set(pattern.findall(path.read_text()))
+    return found
+
+
+def test_manifest_matches_the_code() -> None:
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    assert manifest["_metadata"]["major_version"] == 1
+    commands = [c["command"] for c in manifest["features"]["slash_commands"]]
+    assert commands == [COMMAND]
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    calls = _calls_in_code()
+    assert "chat_postMessage" in calls  # the scan itself works
+    needed = {"commands"} | {SCOPE_OF[c] for c in calls if SCOPE_OF[c]}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
