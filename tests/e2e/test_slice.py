@@ -55,3 +55,53 @@ async def test_forged_and_stale_requests_get_401_and_change_nothing(harness: Har
     assert harness.slack.calls_to("chat.postMessage") == []
     events = [e.event for e in harness.store.audit_entries()]
     assert events.count("signature.rejected") == 2
+
+
+async def test_export_run_link_downloads_the_run_with_a_true_manifest(harness: Harness) -> None:
+    import hashlib
+    import io
+    import json
+    import zipfile
+
+    import aiohttp
+
+    prefix = f"ExperimentRun/dcid.{RUN}/"
+    files = {
+        f"{prefix}user_logs/std_log.txt": b"hello from the run\n" * 50,
+        f"{prefix}outputs/model.joblib": bytes(range(256)) * 40,
+        f"{prefix}azureml-logs/process_info.json": b'{"pid": 1}',
+    }
+    await harness.seed(files | {"ExperimentRun/dcid.someone_else/x.txt": b"not mine"})
+    request = await harness.submit(f"export run {RUN}")
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.wait_state(request.id, State.SUCCEEDED)
+
+    def link_message() -> dict | None:
+        return next((m for m in harness.thread(request.id) if "Export ready" in str(m.get("blocks"))), None)
+
+    message = await harness.slack.wait_for(link_message)
+    link = next(
+        el["text"].split("<", 1)[1].split("|", 1)[0]
+        for block in message["blocks"] if block["type"] == "section"
+        for el in [block["text"]]
+    )
+    assert "sp=r" in link and "se=" in link  # read-only, expiring
+    async with aiohttp.ClientSession() as session:
+        async with session.get(link) as response:
+            assert response.status == 200
+            archive = await response.read()
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        names = set(zipped.namelist())
+        manifest = json.loads(zipped.read("manifest.json"))
+        contents = {name: zipped.read(name) for name in names if name != "manifest.json"}
+    container = harness.container
+    assert names == {f"{container}/{name}" for name in files} | {"manifest.json"}
+    for entry in manifest["files"]:
+        source = entry["source"].split("/", 1)[1]
+        assert entry["size"] == len(files[source])
+        assert entry["sha256"] == hashlib.sha256(files[source]).hexdigest()
+        assert contents[entry["path"]] == files[source]
+    assert manifest["plan_hash"] == harness.request(request.id).plan_hash
+    assert hashlib.sha256(archive).hexdigest() in str(message["blocks"])
+    # An export deletes nothing.
+    assert len(await harness.blob_names(prefix)) == 3
