@@ -18,6 +18,14 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import NoReturn
 
+from commands.durations import (
+    EXAMPLES,
+    MAX_DURATION,
+    DurationError,
+    format_duration,
+    looks_like_duration,
+    parse_duration,
+)
 from commands.intents import (
     KINDS_BY_VERB,
     CancelCommand,
@@ -36,7 +44,6 @@ from commands.intents import (
 
 MAX_INPUT = 4000  # characters; Slack allows more, nothing sensible needs it
 MAX_QUOTE = 60  # characters of user input quoted back in an error message
-MAX_DURATION = timedelta(days=3650)
 
 
 class GrammarError(Exception):
@@ -88,8 +95,6 @@ _OPTION_HOME: dict[str, str] = {
 _REQUIRED_OPTION: dict[Kind, str] = {Kind.COMPUTES: "--idle", Kind.EXPORTS: "--older-than"}
 
 _LIST_SCOPES = ("mine", "pending")
-_DURATION_UNITS: dict[str, int] = {"w": 7 * 24 * 60, "d": 24 * 60, "h": 60, "m": 1}  # minutes
-_DURATION_EXAMPLES = "`30m`, `12h`, `7d` or `2w`"
 
 
 def _intent_usage(verb: Verb, kind: Kind) -> str:
@@ -137,7 +142,6 @@ _NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}")
 _VERSION = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _ALIAS = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _REQUEST_ID = re.compile(r"[Rr]-[A-Za-z0-9]{8}")
-_DURATION = re.compile(r"([0-9]+)([mhdwMHDW])")
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{2,31})(?:\|[^<>]*)?>")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'\-]{1,64}@(?:[A-Za-z0-9\-]{1,63}\.)+[A-Za-z]{2,63}")
 _GUID = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
@@ -350,23 +354,21 @@ def _user(action: str, token: str) -> UserRef:
 
 
 def _duration(action: str, option: str, token: str) -> timedelta:
-    match = _DURATION.fullmatch(token)
-    if not match:
+    try:
+        return parse_duration(token, units="wdhm")
+    except DurationError as error:
+        if error.problem == "zero":
+            raise GrammarError(f"`{option}` must be more than zero.", USAGE[action]) from None
+        if error.problem == "too_long":
+            limit = format_duration(MAX_DURATION)
+            raise GrammarError(
+                f"{_q(token)} is too long for `{option}`; the limit is `{limit}`.", USAGE[action]
+            ) from None
         raise GrammarError(
             f"{_q(token)} isn't a duration for `{option}`: use a whole number and a unit, "
-            f"like {_DURATION_EXAMPLES}.",
+            f"like {EXAMPLES}.",
             USAGE[action],
-        )
-    minutes = int(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
-    if minutes <= 0:
-        raise GrammarError(f"`{option}` must be more than zero.", USAGE[action])
-    # Compare as minutes: a huge number would overflow timedelta.
-    if minutes > MAX_DURATION // timedelta(minutes=1):
-        limit = format_duration(MAX_DURATION)
-        raise GrammarError(
-            f"{_q(token)} is too long for `{option}`; the limit is `{limit}`.", USAGE[action]
-        )
-    return timedelta(minutes=minutes)
+        ) from None
 
 
 def _request_id(action: str, positionals: list[str]) -> str:
@@ -376,15 +378,6 @@ def _request_id(action: str, positionals: list[str]) -> str:
     raise GrammarError(
         f"{_q(token)} isn't a request id: they look like `R-7K2Q9XJ4`.", USAGE[action]
     )
-
-
-def format_duration(value: timedelta) -> str:
-    """`timedelta(days=14)` -> "2w": the largest unit that divides exactly."""
-    minutes, rest = divmod(value, timedelta(minutes=1))
-    if rest or minutes <= 0:
-        raise ValueError(f"{value!r} isn't a positive whole number of minutes")
-    unit = next(u for u, size in _DURATION_UNITS.items() if minutes % size == 0)
-    return f"{minutes // _DURATION_UNITS[unit]}{unit}"
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -506,8 +499,8 @@ def _intent_target(verb: Verb, kind: Kind, positionals: list[str]) -> Intent:
     action = f"{verb} {kind}"
     if kind not in _PLACEHOLDER:  # cleanups: everything is in options
         option = _REQUIRED_OPTION[kind]
-        looks_like_duration = positionals and _DURATION.fullmatch(positionals[0])
-        hint = f"Did you mean `{option} {positionals[0]}`?" if looks_like_duration else None
+        misplaced = bool(positionals) and looks_like_duration(positionals[0])
+        hint = f"Did you mean `{option} {positionals[0]}`?" if misplaced else None
         _at_most(action, positionals, 0, hint)
         return Intent(verb, kind)
     spaces = "Names can't contain spaces." if kind is not Kind.USER else None
@@ -543,7 +536,7 @@ def _intent_options(intent: Intent, options: dict[str, str | None]) -> Intent:
         raw = options.get(required)
         if raw is None:
             raise GrammarError(
-                f"`{action}` needs `{required} <duration>`, like {_DURATION_EXAMPLES}.",
+                f"`{action}` needs `{required} <duration>`, like {EXAMPLES}.",
                 USAGE[action],
             )
         field_name = required.removeprefix("--").replace("-", "_")
