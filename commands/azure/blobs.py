@@ -55,7 +55,7 @@ class WorkspaceBlobs:
         client = self._async.get_container_client(container)
         try:
             return [
-                BlobInfo(container, blob.name, blob.size or 0)
+                BlobInfo(container, blob.name, blob.size or 0, blob.last_modified)
                 async for blob in client.list_blobs(name_starts_with=prefix)
             ]
         except ResourceNotFoundError:

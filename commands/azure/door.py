@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -18,6 +18,7 @@ class BlobInfo:
     container: str
     name: str
     size: int
+    modified: datetime | None = None
 
 
 class Status(StrEnum):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from commands.operations.base import Operation
+from commands.operations.cleanup_exports import CleanupExports
 from commands.operations.run_data import DeleteRun, ExportRun
 
-OPERATIONS: dict[str, Operation] = {op.action: op for op in (DeleteRun(), ExportRun())}
+OPERATIONS: dict[str, Operation] = {op.action: op for op in (DeleteRun(), ExportRun(), CleanupExports())}
 
 
 def operation_for(action: str) -> Operation | None:

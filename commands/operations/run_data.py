@@ -55,6 +55,28 @@ async def _appeared(plan: Plan, ctx: Context) -> list[str]:
     return found
 
 
+async def delete_planned_blobs(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+    """Delete exactly the plan's blobs, in batches, checkpointing after each step."""
+    results = dict(checkpoint.done)
+    todo = [item for item in plan.items if item.key not in results]
+    for start in range(0, len(todo), STEP):
+        if await checkpoint.cancelled():
+            return Execution(results, stopped_early=True)
+        step = todo[start : start + STEP]
+        by_container: dict[str, list[PlanItem]] = {}
+        for item in step:
+            by_container.setdefault(item.container or "", []).append(item)
+        outcome: dict[str, ItemResult] = {}
+        for container, items in by_container.items():
+            deleted = await ctx.door.delete_blobs(container, [item.ref for item in items])
+            outcome.update({item.key: deleted[item.ref] for item in items})
+        await checkpoint.record(outcome)
+        results.update(outcome)
+        done_bytes = sum(item.size or 0 for item in plan.items if item.key in results)
+        await checkpoint.progress(len(results), len(plan.items), done_bytes, plan.total_bytes)
+    return Execution(results, extras={"appeared": await _appeared(plan, ctx)})
+
+
 class DeleteRun:
     action = "delete run"
 
@@ -62,25 +84,7 @@ class DeleteRun:
         return await plan_blobs(intent, ctx, run_prefixes(intent, ctx))
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        results = dict(checkpoint.done)
-        todo = [item for item in plan.items if item.key not in results]
-        total_bytes = plan.total_bytes
-        for start in range(0, len(todo), STEP):
-            if await checkpoint.cancelled():
-                return Execution(results, stopped_early=True)
-            step = todo[start : start + STEP]
-            by_container: dict[str, list[PlanItem]] = {}
-            for item in step:
-                by_container.setdefault(item.container or "", []).append(item)
-            outcome: dict[str, ItemResult] = {}
-            for container, items in by_container.items():
-                deleted = await ctx.door.delete_blobs(container, [item.ref for item in items])
-                outcome.update({item.key: deleted[item.ref] for item in items})
-            await checkpoint.record(outcome)
-            results.update(outcome)
-            done_bytes = sum(item.size or 0 for item in plan.items if item.key in results)
-            await checkpoint.progress(len(results), len(plan.items), done_bytes, total_bytes)
-        return Execution(results, extras={"appeared": await _appeared(plan, ctx)})
+        return await delete_planned_blobs(plan, ctx, checkpoint)
 
 
 class ExportRun:

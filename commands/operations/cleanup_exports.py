@@ -1,0 +1,39 @@
+"""`cleanup exports --older-than <duration>`: remove export archives past their retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from commands.durations import format_duration
+from commands.intents import Intent
+from commands.operations.base import Checkpoint, Context, Execution, OperationError
+from commands.operations.run_data import delete_planned_blobs
+from commands.plan import ItemKind, Plan, PlanItem
+
+EXPORTS_PREFIX = "exports/"
+
+
+class CleanupExports:
+    action = "cleanup exports"
+
+    async def preview(self, intent: Intent, ctx: Context) -> Plan:
+        assert intent.older_than is not None
+        cutoff = datetime.now(UTC) - intent.older_than
+        container = ctx.config.exports_container
+        stale = [
+            blob
+            for blob in await ctx.door.list_blobs(container, EXPORTS_PREFIX)
+            if blob.modified is not None and blob.modified < cutoff
+        ]
+        if not stale:
+            raise OperationError(f"No exports older than `{format_duration(intent.older_than)}` in `{container}` of workspace `{ctx.alias}`.")
+        return Plan(
+            action=intent.action,
+            workspace=ctx.alias,
+            target=f"exports older than {cutoff.isoformat(timespec='minutes')}",
+            items=tuple(PlanItem(ItemKind.BLOB, b.name, b.size, container) for b in sorted(stale, key=lambda b: b.name)),
+            # No prefix to re-list: exports written after the plan are simply not in it.
+        )
+
+    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+        return await delete_planned_blobs(plan, ctx, checkpoint)
