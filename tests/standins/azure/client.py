@@ -1,0 +1,184 @@
+"""Build the REAL Azure SDK clients against the stand-in, the way production code builds them.
+
+How production code should construct its clients
+================================================
+Give the Azure layer three inputs and nothing else differs between Azure and the stand-in:
+
+* ``credential``: any ``azure.core.credentials.TokenCredential`` (``DefaultAzureCredential`` in
+  production, ``FakeCredential`` here).
+* ``resource_manager``: the ARM endpoint, default ``"https://management.azure.com/"``.
+* ``client_kwargs``: extra azure-core options passed through to every client, e.g. retry
+  (``retry_total``, ``retry_backoff_factor``), ``polling_interval``; empty in production.
+
+Then::
+
+    from azure.ai.ml import MLClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    def cloud_kwargs(resource_manager: str) -> dict:
+        if resource_manager.rstrip("/") == "https://management.azure.com":
+            return {"cloud": "AzureCloud"}
+        # MLClient registers a custom cloud from cloud_metadata (once per name, process-wide).
+        return {"cloud": cloud_name_for(resource_manager), "cloud_metadata": cloud_metadata(resource_manager)}
+
+    ml = MLClient(credential, subscription_id, resource_group, workspace_name,
+                  enable_telemetry=False, show_progress=False,
+                  **cloud_kwargs(resource_manager), **client_kwargs)
+    arm = ResourceManagementClient(credential, subscription_id,
+                                   base_url=resource_manager.rstrip("/"),
+                                   credential_scopes=[resource_manager.rstrip("/") + "/.default"],
+                                   **client_kwargs)
+
+``cloud_metadata()`` and ``cloud_name_for()`` below are what production needs for a custom endpoint
+(copy them or import the idea; they only use public MLClient kwargs). Everything then goes to
+``resource_manager``: MLClient derives its ARM base URL from the cloud, and the workspace's
+``discoveryUrl`` sends the data-plane clients (run history) wherever the service says.
+
+What the test environment must also provide (``standin_environment``)
+---------------------------------------------------------------------
+* ``REQUESTS_CA_BUNDLE`` = ``standin.ca_bundle``: the stand-in serves HTTPS with its own CA, because
+  azure-core refuses bearer tokens over http and azure-ai-ml builds some ARM clients internally
+  (``workspaces.begin_delete(delete_dependent_resources=True)`` uses a private
+  ``ResourceManagementClient`` whose pipeline we cannot reach). HTTPS makes every client work unchanged.
+* ``AZUREML_CURRENT_CLOUD``: MLClient *writes* this process-wide variable to the cloud name, and those
+  internal clients read it back to find the ARM endpoint; save/restore it around each test
+  (``monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)`` does that).
+* no ``AZUREML_DEV_URL_MFE``: it would override MLClient's ARM endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.ai.ml import MLClient
+from azure.core.credentials import AccessToken
+from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from tests.standins.azure.server import AzureStandIn
+from tests.standins.azure.state import DEFAULT_TENANT
+
+# Fast, bounded retries and polls for tests; production leaves these at the SDK defaults.
+TEST_CLIENT_KWARGS: dict[str, Any] = {
+    "retry_total": 3,
+    "retry_backoff_factor": 0.01,
+    "retry_backoff_max": 0.05,
+    "polling_interval": 0,
+}
+
+
+class FakeCredential:
+    """A ``TokenCredential`` whose token is an unsigned JWT with tenant/object id claims (the SDK
+    decodes ``tid`` to decorate studio URLs). Records the scopes it was asked for."""
+
+    def __init__(
+        self, tenant_id: str = DEFAULT_TENANT, object_id: str = "0b07a000-0000-4000-8000-000000000001"
+    ) -> None:
+        self.tenant_id, self.object_id = tenant_id, object_id
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        self.scopes.append(scopes)
+        expires = int(time.time()) + 3600
+        claims_body = {
+            "aud": scopes[0] if scopes else "",
+            "tid": tenant_id or self.tenant_id,
+            "oid": self.object_id,
+            "exp": expires,
+        }
+        token = ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+            for part in ({"alg": "none", "typ": "JWT"}, claims_body)
+        )
+        return AccessToken(token + ".", expires)
+
+
+class AllowHttpBearerPolicy(SansIOHTTPPolicy[Any, Any]):
+    """Only for ``AzureStandIn(tls=False)``: lets azure-core's bearer policy send a token over http.
+
+    Must run before the authentication policy, so pass it as ``per_call_policies``. It cannot reach
+    clients the SDK builds internally (the dependent-resource deletes of workspaces.begin_delete).
+    """
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        request.context["enforce_https"] = False
+
+
+def cloud_name_for(resource_manager: str) -> str:
+    # azure-ai-ml keeps custom clouds in a process-wide registry and never overwrites an entry, so
+    # the name must be unique per endpoint (a stand-in on a new port must not reuse a stale entry).
+    url = urlsplit(resource_manager)
+    return f"AmlStandIn-{url.scheme}-{url.netloc.replace(':', '-')}"
+
+
+def cloud_metadata(resource_manager: str) -> dict[str, str]:
+    """``cloud_metadata`` for ``MLClient(cloud=…, cloud_metadata=…)`` with every endpoint at ``resource_manager``."""
+    base = resource_manager.rstrip("/") + "/"
+    return {
+        "azure_portal": base,
+        "resource_manager": base,
+        "active_directory": base,
+        "aml_resource_id": base,
+        "storage_endpoint": "core.windows.net",
+        "registry_discovery_endpoint": base,
+    }
+
+
+def client_kwargs(standin: AzureStandIn) -> dict[str, Any]:
+    kwargs = dict(TEST_CLIENT_KWARGS)
+    if not standin.tls:
+        kwargs["per_call_policies"] = [AllowHttpBearerPolicy()]
+    return kwargs
+
+
+def standin_environment(standin: AzureStandIn) -> dict[str, str | None]:
+    """Environment for the test process (apply with monkeypatch; ``None`` means unset)."""
+    return {"REQUESTS_CA_BUNDLE": standin.ca_bundle, "AZUREML_DEV_URL_MFE": None}
+
+
+def ml_client(
+    standin: AzureStandIn,
+    subscription_id: str,
+    resource_group: str,
+    workspace: str | None,
+    *,
+    credential: Any | None = None,
+    **kwargs: Any,
+) -> MLClient:
+    """The real ``MLClient``, pointed at the stand-in through a custom cloud."""
+    return MLClient(
+        credential or FakeCredential(),
+        subscription_id,
+        resource_group,
+        workspace,
+        cloud=cloud_name_for(standin.url),
+        cloud_metadata=cloud_metadata(standin.url),
+        enable_telemetry=False,
+        show_progress=False,
+        **{**client_kwargs(standin), **kwargs},
+    )
+
+
+def resource_client(
+    standin: AzureStandIn, subscription_id: str, *, credential: Any | None = None, **kwargs: Any
+) -> ResourceManagementClient:
+    """The real ``ResourceManagementClient`` with ``base_url`` at the stand-in."""
+    return ResourceManagementClient(
+        credential or FakeCredential(),
+        subscription_id,
+        base_url=standin.url,
+        credential_scopes=[f"{standin.url}/.default"],
+        **{**client_kwargs(standin), **kwargs},
+    )
