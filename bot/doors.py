@@ -1,23 +1,43 @@
-"""One door per configured workspace, opened on first use and reused."""
+"""The doors to each configured workspace (storage and control plane), opened on first use."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from commands.azure.blobs import WorkspaceBlobs
-from commands.azure.door import WorkspaceDoor
 from commands.azure.config import WorkspaceConfig
+from commands.azure.control import WorkspaceControl
+from commands.azure.door import WorkspaceDoor
 
 
 class Doors:
-    def __init__(self, workspaces: dict[str, WorkspaceConfig]) -> None:
+    def __init__(
+        self,
+        workspaces: dict[str, WorkspaceConfig],
+        *,
+        credential: Any | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self._configs = workspaces
-        self._open: dict[str, WorkspaceDoor] = {}
+        self._credential = credential  # None: DefaultAzureCredential, made on first use
+        self._client_kwargs = client_kwargs or {}
+        self._blobs: dict[str, WorkspaceDoor] = {}
+        self._controls: dict[str, WorkspaceControl] = {}
 
     def get(self, alias: str) -> WorkspaceDoor:
-        if alias not in self._open:
-            self._open[alias] = WorkspaceBlobs(self._configs[alias])
-        return self._open[alias]
+        if alias not in self._blobs:
+            self._blobs[alias] = WorkspaceBlobs(self._configs[alias])
+        return self._blobs[alias]
+
+    def control(self, alias: str) -> WorkspaceControl:
+        if alias not in self._controls:
+            self._controls[alias] = WorkspaceControl(self._configs[alias], self._credential, self._client_kwargs)
+        return self._controls[alias]
 
     async def close(self) -> None:
-        for door in self._open.values():
+        for door in self._blobs.values():
             await door.close()
-        self._open.clear()
+        for control in self._controls.values():
+            await control.close()
+        self._blobs.clear()
+        self._controls.clear()

@@ -10,17 +10,17 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import cards, policy
 from bot.doors import Doors
-from bot.lifecycle import WAITING, IllegalTransition, State
+from bot.lifecycle import FINAL, IllegalTransition, State
 from bot.settings import AppConfig, Settings
-from bot.store.store import RequestRecord, Store, now
+from bot.store.store import REQUEST_ID, RequestRecord, Store, now
 from bot.usergroups import GroupResolver
 from commands import grammar
 from commands.intents import (
@@ -39,6 +39,8 @@ from commands.operations.base import Context, OperationError
 log = logging.getLogger(__name__)
 
 ALL_ACTIONS = [f"{verb.value} {kind.value}" for verb, kinds in KINDS_BY_VERB.items() for kind in kinds]
+OPEN = frozenset(State) - FINAL  # requests whose card can still change
+CARD_LOCKS = 64
 
 
 @dataclass
@@ -62,16 +64,13 @@ def intent_to_dict(intent: Intent) -> dict[str, object]:
     return {"text": grammar.render(intent)}
 
 
-def intent_from_dict(data: dict[str, object]) -> Intent:
-    parsed = grammar.parse(str(data["text"]))
-    assert isinstance(parsed, Intent)
-    return parsed
-
-
 class Flow:
     def __init__(self, services: Services, client: AsyncWebClient) -> None:
         self.s = services
         self.client = client
+        # One request's card edits go out one at a time, each rendered from a fresh read, so a
+        # slow edit can never overwrite a newer one. Striped: memory stays bounded.
+        self._card_locks = [asyncio.Lock() for _ in range(CARD_LOCKS)]
 
     @property
     def store(self) -> Store:
@@ -100,9 +99,12 @@ class Flow:
                 return await self.freeze(isinstance(parsed, FreezeCommand), where)
         return None
 
-    async def _refuse(self, where: Where, event: str, reason: str, **detail: object) -> str:
+    async def _refuse(
+        self, where: Where, event: str, reason: str, request_id: str | None = None, **detail: object
+    ) -> str:
+        """Every refusal is audited; the caller answers privately with the returned text."""
         await asyncio.to_thread(
-            self.store.audit, actor=where.user, event=event, outcome="refused",
+            self.store.audit, actor=where.user, event=event, outcome="refused", request_id=request_id,
             channel_id=where.channel, detail={"reason": reason, **detail},
         )
         return f":no_entry: {reason}"
@@ -130,7 +132,7 @@ class Flow:
         except OperationError as error:
             return cards.error_text(str(error))
         members = await self.s.groups.all_members()
-        can = policy.can_be_approved(config.policy, actor, intent.action, len(plan.items), members)
+        can = policy.can_be_approved(config.policy, actor, intent.action, alias, len(plan.items), members)
         if not can.allowed:
             return await self._refuse(where, "request.refused", can.reason, action=intent.action, workspace=alias)
         record = await asyncio.to_thread(
@@ -147,13 +149,40 @@ class Flow:
             approvals_required=policy.approvals_required(config.policy, intent.action),
             expires_in=config.policy.expiry,
         )
-        posted = await self.client.chat_postMessage(
-            channel=where.channel, text=cards.card_text(record), blocks=await self._card(record)
-        )
+        try:
+            posted = await self.client.chat_postMessage(
+                channel=where.channel, text=cards.card_text(record), blocks=await self._card(record)
+            )
+        except SlackApiError as error:
+            return await self._withdraw(record, error)
         await asyncio.to_thread(self.store.set_card, record.id, posted["ts"])
         if len(plan.items) > cards.MAX_LISTED_ITEMS:
             await self._post_plan_file(record, posted["ts"], plan.to_dict())
+        await self._announce(record, posted["ts"])
         return f"Request {record.id} is waiting for approval."
+
+    async def _withdraw(self, record: RequestRecord, error: SlackApiError) -> str:
+        """A request nobody can see cannot be approved: cancel it rather than let it linger."""
+        reason = error.response.get("error") or "unknown error"
+        await asyncio.to_thread(
+            self.store.transition, record.id, State.CANCELLED, actor="amlbot", event="request.card_failed",
+            detail={"slack_error": reason},
+        )
+        return cards.error_text(
+            f"Slack refused the request card ({reason}), so {record.id} is cancelled and nothing will run.",
+            hint="If the error is not_in_channel, invite the bot to this channel and ask again.",
+        )
+
+    async def _announce(self, record: RequestRecord, card_ts: str) -> None:
+        """One short post in the approvers' channel, when the policy names one, linking to the card."""
+        channel = self.s.config.policy.approvers_channel
+        if not channel or channel == record.channel_id:
+            return
+        try:
+            link = (await self.client.chat_getPermalink(channel=record.channel_id, message_ts=card_ts)).get("permalink")
+        except SlackApiError:
+            link = None  # the notice still names the request and its channel
+        await self._post(record, channel=channel, text=cards.approvers_notice(record, link))
 
     async def _post_plan_file(self, record: RequestRecord, thread_ts: str, plan: dict[str, object]) -> None:
         await self.client.files_upload_v2(
@@ -166,6 +195,7 @@ class Flow:
             alias=alias,
             config=self.s.config.workspaces[alias],
             door=self.s.doors.get(alias),
+            control=self.s.doors.control(alias),
             settings={"request_id": request_id, "link_expiry": self.s.config.export_link_expiry},
         )
 
@@ -175,10 +205,15 @@ class Flow:
                 return "```" + grammar.usage(command.topic) + "```"
             except ValueError:
                 return cards.error_text(f"No help on `{command.topic}`.", grammar.usage("help"))
+        rules = self.s.config.policy
         actor = await self.s.groups.actor(where.user)
-        lines = [grammar.USAGE[a] for a in policy.requestable_actions(self.s.config.policy, actor, ALL_ACTIONS)]
-        lines += [grammar.USAGE[k] for k in ("status", "cancel", "list", "help")]
-        if policy.is_admin(self.s.config.policy, actor):
+        available = [a for a in ALL_ACTIONS if operation_for(a) is not None]
+        actions = policy.requestable_actions(rules, actor, available, where.channel)
+        lines = [grammar.USAGE[a] for a in actions] + [grammar.USAGE["status"]]
+        if actions or policy.is_approver(rules, actor):
+            lines.append(grammar.USAGE["cancel"])
+        lines += [grammar.USAGE["list"], grammar.USAGE["help"]]
+        if policy.is_admin(rules, actor):
             lines += [grammar.USAGE["freeze"], grammar.USAGE["unfreeze"]]
         return "*What you can run here*\n```" + "\n".join(lines) + "```"
 
@@ -206,7 +241,8 @@ class Flow:
         changed = await asyncio.to_thread(self.store.set_frozen, frozen, where.user)
         if not changed:
             return f"amlbot was already {'frozen' if frozen else 'running'}."
-        for record in await asyncio.to_thread(self.store.list_requests, states=WAITING, limit=200):
+        # Every open card says whether jobs may start: each one is re-rendered.
+        for record in await asyncio.to_thread(self.store.list_requests, states=OPEN, limit=None):
             await self.refresh_card(record)
         if not frozen:
             self.s.wake_worker.set()
@@ -220,80 +256,112 @@ class Flow:
 
     async def _cancel(self, record: RequestRecord, where: Where) -> str:
         actor = await self.s.groups.actor(where.user)
-        pool = policy.approver_pool(self.s.config.policy, await self.s.groups.all_members())
-        if where.user != record.requester and where.user not in pool:
-            return await self._refuse(where, "cancel.refused", "Only the requester or an approver may cancel.", request_id=record.id)
-        if record.state is State.RUNNING:
-            await asyncio.to_thread(self.store.request_cancel, record.id)
-            await asyncio.to_thread(
-                self.store.audit, actor=actor.user_id, event="cancel.requested", outcome="ok",
-                request_id=record.id, channel_id=record.channel_id,
-            )
-            return f"{record.id} is running: it stops after the current step, with a partial receipt."
+        allowed = policy.may_cancel(self.s.config.policy, actor, requester=record.requester, workspace=record.workspace)
+        if not allowed.allowed:
+            return await self._refuse(where, "cancel.refused", allowed.reason, request_id=record.id)
         try:
-            moved = await asyncio.to_thread(
-                self.store.transition, record.id, State.CANCELLED, actor=where.user, event="request.cancelled",
-                expected=WAITING, decided_by=where.user, decided_at=now(),
-            )
+            result = await asyncio.to_thread(self.store.cancel, record.id, where.user)
         except IllegalTransition as error:
-            return cards.error_text(str(error))
-        await self.refresh_card(moved)
-        await self._tell(moved, f"<@{moved.requester}> {moved.id} was cancelled by <@{where.user}>.")
-        return f"{moved.id} is cancelled."
+            return await self._refuse(where, "cancel.refused", str(error), request_id=record.id)
+        if result.stopping:
+            await self.tell(result.request, f"<@{record.requester}> <@{where.user}> asked to stop {record.id}: "
+                            "it stops after the current step, with a partial receipt.")
+            return f"{record.id} is running: it stops after the current step, with a partial receipt."
+        await self.refresh_card(result.request)
+        await self.tell(result.request, cards.decision_text(result.request, where.user))
+        return f"{record.id} is cancelled."
 
     # ---- clicks ----------------------------------------------------------------------------
 
-    async def click(self, action_id: str, request_id: str, where: Where) -> str | None:
-        record = await asyncio.to_thread(self.store.get, request_id)
+    async def click(self, action_id: str, value: object, where: Where) -> str | None:
+        """A button on a card; returns the private reply, if any. Nothing here trusts the payload."""
+        handlers: dict[str, Callable[[RequestRecord, Where], Awaitable[str | None]]] = {
+            cards.APPROVE: self._approve,
+            cards.REJECT: self._reject,
+            cards.CANCEL: self._cancel,
+            cards.RUN_NOW: self._run_now,
+        }
+        handler = handlers.get(action_id)
+        if handler is None or not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
+            return await self._refuse(where, "click.refused", "That button does not name a request.", value=str(value)[:40])
+        record = await asyncio.to_thread(self.store.get, value)
         if record is None or record.channel_id != where.channel or record.team_id != where.team:
-            return await self._refuse(where, "click.refused", "That request does not exist in this channel.", request_id=request_id[:40])
-        if action_id == cards.CANCEL:
-            return await self._cancel(record, where)
-        if record.state is not State.PENDING:
-            return f"{record.id} is already {record.state.value}."
+            return await self._refuse(where, "click.refused", "That request does not exist in this channel.", value=value)
+        return await handler(record, where)
+
+    async def _too_late(self, where: Where, event: str, record: RequestRecord) -> str:
+        """A click on a card that has moved on (a stale card, a second click): refused, unchanged."""
+        return await self._refuse(where, event, f"{record.id} is already {record.state.value}.", request_id=record.id)
+
+    async def _may_approve(self, record: RequestRecord, where: Where) -> policy.Decision:
         actor = await self.s.groups.actor(where.user)
-        item_count = len((record.plan or {}).get("items", []))
-        allowed = policy.may_approve(
+        return policy.may_approve(
             self.s.config.policy, actor, requester=record.requester, action=record.action,
-            workspace=record.workspace, item_count=item_count,
+            workspace=record.workspace, item_count=len((record.plan or {}).get("items", [])),
         )
-        verb = "approve" if action_id == cards.APPROVE else "reject"
-        if not allowed.allowed and not (verb == "reject" and where.user == record.requester):
-            return await self._refuse(where, f"{verb}.refused", allowed.reason, request_id=record.id)
-        if verb == "reject":
-            try:
-                moved = await asyncio.to_thread(
-                    self.store.transition, record.id, State.REJECTED, actor=where.user, event="request.rejected",
-                    expected=frozenset({State.PENDING}), decided_by=where.user, decided_at=now(),
-                )
-            except IllegalTransition as error:
-                return cards.error_text(str(error))
-            await self.refresh_card(moved)
-            await self._tell(moved, f"<@{moved.requester}> {moved.id} was rejected by <@{where.user}>.")
-            return None
+
+    async def _approve(self, record: RequestRecord, where: Where) -> str | None:
+        if record.state is not State.PENDING:
+            return await self._too_late(where, "approve.refused", record)
+        allowed = await self._may_approve(record, where)
+        if not allowed.allowed:
+            return await self._refuse(where, "approve.refused", allowed.reason, request_id=record.id)
+        wait = policy.cooling_off(self.s.config.policy, record.action)
         try:
-            result = await asyncio.to_thread(
-                self.store.approve, record.id, where.user, cooling_off=self._cooling_off(record)
-            )
+            result = await asyncio.to_thread(self.store.approve, record.id, where.user, cooling_off=wait)
         except IllegalTransition as error:
-            return cards.error_text(str(error))
+            return await self._refuse(where, "approve.refused", str(error), request_id=record.id)
         if not result.added:
             return f"You have already approved {record.id}."
         await self.refresh_card(result.request)
-        if result.quorum_reached_now:
-            self.s.wake_worker.set()
-            await self._tell(result.request, f"<@{record.requester}> {record.id} is approved by "
-                             + ", ".join(f"<@{u}>" for u in result.request.approvers) + ".")
+        if not result.quorum_reached_now:
+            return f"Your approval of {record.id} is recorded: {result.count} of {record.approvals_required}."
+        self.s.wake_worker.set()
+        await self.tell(result.request, cards.decision_text(result.request))
         return None
 
-    def _cooling_off(self, record: RequestRecord) -> timedelta:
-        # Only erasures of personal data wait: a last chance to stop a mistaken one.
-        return self.s.config.policy.cooling_off if record.action == "delete user" else timedelta(0)
+    async def _reject(self, record: RequestRecord, where: Where) -> str | None:
+        if record.state is not State.PENDING:
+            return await self._too_late(where, "reject.refused", record)
+        allowed = await self._may_approve(record, where)
+        # A requester may always withdraw their own request.
+        if not allowed.allowed and where.user != record.requester:
+            return await self._refuse(where, "reject.refused", allowed.reason, request_id=record.id)
+        try:
+            moved = await asyncio.to_thread(
+                self.store.transition, record.id, State.REJECTED, actor=where.user, event="request.rejected",
+                expected=frozenset({State.PENDING}), decided_by=where.user, decided_at=now(),
+            )
+        except IllegalTransition as error:
+            return await self._refuse(where, "reject.refused", str(error), request_id=record.id)
+        await self.refresh_card(moved)
+        await self.tell(moved, cards.decision_text(moved, where.user))
+        return None
+
+    async def _run_now(self, record: RequestRecord, where: Where) -> str | None:
+        """An approver ends a cooling-off early: APPROVED → QUEUED."""
+        if record.state is not State.APPROVED:
+            return await self._too_late(where, "run_now.refused", record)
+        actor = await self.s.groups.actor(where.user)
+        allowed = policy.may_run_now(self.s.config.policy, actor, requester=record.requester, workspace=record.workspace)
+        if not allowed.allowed:
+            return await self._refuse(where, "run_now.refused", allowed.reason, request_id=record.id)
+        try:
+            moved = await asyncio.to_thread(
+                self.store.transition, record.id, State.QUEUED, actor=where.user, event="request.run_now",
+                expected=frozenset({State.APPROVED}),
+            )
+        except IllegalTransition as error:
+            return await self._refuse(where, "run_now.refused", str(error), request_id=record.id)
+        self.s.wake_worker.set()
+        await self.refresh_card(moved)
+        await self.tell(moved, cards.decision_text(moved, where.user))
+        return None
 
     # ---- Slack edges -----------------------------------------------------------------------
 
     async def _card(self, record: RequestRecord) -> list[cards.Block]:
-        pool = policy.approver_pool(self.s.config.policy, await self.s.groups.all_members())
+        pool = policy.approver_pool(self.s.config.policy, await self.s.groups.all_members(), record.workspace)
         frozen = await asyncio.to_thread(self.store.frozen)
         return cards.request_card(record, approvers=pool - {record.requester}, frozen=frozen)
 
@@ -301,20 +369,24 @@ class Flow:
         """Re-render the card from the database: it never says more than the store knows."""
         if not record.card_ts:
             return
-        fresh = await asyncio.to_thread(self.store.get, record.id) or record
-        try:
-            await self.client.chat_update(
-                channel=fresh.channel_id, ts=fresh.card_ts, text=cards.card_text(fresh), blocks=await self._card(fresh)
-            )
-        except SlackApiError as error:
-            log.warning("card update failed", extra={"request_id": fresh.id, "error": error.response.get("error")})
+        async with self._card_locks[hash(record.id) % CARD_LOCKS]:
+            fresh = await asyncio.to_thread(self.store.get, record.id) or record
+            try:
+                await self.client.chat_update(
+                    channel=fresh.channel_id, ts=fresh.card_ts, text=cards.card_text(fresh), blocks=await self._card(fresh)
+                )
+            except SlackApiError as error:
+                log.warning("card update failed", extra={"request_id": fresh.id, "error": error.response.get("error")})
 
-    async def _tell(self, record: RequestRecord, text: str) -> None:
-        if not record.card_ts:
-            return
+    async def tell(self, record: RequestRecord, text: str) -> None:
+        """A post in the card's thread (a decision, a reminder); Slack trouble never undoes the change."""
+        if record.card_ts:
+            await self._post(record, channel=record.channel_id, text=text, thread_ts=record.card_ts)
+
+    async def _post(self, record: RequestRecord, **message: str) -> None:
         try:
-            await self.client.chat_postMessage(channel=record.channel_id, thread_ts=record.card_ts, text=text)
+            await self.client.chat_postMessage(**message)
         except SlackApiError as error:
-            log.warning("thread post failed", extra={"request_id": record.id, "error": error.response.get("error")})
+            log.warning("post failed", extra={"request_id": record.id, "error": error.response.get("error")})
 
 

@@ -32,14 +32,15 @@ class Bot:
     worker: Worker
 
 
-def assemble(settings: Settings, config: AppConfig, audit_key: bytes) -> Bot:
+def assemble(settings: Settings, config: AppConfig, audit_key: bytes, doors: Doors | None = None) -> Bot:
+    """The bot's parts; `doors` lets tests point the Azure clients at local stand-ins."""
     store = Store.open(settings.amlbot_database_url, audit_key)
     client = slack_client(settings.slack_bot_token, settings.slack_api_url)
     services = Services(
         settings=settings,
         config=config,
         store=store,
-        doors=Doors(config.workspaces),
+        doors=doors or Doors(config.workspaces),
         groups=GroupResolver(client, config.policy),
     )
     app, flow = build_app(services, client)

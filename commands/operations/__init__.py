@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from commands.operations.base import Operation
 from commands.operations.cleanup_exports import CleanupExports
+from commands.operations.resources import DeleteCompute, DeleteEndpoint, DeleteWorkspace
 from commands.operations.run_data import DeleteRun, ExportRun
 
-OPERATIONS: dict[str, Operation] = {op.action: op for op in (DeleteRun(), ExportRun(), CleanupExports())}
+_ALL: tuple[Operation, ...] = (
+    DeleteRun(),
+    ExportRun(),
+    CleanupExports(),
+    DeleteCompute(),
+    DeleteEndpoint(),
+    DeleteWorkspace(),
+)
+OPERATIONS: dict[str, Operation] = {op.action: op for op in _ALL}
 
 
 def operation_for(action: str) -> Operation | None:

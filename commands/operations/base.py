@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from commands.azure.door import ItemResult, Status, WorkspaceDoor
 from commands.azure.config import WorkspaceConfig
+from commands.azure.control import WorkspaceControl
+from commands.azure.door import ItemResult, Status, WorkspaceDoor
 from commands.intents import Intent
 from commands.plan import Plan
 
@@ -20,7 +20,8 @@ class OperationError(Exception):
 class Context:
     alias: str
     config: WorkspaceConfig
-    door: WorkspaceDoor
+    door: WorkspaceDoor  # blob storage
+    control: WorkspaceControl  # Azure ML control plane and the resource manager
     settings: dict[str, Any] = field(default_factory=dict)  # e.g. link expiry
 
 
@@ -52,7 +53,5 @@ class Operation(Protocol):
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution: ...
 
-
-ProgressFn = Callable[[int, int], Awaitable[None]]
 
 SUCCESS = frozenset({Status.DELETED, Status.ALREADY_ABSENT, Status.EXPORTED, Status.SOFT_DELETED})

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Harness, start_harness, stop_harness
+from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, start_harness, stop_harness
+from tests.standins.azure.client import standin_environment
+from tests.standins.azure.server import AzureStandIn
 from tests.support.azurite import azurite
 
 
@@ -18,5 +20,28 @@ def azurite_connection() -> Iterator[str]:
 @pytest.fixture
 async def harness(tmp_path: Path, azurite_connection: str) -> AsyncIterator[Harness]:
     running = await start_harness(tmp_path, azurite_connection)
+    yield running
+    await stop_harness(running)
+
+
+@pytest.fixture
+async def azure(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AzureStandIn]:
+    """The Azure control-plane stand-in, seeded with the harness's `dev` workspace."""
+    async with AzureStandIn() as standin:
+        for name, value in standin_environment(standin).items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        # MLClient writes this process-wide; restore it after the test.
+        monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+        standin.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+        yield standin
+        assert standin.errors == []
+
+
+@pytest.fixture
+async def azure_harness(tmp_path: Path, azurite_connection: str, azure: AzureStandIn) -> AsyncIterator[Harness]:
+    running = await start_harness(tmp_path, azurite_connection, azure)
     yield running
     await stop_harness(running)

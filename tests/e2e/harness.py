@@ -12,12 +12,15 @@ from typing import Any
 from aiohttp import web
 from azure.storage.blob.aio import BlobServiceClient
 
+from bot.doors import Doors
 from bot.lifecycle import State
 from bot.server import Bot, assemble, web_app
 from bot.settings import Settings, parse_config
 from bot.store.store import RequestRecord
+from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
+from tests.standins.azure.server import AzureStandIn
 from tests.standins.slack_api import SlackWebApiStandIn
-from tests.standins.slack_signing import SlackSender
+from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body
 from tests.support.azurite import free_port
 
 SIGNING_SECRET = "test-signing-secret"
@@ -29,15 +32,18 @@ APPROVER_2 = "UAPP00002"
 ADMIN = "UADM00001"
 ONCALL = "UONC00001"
 STRANGER = "UOUT00001"
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+RESOURCE_GROUP = "rg-dev"
+WORKSPACE = "mlw-dev"
 
 
 def base_config(connection_string: str, artifact_container: str, **policy: Any) -> dict[str, Any]:
     return {
         "workspaces": {
             "dev": {
-                "subscription_id": "00000000-0000-0000-0000-000000000001",
-                "resource_group": "rg-dev",
-                "workspace_name": "mlw-dev",
+                "subscription_id": SUBSCRIPTION,
+                "resource_group": RESOURCE_GROUP,
+                "workspace_name": WORKSPACE,
                 "storage_connection_string": connection_string,
                 "artifact_container": artifact_container,
                 "exports_container": f"exports-{artifact_container}",
@@ -67,9 +73,19 @@ class Harness:
     def store(self):  # type: ignore[no-untyped-def]
         return self.bot.services.store
 
-    async def command(self, text: str, user: str = REQUESTER, **kw: Any) -> tuple[int, str]:
-        url = self.slack.response_url_for(CHANNEL, user=user)
-        return await self.sender.command(text, user, CHANNEL, response_url=url, **kw)
+    async def command(self, text: str, user: str = REQUESTER, channel: str = CHANNEL, **kw: Any) -> tuple[int, str]:
+        url = self.slack.response_url_for(channel, user=user)
+        return await self.sender.command(text, user, channel, response_url=url, **kw)
+
+    def command_body(self, text: str, user: str = REQUESTER, channel: str = CHANNEL) -> bytes:
+        """One delivery of a slash command, as bytes: send it again to play one of Slack's retries."""
+        url = self.slack.response_url_for(channel, user=user)
+        return slash_command_body(text, user, channel, response_url=url)
+
+    def click_body(self, action_id: str, value: str, user: str, *, card_ts: str = "", channel: str = CHANNEL) -> bytes:
+        """One delivery of a button click (any value, any channel), as bytes, to send or resend."""
+        url = self.slack.response_url_for(channel, card_ts or None, user=user)
+        return block_actions_body(action_id, value, user, channel, card_ts, response_url=url)
 
     async def click(self, action_id: str, request_id: str, user: str, **kw: Any) -> tuple[int, str]:
         record = self.request(request_id)
@@ -80,6 +96,19 @@ class Harness:
         record = self.store.get(request_id)
         assert record is not None, request_id
         return record
+
+    def thread_texts(self, request_id: str) -> list[str]:
+        return [m.get("text") or "" for m in self.thread(request_id)]
+
+    async def wait_thread(self, request_id: str, containing: str) -> str:
+        def found() -> str | None:
+            return next((t for t in self.thread_texts(request_id) if containing in t), None)
+
+        return await self.slack.wait_for(found, description=f"a thread post of {request_id} containing {containing!r}")
+
+    def events(self, request_id: str | None = None) -> list[str]:
+        """Audit events, oldest first."""
+        return [entry.event for entry in self.store.audit_entries(request_id)]
 
     def replies(self, user: str | None = None) -> list[str]:
         """Private answers the bot gave (through response_url), newest last."""
@@ -128,7 +157,10 @@ class Harness:
         return {b.name async for b in container.list_blobs(name_starts_with=prefix)}
 
 
-async def start_harness(tmp_path: Path, connection_string: str, **policy: Any) -> Harness:
+async def start_harness(
+    tmp_path: Path, connection_string: str, azure: AzureStandIn | None = None, **policy: Any
+) -> Harness:
+    """The bot on a free port; with `azure`, its control-plane calls go to that stand-in."""
     container = f"azureml-{uuid.uuid4().hex[:10]}"
     slack = SlackWebApiStandIn(usergroups={"SAPPROVERS": [APPROVER_1]})
     await slack.start()
@@ -138,8 +170,14 @@ async def start_harness(tmp_path: Path, connection_string: str, **policy: Any) -
         slack_api_url=slack.url,
         amlbot_database_url=f"sqlite:///{tmp_path / 'amlbot.db'}",
     )
-    config = parse_config(base_config(connection_string, container, **policy))
-    bot = assemble(settings, config, b"test-audit-key")
+    raw = base_config(connection_string, container, **policy)
+    if azure is not None:
+        raw["workspaces"]["dev"]["arm_endpoint"] = azure.url
+    config = parse_config(raw)
+    doors = None
+    if azure is not None:
+        doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS)
+    bot = assemble(settings, config, b"test-audit-key", doors)
     bot.worker.poll = 0.05
     bot.worker.lease = timedelta(seconds=30)
     runner = web.AppRunner(web_app(bot))

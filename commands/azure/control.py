@@ -1,0 +1,144 @@
+"""The Azure ML control plane of one workspace, on azure-ai-ml (MLClient) and azure-mgmt-resource.
+
+azure-ai-ml is synchronous and slow to import: it is imported on first use and every call runs in a
+worker thread, so the event loop (and Slack's 3-second ack) never waits on it.
+Clients are built from three inputs only — a credential, the resource-manager endpoint and
+pass-through client options — so the same code runs against Azure, a sovereign cloud or the
+local stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from commands.azure.config import WorkspaceConfig
+from commands.azure.door import ItemResult, Status
+from commands.azure.retry import MGMT_RETRY
+
+PUBLIC_ARM = "https://management.azure.com/"
+T = TypeVar("T")
+
+
+def cloud_kwargs(resource_manager: str) -> dict[str, Any]:
+    """MLClient's cloud: the public one by name, anything else as a custom cloud with every
+    endpoint at `resource_manager` (MLClient keeps custom clouds in a process-wide registry that
+    never overwrites a name, hence one name per endpoint)."""
+    base = resource_manager.rstrip("/") + "/"
+    if base == PUBLIC_ARM:
+        return {"cloud": "AzureCloud"}
+    url = urlsplit(base)
+    return {
+        "cloud": f"amlbot-{url.scheme}-{url.netloc.replace(':', '-')}",
+        "cloud_metadata": {
+            "azure_portal": base,
+            "resource_manager": base,
+            "active_directory": base,
+            "aml_resource_id": base,
+            "storage_endpoint": "core.windows.net",
+            "registry_discovery_endpoint": base,
+        },
+    }
+
+
+def default_credential() -> Any:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def outcome_of_delete(poller_call: Callable[[], Any]) -> ItemResult:
+    """Run a delete to completion: 404 is 'already absent', any other error 'failed' with its reason."""
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    try:
+        poller = poller_call()
+        if hasattr(poller, "result"):
+            poller.result()
+        return ItemResult(Status.DELETED)
+    except ResourceNotFoundError as error:
+        return ItemResult(Status.ALREADY_ABSENT, azure_request_id=_request_id(error))
+    except HttpResponseError as error:
+        code = getattr(error.error, "code", None) or f"HTTP {error.status_code}"
+        return ItemResult(Status.FAILED, f"{code}: {error.message}"[:500], _request_id(error))
+
+
+def _request_id(error: Any) -> str | None:
+    response = getattr(error, "response", None)
+    return response.headers.get("x-ms-request-id") if response is not None else None
+
+
+class WorkspaceControl:
+    def __init__(
+        self,
+        config: WorkspaceConfig,
+        credential: Any | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self._credential = credential
+        self._kwargs = {**MGMT_RETRY, **(client_kwargs or {})}
+        self._lock = threading.Lock()
+        self._ml: Any = None
+        self._arm: Any = None
+
+    @property
+    def resource_manager(self) -> str:
+        return self.config.arm_endpoint or PUBLIC_ARM
+
+    def ml(self) -> Any:
+        with self._lock:
+            if self._ml is None:
+                from azure.ai.ml import MLClient
+
+                self._credential = self._credential or default_credential()
+                self._ml = MLClient(
+                    self._credential,
+                    self.config.subscription_id,
+                    self.config.resource_group,
+                    self.config.workspace_name,
+                    enable_telemetry=False,
+                    show_progress=False,
+                    **cloud_kwargs(self.resource_manager),
+                    **self._kwargs,
+                )
+            return self._ml
+
+    def arm(self) -> Any:
+        with self._lock:
+            if self._arm is None:
+                from azure.mgmt.resource.resources import ResourceManagementClient
+
+                self._credential = self._credential or default_credential()
+                base = self.resource_manager.rstrip("/")
+                self._arm = ResourceManagementClient(
+                    self._credential,
+                    self.config.subscription_id,
+                    base_url=base,
+                    credential_scopes=[base + "/.default"],
+                    **self._kwargs,
+                )
+            return self._arm
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one blocking SDK call off the event loop."""
+        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+    @property
+    def workspace_id(self) -> str:
+        c = self.config
+        return (
+            f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
+            f"/providers/Microsoft.MachineLearningServices/workspaces/{c.workspace_name}"
+        )
+
+    def child_id(self, collection: str, name: str) -> str:
+        return f"{self.workspace_id}/{collection}/{name}"
+
+    async def close(self) -> None:
+        if self._arm is not None:
+            await self.call(self._arm.close)

@@ -1,0 +1,59 @@
+"""Deleting computes, endpoints and the workspace through the real Azure SDK clients and the stand-in."""
+
+from __future__ import annotations
+
+import json
+
+from bot import cards
+from bot.lifecycle import State
+from tests.e2e.harness import APPROVER_1, APPROVER_2, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
+from tests.standins.azure.server import AzureStandIn
+
+
+async def _receipt(harness: Harness, request_id: str) -> dict:
+    card_ts = harness.request(request_id).card_ts
+    files = await harness.slack.wait_for(lambda: [f for f in harness.slack.files if f.thread_ts == card_ts])
+    return json.loads(files[0].content)
+
+
+async def test_delete_compute_end_to_end(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    workspace.add_compute("gpu-old")
+    workspace.add_compute("cpu-keep")
+    request = await azure_harness.submit("delete compute gpu-old")
+    assert request.plan["items"][0]["ref"].endswith("/computes/gpu-old")
+    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.wait_state(request.id, State.SUCCEEDED)
+    receipt = await _receipt(azure_harness, request.id)
+    assert [item["status"] for item in receipt["items"]] == ["deleted"]
+    assert any(path.endswith("/computes/gpu-old") for path in azure.state.deleted)
+    assert not any(path.endswith("/computes/cpu-keep") for path in azure.state.deleted)
+
+
+async def test_unknown_compute_is_a_clear_private_error(azure_harness: Harness) -> None:
+    await azure_harness.command("delete compute nope")
+    await azure_harness.wait_reply(containing="No compute `nope` in workspace `dev`")
+    assert azure_harness.store.list_requests() == []
+
+
+async def test_delete_endpoint_end_to_end(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    workspace.add_online_endpoint("churn-scoring")
+    request = await azure_harness.submit("delete endpoint churn-scoring")
+    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.wait_state(request.id, State.SUCCEEDED)
+    assert any(path.endswith("/onlineEndpoints/churn-scoring") for path in azure.state.deleted)
+
+
+async def test_delete_workspace_needs_two_approvers_and_purges_dependents(azure_harness: Harness, azure: AzureStandIn) -> None:
+    request = await azure_harness.submit("delete workspace dev --with-dependents --purge")
+    assert request.approvals_required == 2
+    assert len(request.plan["items"]) == 5  # workspace, storage, key vault, app insights, registry
+    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    assert azure_harness.request(request.id).state is State.PENDING
+    await azure_harness.click(cards.APPROVE, request.id, APPROVER_2)
+    await azure_harness.wait_state(request.id, State.SUCCEEDED)
+    assert any("forceToPurge=true" in f"{path}?{query}" or query.get("forceToPurge") == "true"
+               for method, path, query in azure.calls if method == "DELETE" and path.endswith("/workspaces/mlw-dev"))
+    receipt = await _receipt(azure_harness, request.id)
+    assert {item["status"] for item in receipt["items"]} == {"deleted"}
