@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +13,14 @@ from commands.plan import Plan
 APPROVE = "amlbot.approve"
 REJECT = "amlbot.reject"
 CANCEL = "amlbot.cancel"
-ACTION_IDS = (APPROVE, REJECT, CANCEL)
+RUN_NOW = "amlbot.run_now"
+ACTION_IDS = (APPROVE, REJECT, CANCEL, RUN_NOW)
 
 MAX_LISTED_ITEMS = 15  # the card lists this many items; the rest are counted
+MAX_NAMED_APPROVERS = 20  # named on the card; a bigger pool is counted, not pinged
 SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+MAX_WARNINGS = 10  # context blocks; the card stays far below Slack's 50 blocks
 
 Block = dict[str, Any]
 
@@ -41,14 +46,16 @@ def _when(moment: datetime | None) -> str:
     return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{moment.isoformat(timespec='minutes')}>"
 
 
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _section(text: str) -> Block:
-    if len(text) > SECTION_LIMIT:
-        text = text[: SECTION_LIMIT - 1] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(text, SECTION_LIMIT)}}
 
 
 def _context(*texts: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in texts[:10]]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(t, FIELD_LIMIT)} for t in texts[:10]]}
 
 
 def plan_summary(plan: Plan) -> str:
@@ -77,6 +84,40 @@ _STATE_LINE = {
 }
 
 
+def _mentions(users: Iterable[str]) -> str:
+    return ", ".join(f"<@{u}>" for u in users)
+
+
+# States reached through an approval: their card says who approved, and when.
+_APPROVED_STATES = frozenset(
+    {State.APPROVED, State.QUEUED, State.RUNNING, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED}
+)
+
+
+def status_line(request: RequestRecord) -> str:
+    """Where the request stands, who decided and when: the line under the plan."""
+    parts = [_STATE_LINE[request.state]]
+    if request.approvers and request.state in _APPROVED_STATES:
+        parts.append(f"approved by {_mentions(request.approvers)} {_when(request.decided_at)}")
+    elif request.approvers:
+        parts.append(f"approved so far by {_mentions(request.approvers)}")
+    if request.state in (State.REJECTED, State.CANCELLED) and request.decided_by:
+        parts.append(f"by <@{request.decided_by}> {_when(request.decided_at)}")
+    if request.state is State.EXPIRED:
+        parts.append(_when(request.expires_at))
+    if request.state is State.APPROVED and request.not_before:
+        parts.append(f"runs {_when(request.not_before)} unless cancelled")
+    if (request.result or {}).get("stopped_early"):
+        parts.append("stopped on request before the end")
+    return " · ".join(parts)
+
+
+def _approvers_line(approvers: frozenset[str]) -> str:
+    named = sorted(approvers)[:MAX_NAMED_APPROVERS]
+    more = len(approvers) - len(named)
+    return "Approvers: " + " ".join(f"<@{u}>" for u in named) + (f" and {more} more" if more > 0 else "")
+
+
 def request_card(
     request: RequestRecord,
     *,
@@ -92,65 +133,100 @@ def request_card(
             "fields": [
                 {"type": "mrkdwn", "text": f"*Requested by*\n<@{request.requester}>"},
                 {"type": "mrkdwn", "text": f"*Workspace*\n`{escape(request.workspace)}`"},
-                {"type": "mrkdwn", "text": f"*Command*\n`/aml {escape(request.text)}`"},
+                {"type": "mrkdwn", "text": f"*Command*\n`/aml {_truncate(escape(request.text), FIELD_LIMIT - 40)}`"},
                 {"type": "mrkdwn", "text": f"*Approvals*\n{len(request.approvers)} of {request.approvals_required}"},
             ],
         },
     ]
     if plan:
         blocks.append(_section(plan_summary(plan)))
-        for warning in plan.warnings:
+        for warning in plan.warnings[:MAX_WARNINGS]:
             blocks.append(_context(f":warning: {escape(warning)}"))
+        if len(plan.warnings) > MAX_WARNINGS:
+            blocks.append(_context(f":warning: …and {len(plan.warnings) - MAX_WARNINGS} more warning(s)"))
         blocks.append(_context(f"Plan `{plan.hash[:19]}…`"))
     blocks.append({"type": "divider"})
-    status = _STATE_LINE[request.state]
-    if request.approvers:
-        status += " · approved by " + ", ".join(f"<@{u}>" for u in request.approvers)
-    if request.decided_by and request.state in (State.REJECTED, State.CANCELLED):
-        status += f" · by <@{request.decided_by}> {_when(request.decided_at)}"
-    if request.state is State.APPROVED and request.not_before:
-        status += f" · runs {_when(request.not_before)} unless cancelled"
-    blocks.append(_section(status))
+    blocks.append(_section(status_line(request)))
     if frozen and not request.final:
         blocks.append(_context(":ice_cube: amlbot is frozen: no job starts until an admin runs `/aml unfreeze`."))
     if request.state is State.PENDING:
         if approvers:
-            blocks.append(_context("Approvers: " + " ".join(f"<@{u}>" for u in sorted(approvers))))
+            blocks.append(_context(_approvers_line(approvers)))
         blocks.append(_context(f"Expires {_when(request.expires_at)} if nobody decides."))
-        blocks.append(_buttons(request.id, approve=True))
-    elif request.state in (State.APPROVED, State.QUEUED):
-        blocks.append(_buttons(request.id, approve=False))
+    buttons = _BUTTONS.get(request.state)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"decide:{request.id}", "elements": [b(request.id) for b in buttons]})
     return blocks
 
 
-def _buttons(request_id: str, *, approve: bool) -> Block:
-    elements: list[Block] = []
-    if approve:
-        elements.append(
-            {
-                "type": "button",
-                "action_id": APPROVE,
-                "text": {"type": "plain_text", "text": "Approve"},
-                "style": "primary",
-                "value": request_id,
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "Approve this request?"},
-                    "text": {"type": "mrkdwn", "text": "It runs exactly what the card lists."},
-                    "confirm": {"type": "plain_text", "text": "Approve"},
-                    "deny": {"type": "plain_text", "text": "Back"},
-                },
+def _button(action_id: str, label: str, style: str | None = None, confirm: tuple[str, str] | None = None) -> Callable[[str], Block]:
+    def render(request_id: str) -> Block:
+        button: Block = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": request_id}
+        if style:
+            button["style"] = style
+        if confirm:
+            title, text = confirm
+            button["confirm"] = {
+                "title": {"type": "plain_text", "text": title},
+                "text": {"type": "mrkdwn", "text": text},
+                "confirm": {"type": "plain_text", "text": label},
+                "deny": {"type": "plain_text", "text": "Back"},
             }
-        )
-        elements.append(
-            {"type": "button", "action_id": REJECT, "text": {"type": "plain_text", "text": "Reject"}, "style": "danger", "value": request_id}
-        )
-    elements.append({"type": "button", "action_id": CANCEL, "text": {"type": "plain_text", "text": "Cancel"}, "value": request_id})
-    return {"type": "actions", "block_id": f"decide:{request_id}", "elements": elements}
+        return button
+
+    return render
+
+
+_APPROVE_BUTTON = _button(APPROVE, "Approve", "primary", ("Approve this request?", "It runs exactly what the card lists."))
+_REJECT_BUTTON = _button(REJECT, "Reject", "danger")
+_CANCEL_BUTTON = _button(CANCEL, "Cancel")
+_RUN_NOW_BUTTON = _button(RUN_NOW, "Run now", "primary", ("Run it now?", "It skips the rest of the cooling-off."))
+
+# What may still be done to a request in each state; a decided one shows nothing to click.
+_BUTTONS: dict[State, tuple[Callable[[str], Block], ...]] = {
+    State.PENDING: (_APPROVE_BUTTON, _REJECT_BUTTON, _CANCEL_BUTTON),
+    State.APPROVED: (_RUN_NOW_BUTTON, _CANCEL_BUTTON),
+    State.QUEUED: (_CANCEL_BUTTON,),
+    State.RUNNING: (_CANCEL_BUTTON,),  # stops between steps, with a partial receipt
+}
 
 
 def card_text(request: RequestRecord) -> str:
     """The notification text that goes with the blocks."""
     return f"{request.action} requested by <@{request.requester}> ({request.id}): {request.state.value}"
+
+
+def decision_text(request: RequestRecord, actor: str | None = None) -> str:
+    """The thread post that tells the requester what was decided: by whom, and what happens next."""
+    by = f" by <@{actor}>" if actor else ""
+    approvers = _mentions(request.approvers)
+    match request.state:
+        case State.APPROVED:
+            news = f"is approved by {approvers}; it runs {_when(request.not_before)} unless cancelled."
+        case State.QUEUED if actor:
+            news = f"is queued{by}, before the end of its cooling-off."
+        case State.QUEUED:
+            news = f"is approved by {approvers} and queued."
+        case State.REJECTED | State.CANCELLED:
+            news = f"was {request.state.value}{by}."
+        case State.EXPIRED:
+            news = "expired — nothing was run."
+        case _:
+            news = f"is {request.state.value}."
+    return f"<@{request.requester}> {request.id} {news}"
+
+
+def reminder_text(request: RequestRecord) -> str:
+    return f"Reminder: {request.id} still needs approval ({len(request.approvers)} of {request.approvals_required}); it expires {_when(request.expires_at)}."
+
+
+def approvers_notice(request: RequestRecord, card_link: str | None) -> str:
+    """The one short post in the approvers' channel: what waits, and where its card is."""
+    where = f"<{card_link}|its card> in <#{request.channel_id}>" if card_link else f"its card in <#{request.channel_id}>"
+    return (
+        f":raising_hand: {request.id} needs {request.approvals_required} approval(s): `{escape(request.action)}` "
+        f"on `{escape(request.workspace)}` for <@{request.requester}> — see {where}."
+    )
 
 
 def progress_text(done: int, total: int, done_bytes: int, total_bytes: int, rate: float, eta: float | None) -> str:
@@ -168,6 +244,8 @@ def export_result(link: str, size: int, sha256: str, expires_at: str) -> list[Bl
 def receipt_summary(document: dict[str, Any]) -> list[Block]:
     totals = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in sorted(document["totals"].items()))
     lines = [f":receipt: *Deletion receipt* for {document['request_id']} — {document['state'].replace('_', ' ')}", totals]
+    if document.get("stopped"):
+        lines.append(escape(document["stopped"]))
     failed = [item for item in document["items"] if item["status"] == "failed"][:10]
     for item in failed:
         lines.append(f"• failed `{escape(item['ref'])}`: {escape(item['reason'])}")

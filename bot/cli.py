@@ -60,13 +60,10 @@ def _serve(settings: Settings) -> int:
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
     from bot.store.store import Store
-    from commands import receipts
 
     key = audit_key(settings)
     if args.audit_command == "verify-receipt":
-        ok, message = receipts.verify(Path(args.file).read_text(), key)
-        print(message)
-        return 0 if ok else 1
+        return _verify_receipt(Path(args.file), key)
     store = Store.open(settings.amlbot_database_url, key)
     try:
         if args.audit_command == "verify":
@@ -76,11 +73,28 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             print(f"audit log BROKEN at entry {result.first_bad_seq}: {result.reason}")
             return 1
-        for entry in store.audit_entries(args.request_id):
+        entries = store.audit_entries(args.request_id)
+        if not entries:
+            print(f"no audit entries for {args.request_id}")
+            return 1
+        for entry in entries:
             print(f"{entry.seq:>6} {entry.at} {entry.actor:<12} {entry.event:<20} {entry.outcome:<12} {entry.detail}")
         return 0
     finally:
         store.close()
+
+
+def _verify_receipt(path: Path, key: bytes) -> int:
+    from commands import receipts
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"cannot read {path}: {error}")
+        return 2
+    ok, message = receipts.verify(text, key)
+    print(message)
+    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

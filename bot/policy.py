@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.settings import PolicyConfig, Rule
 
@@ -40,17 +41,27 @@ def is_admin(policy: PolicyConfig, actor: Actor) -> bool:
     return actor.user_id in policy.admins
 
 
+def _in_channel(rule: Rule, channel: str) -> bool:
+    return not rule.channels or channel in rule.channels
+
+
+def _on_workspace(rule: Rule, workspace: str) -> bool:
+    return not rule.workspaces or workspace in rule.workspaces
+
+
 def may_request(policy: PolicyConfig, actor: Actor, action: str, channel: str, workspace: str) -> Decision:
     rules = [rule for key, rule in policy.requesters.items() if _matches(key, action)]
     if not rules:
         return Decision(False, f"Nobody may request `{action}` under the current policy.")
-    if not any(_rule_has(rule, actor) for rule in rules):
+    mine = [rule for rule in rules if _rule_has(rule, actor)]
+    if not mine:
         return Decision(False, f"You are not allowed to request `{action}`.")
-    rules = [rule for rule in rules if _rule_has(rule, actor)]
-    if not any(not rule.channels or channel in rule.channels for rule in rules):
+    here = [rule for rule in mine if _in_channel(rule, channel)]
+    if not here:
         return Decision(False, f"`{action}` cannot be requested in this channel.")
-    if not any(not rule.workspaces or workspace in rule.workspaces for rule in rules):
-        return Decision(False, f"You may not request `{action}` on workspace `{workspace}`.")
+    # One rule must allow both the channel and the workspace: two half-rules do not add up.
+    if not any(_on_workspace(rule, workspace) for rule in here):
+        return Decision(False, f"You may not request `{action}` on workspace `{workspace}` here.")
     return ALLOW
 
 
@@ -71,6 +82,18 @@ def self_approvable(policy: PolicyConfig, actor: Actor, action: str, item_count:
     return any(_matches(key, action) for key in policy.self_approval)
 
 
+def is_approver(policy: PolicyConfig, actor: Actor) -> bool:
+    return _rule_has(policy.approvers, actor) or is_admin(policy, actor)
+
+
+def _eligible_approver(policy: PolicyConfig, actor: Actor, workspace: str) -> Decision:
+    if not is_approver(policy, actor):
+        return Decision(False, "You are not an approver.")
+    if not _on_workspace(policy.approvers, workspace):
+        return Decision(False, f"You may not approve work on workspace `{workspace}`.")
+    return ALLOW
+
+
 def may_approve(
     policy: PolicyConfig,
     actor: Actor,
@@ -85,15 +108,26 @@ def may_approve(
         return ALLOW
     if own:
         return Decision(False, "You cannot approve your own request: another approver must.")
-    if not _rule_has(policy.approvers, actor) and not is_admin(policy, actor):
-        return Decision(False, "You are not an approver.")
-    if policy.approvers.workspaces and workspace not in policy.approvers.workspaces:
-        return Decision(False, f"You may not approve work on workspace `{workspace}`.")
-    return ALLOW
+    return _eligible_approver(policy, actor, workspace)
 
 
-def approver_pool(policy: PolicyConfig, group_members: Mapping[str, Iterable[str]]) -> frozenset[str]:
-    """Everyone who may approve: listed approvers, members of approver groups, admins."""
+def may_cancel(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str) -> Decision:
+    if actor.user_id == requester or _eligible_approver(policy, actor, workspace).allowed:
+        return ALLOW
+    return Decision(False, "Only the requester or an approver may cancel.")
+
+
+def may_run_now(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str) -> Decision:
+    """Cutting a cooling-off short is an approver's call, never the requester's."""
+    if actor.user_id == requester:
+        return Decision(False, "You cannot cut short the cooling-off of your own request: an approver must.")
+    return _eligible_approver(policy, actor, workspace)
+
+
+def approver_pool(policy: PolicyConfig, group_members: Mapping[str, Iterable[str]], workspace: str) -> frozenset[str]:
+    """Everyone who may approve work on `workspace`: listed approvers, approver groups' members, admins."""
+    if not _on_workspace(policy.approvers, workspace):
+        return frozenset()
     pool = set(policy.approvers.users) | set(policy.admins)
     for group in policy.approvers.groups:
         pool |= set(group_members.get(group, ()))
@@ -104,20 +138,28 @@ def can_be_approved(
     policy: PolicyConfig,
     actor: Actor,
     action: str,
+    workspace: str,
     item_count: int,
     group_members: Mapping[str, Iterable[str]],
 ) -> Decision:
     """Refuse at submission a request that nobody could ever approve, instead of letting it wait."""
     needed = approvals_required(policy, action)
-    others = approver_pool(policy, group_members) - {actor.user_id}
+    others = approver_pool(policy, group_members, workspace) - {actor.user_id}
     own = 1 if self_approvable(policy, actor, action, item_count) else 0
     if len(others) + own < needed:
         return Decision(
             False,
-            f"`{action}` needs {needed} approval(s) from someone other than you, "
+            f"`{action}` on `{workspace}` needs {needed} approval(s) from someone other than you, "
             f"and the policy names {len(others)} eligible approver(s). Ask an admin to add approvers.",
         )
     return ALLOW
+
+
+def cooling_off(policy: PolicyConfig, action: str) -> timedelta:
+    """How long an approved request waits before it is queued: a last chance to stop a mistake."""
+    if any(_matches(key, action) for key in policy.cooling_off_actions):
+        return policy.cooling_off
+    return timedelta(0)
 
 
 def groups_named(policy: PolicyConfig) -> frozenset[str]:
@@ -126,10 +168,13 @@ def groups_named(policy: PolicyConfig) -> frozenset[str]:
     return frozenset(group for rule in rules for group in rule.groups)
 
 
-def requestable_actions(policy: PolicyConfig, actor: Actor, actions: Iterable[str]) -> list[str]:
-    """The actions `help` lists for this user."""
+def requestable_actions(policy: PolicyConfig, actor: Actor, actions: Iterable[str], channel: str) -> list[str]:
+    """The actions `help` lists for this user in this channel (on some workspace)."""
     return [
         action
         for action in actions
-        if any(_matches(key, action) and _rule_has(rule, actor) for key, rule in policy.requesters.items())
+        if any(
+            _matches(key, action) and _rule_has(rule, actor) and _in_channel(rule, channel)
+            for key, rule in policy.requesters.items()
+        )
     ]

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -89,10 +90,12 @@ class PolicyConfig(_Strict):
     self_approval: tuple[str, ...] = ()
     oncall: Rule = Rule()
     oncall_self_approval_cap: int = Field(default=5, ge=0)
-    approvers_channel: str | None = None
+    approvers_channel: str | None = None  # also announce each request here, linking to its card
     expiry: Duration = timedelta(hours=24)
     reminder_before: Duration = timedelta(hours=2)
     cooling_off: Duration = timedelta(0)
+    # actions ("delete user", "delete *") that wait `cooling_off` after approval, cancellable
+    cooling_off_actions: tuple[str, ...] = ("delete user",)
 
     @field_validator("approvals_required")
     @classmethod
@@ -100,6 +103,16 @@ class PolicyConfig(_Strict):
         for action, count in value.items():
             if count < 1:
                 raise ValueError(f"{action!r} needs at least 1 approval, not {count}")
+        return value
+
+    @field_validator("approvers", "oncall")
+    @classmethod
+    def _who_only(cls, value: Rule, info: ValidationInfo) -> Rule:
+        # Approving happens on the card, wherever it is: a channel limit here would be ignored.
+        if value.channels:
+            raise ValueError(f"{info.field_name} cannot be limited to channels")
+        if info.field_name == "oncall" and value.workspaces:
+            raise ValueError("oncall names people (users, groups), not workspaces")
         return value
 
     @field_validator("self_approval")

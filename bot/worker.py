@@ -12,14 +12,14 @@ import logging
 import os
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot import cards
 from bot.flow import Flow
-from bot.lifecycle import State
+from bot.lifecycle import IllegalTransition, State
 from bot.store.store import Claim, RequestRecord, now
 from commands import receipts
 from commands.azure.door import ItemResult, Status
@@ -165,24 +165,35 @@ class Worker:
             "summary": receipts.outcome_counts(execution.results),
             "extras": execution.extras,
             "error": error,
+            "stopped_early": execution.stopped_early,
         }
         document_text = None
         if record.action.startswith(("delete ", "cleanup ")):
-            context = receipts.ReceiptContext(
-                request_id=record.id, requester=record.requester, approvers=record.approvers,
-                started_at=started.isoformat(timespec="seconds"), finished_at=now().isoformat(timespec="seconds"),
-                state=state.value,
-            )
-            document = receipts.build(context, plan, execution.results, execution.extras.get("appeared", []))
-            if error:
-                document["error"] = error
-            document_text = receipts.seal(document, self.store.audit_key)
+            document_text = self._receipt(record, plan, execution, state, started, error)
             result["receipt_sha256"] = receipts.digest(document_text)
         finished = await asyncio.to_thread(
             self.store.finish, record.id, self.owner, state, result=result, receipt=document_text
         )
         await self.flow.refresh_card(finished)
         await self.deliver(finished)
+
+    def _receipt(
+        self, record: RequestRecord, plan: Plan, execution: Execution, state: State, started: datetime, error: str | None
+    ) -> str:
+        """The sealed receipt of a finished deletion, partial ones included."""
+        context = receipts.ReceiptContext(
+            request_id=record.id, requester=record.requester, approvers=record.approvers,
+            started_at=started.isoformat(timespec="seconds"), finished_at=now().isoformat(timespec="seconds"),
+            state=state.value,
+        )
+        document = receipts.build(context, plan, execution.results, execution.extras.get("appeared", []))
+        if error:
+            document["error"] = error
+        if execution.stopped_early:
+            document["stopped"] = (
+                f"Stopped on request after {len(execution.results)} of {len(plan.items)} item(s); the rest were not attempted."
+            )
+        return receipts.seal(document, self.store.audit_key)
 
     async def deliver(self, record: RequestRecord) -> None:
         """Post a finished job's link or receipt to its thread, once."""
@@ -197,13 +208,13 @@ class Worker:
         elif result.get("error"):
             await client.chat_postMessage(
                 channel=record.channel_id, thread_ts=record.card_ts,
-                text=f":x: {record.id} failed: {cards.escape(result['error'])[:500]}",
+                text=f"<@{record.requester}> :x: {record.id} failed: {cards.escape(result['error'])[:500]}",
             )
         document_text = await asyncio.to_thread(self.store.receipt, record.id)
         if document_text and await asyncio.to_thread(self.store.mark_receipt_posted, record.id):
             document = json.loads(document_text)
             await client.chat_postMessage(
-                channel=record.channel_id, thread_ts=record.card_ts, text=f"Deletion receipt for {record.id}",
+                channel=record.channel_id, thread_ts=record.card_ts, text=f"<@{record.requester}> deletion receipt for {record.id}",
                 blocks=cards.receipt_summary(document),
             )
             await client.files_upload_v2(
@@ -215,29 +226,36 @@ class Worker:
 
     async def tick(self) -> None:
         moment = now()
-        policy = self.flow.s.config.policy
+        await self._expire(moment)
+        await self._remind(moment + self.flow.s.config.policy.reminder_before)
+        await self._end_cooling_off(moment)
+
+    async def _expire(self, moment: datetime) -> None:
         for request_id in await asyncio.to_thread(self.store.due, State.PENDING, "expires_at", moment):
             try:
                 expired = await asyncio.to_thread(
                     self.store.transition, request_id, State.EXPIRED, actor="amlbot", event="request.expired",
                     expected=frozenset({State.PENDING}),
                 )
-            except Exception:
+            except IllegalTransition:
                 continue  # decided meanwhile
             await self.flow.refresh_card(expired)
-            await self.flow._tell(expired, f"<@{expired.requester}> {expired.id} expired — nothing was run.")
-        remind_at = moment + policy.reminder_before
-        for request_id in await asyncio.to_thread(self.store.due, State.PENDING, "expires_at", remind_at):
+            await self.flow.tell(expired, cards.decision_text(expired))
+
+    async def _remind(self, expiring_by: datetime) -> None:
+        for request_id in await asyncio.to_thread(self.store.due, State.PENDING, "expires_at", expiring_by):
             if await asyncio.to_thread(self.store.mark_reminded, request_id):
                 record = await asyncio.to_thread(self.store.get, request_id)
                 if record:
-                    await self.flow._tell(record, f"Reminder: {record.id} still needs approval; it expires soon.")
+                    await self.flow.tell(record, cards.reminder_text(record))
+
+    async def _end_cooling_off(self, moment: datetime) -> None:
         for request_id in await asyncio.to_thread(self.store.due, State.APPROVED, "not_before", moment):
             try:
                 queued = await asyncio.to_thread(
                     self.store.transition, request_id, State.QUEUED, actor="amlbot", event="request.cooled_off",
                     expected=frozenset({State.APPROVED}),
                 )
-            except Exception:
-                continue
+            except IllegalTransition:
+                continue  # cancelled or run now meanwhile
             await self.flow.refresh_card(queued)

@@ -5,6 +5,7 @@ Methods are synchronous (SQLAlchemy Core); async callers run them with `asyncio.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from bot.store import schema as t
 from bot.store.db import create_store_engine, migrate_engine, transaction
 
 _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+REQUEST_ID = re.compile(f"R-[{_ID_ALPHABET}]{{8}}")  # what new_request_id makes, and nothing else
 
 
 def now() -> datetime:
@@ -72,6 +74,12 @@ class ApprovalResult:
     added: bool  # False: this user had already approved (a double click)
     count: int
     quorum_reached_now: bool  # True for exactly one click: the one that reached the quorum
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    request: RequestRecord
+    stopping: bool  # True: the job was running and stops after its current step
 
 
 @dataclass(frozen=True)
@@ -339,7 +347,7 @@ class Store:
         *,
         requester: str | None = None,
         states: frozenset[State] | None = None,
-        limit: int = 20,
+        limit: int | None = 20,
     ) -> list[RequestRecord]:
         query = select(t.requests.c.id).order_by(t.requests.c.created_at.desc()).limit(limit)
         if requester:
@@ -450,9 +458,25 @@ class Store:
                 .values(lease_owner=None, lease_until=None)
             )
 
-    def request_cancel(self, request_id: str) -> None:
+    def cancel(self, request_id: str, actor: str) -> CancelResult:
+        """Cancel a waiting request, or ask its running job to stop after the current step; one
+        transaction either way, so a job that starts meanwhile is never missed."""
         with transaction(self.engine) as conn:
+            record = self._load(conn, request_id, lock=True)
+            if record is None:
+                raise KeyError(request_id)
+            if record.state is not State.RUNNING:
+                moved = self._move(
+                    conn, record, State.CANCELLED, actor=actor, event="request.cancelled",
+                    decided_by=actor, decided_at=now(),
+                )
+                return CancelResult(moved, stopping=False)
             conn.execute(update(t.jobs).where(t.jobs.c.request_id == request_id).values(cancel_requested=True))
+            self._append_audit(
+                conn, actor=actor, event="cancel.requested", outcome="stopping",
+                request_id=request_id, channel_id=record.channel_id,
+            )
+            return CancelResult(record, stopping=True)
 
     def cancel_requested(self, request_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -521,10 +545,9 @@ class Store:
                 raise KeyError(request_id)
             if receipt is not None:
                 conn.execute(insert(t.receipts).values(request_id=request_id, document=receipt, posted=False))
-            moved = self._move(
-                conn, record, to, actor=owner, event="job.finished", result=result,
-                detail={"summary": result.get("summary", {})},
-            )
+            # The receipt's hash goes into the chain: the two vouch for each other.
+            detail = {"summary": result.get("summary", {}), "receipt_sha256": result.get("receipt_sha256")}
+            moved = self._move(conn, record, to, actor=owner, event="job.finished", result=result, detail=detail)
             conn.execute(
                 update(t.jobs).where(t.jobs.c.request_id == request_id).values(lease_owner=None, lease_until=None)
             )
