@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commands.operations.base import Operation
 from commands.operations.cleanup_exports import CleanupExports
-from commands.operations.resources import DeleteCompute, DeleteEndpoint, DeleteWorkspace
+from commands.operations.resources import CleanupComputes, DeleteCompute, DeleteEndpoint, DeleteWorkspace
 from commands.operations.run_data import DeleteRun, ExportRun
 
 _ALL: tuple[Operation, ...] = (
@@ -14,6 +14,7 @@ _ALL: tuple[Operation, ...] = (
     DeleteCompute(),
     DeleteEndpoint(),
     DeleteWorkspace(),
+    CleanupComputes(),
 )
 OPERATIONS: dict[str, Operation] = {op.action: op for op in _ALL}
 

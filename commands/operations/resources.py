@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from commands.azure.control import WorkspaceControl, outcome_of_delete
 from commands.azure.door import ItemResult, Status
+from commands.durations import format_duration
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.plan import ItemKind, Plan, PlanItem
@@ -159,3 +161,45 @@ def _api_version(resource_id: str) -> str:
         "microsoft.insights": "2020-02-02",
         "microsoft.containerregistry": "2023-07-01",
     }.get(provider, "2022-09-01")
+
+
+class CleanupComputes:
+    """`cleanup computes --idle <duration>`: AmlCompute clusters at zero nodes, unchanged for that long."""
+
+    action = "cleanup computes"
+
+    async def preview(self, intent: Intent, ctx: Context) -> Plan:
+        assert intent.idle is not None
+        cutoff = datetime.now(UTC) - intent.idle
+        ml, arm = ctx.control.ml(), ctx.control.arm()
+        items = []
+        for compute in await ctx.control.call(lambda: list(ml.compute.list())):
+            resource_id = ctx.control.child_id("computes", compute.name)
+            # The SDK's compute entity drops node counts; the raw resource keeps them.
+            raw = await _get_or_none(ctx.control, arm.resources.get_by_id, resource_id, api_version=COMPUTE_API)
+            if raw is None or not _idle_since(raw.properties or {}, cutoff):
+                continue
+            items.append(PlanItem(ItemKind.RESOURCE, resource_id))
+        if not items:
+            raise OperationError(f"No compute in workspace `{ctx.alias}` has been idle for `{format_duration(intent.idle)}`.")
+        return Plan(
+            action=intent.action, workspace=ctx.alias, target=f"computes idle since {cutoff.isoformat(timespec='minutes')}",
+            items=tuple(sorted(items, key=lambda item: item.ref)),
+        )
+
+    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+        ml = ctx.control.ml()
+        return await _delete_each(plan, ctx, checkpoint, lambda item: ml.compute.begin_delete(item.ref.rsplit("/", 1)[1]))
+
+
+COMPUTE_API = "2023-08-01-preview"
+
+
+def _idle_since(properties: dict[str, Any], cutoff: datetime) -> bool:
+    inner = properties.get("properties") or {}
+    if properties.get("computeType") != "AmlCompute" or inner.get("currentNodeCount", 0) != 0:
+        return False
+    modified = properties.get("modifiedOn") or properties.get("createdOn")
+    if not modified:
+        return False
+    return bool(datetime.fromisoformat(str(modified).replace("Z", "+00:00")) < cutoff)

@@ -57,3 +57,21 @@ async def test_delete_workspace_needs_two_approvers_and_purges_dependents(azure_
                for method, path, query in azure.calls if method == "DELETE" and path.endswith("/workspaces/mlw-dev"))
     receipt = await _receipt(azure_harness, request.id)
     assert {item["status"] for item in receipt["items"]} == {"deleted"}
+
+
+async def test_oncall_cleans_up_idle_computes_only(azure_harness: Harness, azure: AzureStandIn) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.e2e.harness import ONCALL
+
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    workspace.add_compute("idle-cluster", current_nodes=0, modified_on=long_ago)
+    workspace.add_compute("busy-cluster", current_nodes=2, modified_on=long_ago)
+    workspace.add_compute("fresh-cluster", current_nodes=0)
+    request = await azure_harness.submit("cleanup computes --idle 7d", user=ONCALL)
+    assert [item["ref"].rsplit("/", 1)[1] for item in request.plan["items"]] == ["idle-cluster"]
+    await azure_harness.click(cards.APPROVE, request.id, ONCALL)  # on-call, within the cap
+    await azure_harness.wait_state(request.id, State.SUCCEEDED)
+    gone = {path.rsplit("/", 1)[1] for path in azure.state.deleted if "/computes/" in path}
+    assert gone == {"idle-cluster"}
