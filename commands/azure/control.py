@@ -128,6 +128,31 @@ class WorkspaceControl:
         """Run one blocking SDK call off the event loop."""
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
+    def document(self, resource_id: str, api_version: str) -> dict[str, Any] | None:
+        """A resource's REST body as the service keeps it (systemData included), or None if gone."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.arm().resources.get_by_id(resource_id, api_version=api_version).as_dict()
+        except ResourceNotFoundError:
+            return None
+
+    def run_creator(self, run_id: str) -> dict[str, Any]:
+        """Who created a run, from its run-history record (`userObjectId`, `upn`, … as on the wire).
+
+        The control plane shows only a UPN or a display name. azure-ai-ml has no public call for the
+        record: `jobs._runs_operations` is what its own `jobs.get` reads pipeline steps with."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        ml = self.ml()
+        with self._lock:  # the SDK builds that client on first use, without a lock of its own
+            runs = ml.jobs._runs_operations
+        try:
+            run = runs.get_run(run_id)
+        except ResourceNotFoundError:
+            return {}
+        return run.created_by.as_dict() if run.created_by else {}
+
     @property
     def workspace_id(self) -> str:
         c = self.config

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from commands.operations.base import Operation
 from commands.operations.cleanup_exports import CleanupExports
+from commands.operations.experiments import DeleteExperiment, ExportExperiment
+from commands.operations.models import DeleteModel, ExportModel
 from commands.operations.resources import CleanupComputes, DeleteCompute, DeleteEndpoint, DeleteWorkspace
 from commands.operations.run_data import DeleteRun, ExportRun
+from commands.operations.users import DeleteUser, ExportUser
 
 _ALL: tuple[Operation, ...] = (
     DeleteRun(),
@@ -15,6 +18,12 @@ _ALL: tuple[Operation, ...] = (
     DeleteEndpoint(),
     DeleteWorkspace(),
     CleanupComputes(),
+    DeleteExperiment(),
+    ExportExperiment(),
+    DeleteModel(),
+    ExportModel(),
+    DeleteUser(),
+    ExportUser(),
 )
 OPERATIONS: dict[str, Operation] = {op.action: op for op in _ALL}
 

@@ -1,37 +1,62 @@
-"""A run's storage-level data: run-history documents, logs and outputs under its blob prefixes.
+"""Runs' data: their blobs in storage and their records on the control plane, planned then followed.
 
-`delete run` removes those blobs in batches; `export run` streams them into one zip archive with a
-manifest of SHA-256 sums. Both plan the exact blob list first and follow it.
+Every data operation (run, experiment, model, user) plans the exact blobs under known prefixes plus
+the control-plane records (jobs, model versions) that go with them. Deletion removes the blobs in
+batches, then the records one by one; an export streams both into one zip archive with a manifest
+of SHA-256 sums. Items the plan marks as retained are reported with their reason, never touched.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from stream_zip import ZIP_64, async_stream_zip
 
+from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.plan import ItemKind, Plan, PlanItem
 
 STEP = 1024  # items between checkpoints: a crash repeats at most this much (idempotently)
+ML_API_VERSION = "2024-04-01"  # GA api-version of the job and model-version REST documents
+# Job states after which nothing writes to a run any more (azure-ai-ml RunHistoryConstants).
+FINISHED = frozenset({"completed", "failed", "canceled", "notresponding", "paused"})
+KEPT_LISTED = 5  # retained items spelled out in the plan's warning; the receipt has them all
+
+Prefix = tuple[str, str]  # (container, blob-name prefix)
+RecordDelete = Callable[[PlanItem], ItemResult]  # blocking: runs in a worker thread
 
 
-def run_prefixes(intent: Intent, ctx: Context) -> list[tuple[str, str]]:
+def run_prefix(ctx: Context, run: str) -> Prefix:
     """Where a run keeps its data: the artifact store's `ExperimentRun/dcid.<run-id>/`."""
+    return (ctx.config.artifact_container, f"ExperimentRun/dcid.{run}/")
+
+
+def run_prefixes(intent: Intent, ctx: Context) -> list[Prefix]:
     assert intent.target
-    return [(ctx.config.artifact_container, f"ExperimentRun/dcid.{intent.target}/")]
+    return [run_prefix(ctx, intent.target)]
 
 
-async def plan_blobs(intent: Intent, ctx: Context, prefixes: list[tuple[str, str]]) -> Plan:
-    items: list[PlanItem] = []
-    for container, prefix in prefixes:
-        for blob in await ctx.door.list_blobs(container, prefix):
-            items.append(PlanItem(ItemKind.BLOB, blob.name, blob.size, container))
+async def blob_items(ctx: Context, prefixes: list[Prefix]) -> list[PlanItem]:
+    listings = await asyncio.gather(*(ctx.door.list_blobs(container, prefix) for container, prefix in prefixes))
+    return [PlanItem(ItemKind.BLOB, blob.name, blob.size, blob.container) for listing in listings for blob in listing]
+
+
+def ordered(items: Iterable[PlanItem]) -> tuple[PlanItem, ...]:
+    """Each item once (overlapping prefixes list a blob twice), in a stable order."""
+    unique = {item.key: item for item in items}
+    return tuple(sorted(unique.values(), key=lambda item: (item.kind.value, item.container or "", item.ref)))
+
+
+async def plan_blobs(intent: Intent, ctx: Context, prefixes: list[Prefix]) -> Plan:
+    items = await blob_items(ctx, prefixes)
     if not items:
         where = ", ".join(f"`{c}/{p}`" for c, p in prefixes)
         raise OperationError(f"Nothing found for {intent.kind.value} `{intent.target}` in workspace `{ctx.alias}` (looked under {where}).")
@@ -39,9 +64,96 @@ async def plan_blobs(intent: Intent, ctx: Context, prefixes: list[tuple[str, str
         action=intent.action,
         workspace=ctx.alias,
         target=intent.target or "",
-        items=tuple(sorted(items, key=lambda item: (item.container or "", item.ref))),
+        items=ordered(items),
         notes={"prefixes": [[c, p] for c, p in prefixes]},
     )
+
+
+def record_name(item: PlanItem) -> str:
+    """A record as people name it: `<run>` for a job, `<model>:<version>` for a model version."""
+    parts = item.ref.rstrip("/").split("/")
+    return f"{parts[-3]}:{parts[-1]}" if item.kind is ItemKind.MODEL_VERSION else parts[-1]
+
+
+def keep(plan: Plan, reasons: dict[str, str]) -> Plan:
+    """Mark items as retained: listed in the plan and the receipt with the reason, never touched."""
+    if not reasons:
+        return plan
+    names = {item.key: record_name(item) for item in plan.items}
+    listed = "; ".join(f"{names[key]} ({reason})" for key, reason in list(reasons.items())[:KEPT_LISTED])
+    more = f" …and {len(reasons) - KEPT_LISTED} more" if len(reasons) > KEPT_LISTED else ""
+    warning = f"{len(reasons)} item(s) will be kept, not deleted: {listed}{more}"
+    return replace(plan, warnings=(*plan.warnings, warning), notes={**plan.notes, "retained": reasons})
+
+
+# ---- runs (jobs) ---------------------------------------------------------------------------
+
+
+def job_status(job: Any) -> str:
+    # The SDK's status is a str enum whose str() is `JobStatus.RUNNING`: use its value.
+    return str(getattr(job.status, "value", job.status) or "").lower()
+
+
+async def list_jobs(ctx: Context) -> list[Any]:
+    """Every top-level job of the workspace, archived ones too (their data is still there)."""
+
+    def every_job() -> list[Any]:
+        from azure.ai.ml.constants import ListViewType
+
+        # The SDK yields None for a job it cannot parse; such a job cannot be planned by name.
+        return [job for job in ctx.control.ml().jobs.list(list_view_type=ListViewType.ALL) if job]
+
+    return await ctx.control.call(every_job)
+
+
+async def run_names(ctx: Context, job: Any) -> list[str]:
+    """The job's run and, for a pipeline, its steps' runs (each keeps its own `dcid.` prefix)."""
+    if getattr(job, "type", None) != "pipeline":
+        return [job.name]
+    steps = await ctx.control.call(lambda: [s.name for s in ctx.control.ml().jobs.list(parent_job_name=job.name) if s])
+    return [job.name, *steps]
+
+
+async def plan_runs(
+    intent: Intent,
+    ctx: Context,
+    jobs: list[Any],
+    target: str,
+    *,
+    other_records: tuple[PlanItem, ...] = (),
+    other_kept: dict[str, str] | None = None,
+) -> Plan:
+    """Each job's record and its runs' blobs, plus other records (and why some of those are kept).
+
+    A deletion keeps unfinished jobs: they are still writing."""
+    records, reasons = list(other_records), dict(other_kept or {})
+    prefixes: list[Prefix] = []
+    for job in jobs:
+        record = PlanItem(ItemKind.JOB, ctx.control.child_id("jobs", job.name))
+        records.append(record)
+        if intent.destructive and job_status(job) not in FINISHED:
+            reasons[record.key] = f"still {job_status(job)}: cancel it or let it finish, then ask again; its files are kept too"
+            continue
+        prefixes += [run_prefix(ctx, run) for run in await run_names(ctx, job)]
+    plan = Plan(
+        action=intent.action,
+        workspace=ctx.alias,
+        target=target,
+        items=ordered([*records, *await blob_items(ctx, prefixes)]),
+        notes={"prefixes": [[c, p] for c, p in prefixes]},
+    )
+    return keep(plan, reasons)
+
+
+def delete_job(ctx: Context) -> RecordDelete:
+    def delete(item: PlanItem) -> ItemResult:
+        assert item.kind is ItemKind.JOB, item
+        return outcome_of_delete(lambda: ctx.control.ml().jobs.begin_delete(record_name(item)))
+
+    return delete
+
+
+# ---- deletion ------------------------------------------------------------------------------
 
 
 async def _appeared(plan: Plan, ctx: Context) -> list[str]:
@@ -55,10 +167,14 @@ async def _appeared(plan: Plan, ctx: Context) -> list[str]:
     return found
 
 
+def _done_bytes(plan: Plan, results: dict[str, ItemResult]) -> int:
+    return sum(item.size or 0 for item in plan.items if item.key in results)
+
+
 async def delete_planned_blobs(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
     """Delete exactly the plan's blobs, in batches, checkpointing after each step."""
     results = dict(checkpoint.done)
-    todo = [item for item in plan.items if item.key not in results]
+    todo = [item for item in plan.items if item.kind is ItemKind.BLOB and item.key not in results]
     for start in range(0, len(todo), STEP):
         if await checkpoint.cancelled():
             return Execution(results, stopped_early=True)
@@ -72,9 +188,117 @@ async def delete_planned_blobs(plan: Plan, ctx: Context, checkpoint: Checkpoint)
             outcome.update({item.key: deleted[item.ref] for item in items})
         await checkpoint.record(outcome)
         results.update(outcome)
-        done_bytes = sum(item.size or 0 for item in plan.items if item.key in results)
-        await checkpoint.progress(len(results), len(plan.items), done_bytes, plan.total_bytes)
+        await checkpoint.progress(len(results), len(plan.items), _done_bytes(plan, results), plan.total_bytes)
     return Execution(results, extras={"appeared": await _appeared(plan, ctx)})
+
+
+async def delete_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint, delete_record: RecordDelete) -> Execution:
+    """The plan's blobs first, then its records one by one (a record left behind still names the
+    data, so it can be asked for again); retained items are recorded with their reason."""
+    blobs = await delete_planned_blobs(plan, ctx, checkpoint)
+    if blobs.stopped_early:
+        return blobs
+    results = dict(blobs.results)
+    kept: dict[str, str] = plan.notes.get("retained", {})
+    for item in plan.items:
+        if item.kind is ItemKind.BLOB or item.key in results:
+            continue
+        if await checkpoint.cancelled():
+            return Execution(results, blobs.extras, stopped_early=True)
+        if item.key in kept:
+            result = ItemResult(Status.RETAINED, kept[item.key])
+        else:
+            result = await ctx.control.call(delete_record, item)
+        await checkpoint.record({item.key: result})
+        results[item.key] = result
+        await checkpoint.progress(len(results), len(plan.items), _done_bytes(plan, results), plan.total_bytes)
+    return Execution(results, blobs.extras)
+
+
+# ---- export --------------------------------------------------------------------------------
+
+
+def record_path(item: PlanItem) -> str:
+    """Where a record's JSON goes in the archive: `<run>/run.json`, `<model>/<version>/model.json`."""
+    if item.kind is ItemKind.MODEL_VERSION:
+        return record_name(item).replace(":", "/") + "/model.json"
+    return f"{record_name(item)}/run.json"
+
+
+async def _records(plan: Plan, ctx: Context) -> dict[str, bytes]:
+    """The REST documents of the plan's records that still exist, by item key."""
+    wanted = [item for item in plan.items if item.kind is not ItemKind.BLOB]
+    documents = await asyncio.gather(*(ctx.control.call(ctx.control.document, item.ref, ML_API_VERSION) for item in wanted))
+    return {
+        item.key: json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+        for item, document in zip(wanted, documents, strict=True)
+        if document is not None
+    }
+
+
+async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+    """One zip of the plan's blobs and records, with a manifest; a read-only link to it."""
+    # One archive, written in one pass: a resumed export starts the archive again (it
+    # overwrites the same blob), so it never yields two links.
+    request_id = ctx.settings["request_id"]
+    archive = f"exports/{request_id}/{request_id}.zip"
+    records = await _records(plan, ctx)
+    manifest: list[dict[str, object]] = []
+    state = {"done": 0, "bytes": 0}
+    total = len(plan.items)
+
+    async def member(path: str, source: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+        manifest.append({"path": path, "source": source, "size": size, "sha256": digest.hexdigest()})
+        state["done"] += 1
+        state["bytes"] += size
+        await checkpoint.progress(state["done"], total, state["bytes"], plan.total_bytes)
+
+    async def once(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    async def manifest_member() -> AsyncIterator[bytes]:
+        yield json.dumps({"request_id": request_id, "plan_hash": plan.hash, "files": manifest}, indent=2).encode()
+
+    async def members():  # type: ignore[no-untyped-def]
+        modified = datetime.now(UTC)
+        for item in plan.items:
+            if item.kind is ItemKind.BLOB:
+                path = f"{item.container}/{item.ref}"
+                yield path, modified, 0o600, ZIP_64, member(path, path, ctx.door.read_blob(item.container or "", item.ref))
+            elif item.key in records:
+                path = record_path(item)
+                yield path, modified, 0o600, ZIP_64, member(path, item.ref, once(records[item.key]))
+        yield "manifest.json", modified, 0o600, ZIP_64, manifest_member()
+
+    archive_sha = hashlib.sha256()
+
+    async def archive_bytes() -> AsyncIterator[bytes]:
+        async for chunk in async_stream_zip(members()):
+            archive_sha.update(chunk)
+            yield chunk
+
+    size = await ctx.door.write_blob(ctx.config.exports_container, archive, archive_bytes())
+    expiry: timedelta = ctx.settings.get("link_expiry", timedelta(days=7))
+    link = await ctx.door.read_link(ctx.config.exports_container, archive, expiry)
+    results = {
+        item.key: ItemResult(Status.EXPORTED if item.kind is ItemKind.BLOB or item.key in records else Status.ALREADY_ABSENT)
+        for item in plan.items
+    }
+    await checkpoint.record(results)
+    expires = (datetime.now(UTC) + expiry).isoformat(timespec="seconds")
+    return Execution(
+        results,
+        extras={"link": link, "archive": f"{ctx.config.exports_container}/{archive}", "size": size, "sha256": archive_sha.hexdigest(), "expires_at": expires},
+    )
+
+
+# ---- one run -------------------------------------------------------------------------------
 
 
 class DeleteRun:
@@ -94,49 +318,4 @@ class ExportRun:
         return await plan_blobs(intent, ctx, run_prefixes(intent, ctx))
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        # One archive, written in one pass: a resumed export starts the archive again (it
-        # overwrites the same blob), so it never yields two links.
-        request_id = ctx.settings["request_id"]
-        archive = f"exports/{request_id}/{request_id}.zip"
-        manifest: list[dict[str, object]] = []
-        state = {"done": 0, "bytes": 0}
-        total = len(plan.items)
-
-        async def member(item: PlanItem) -> AsyncIterator[bytes]:
-            digest = hashlib.sha256()
-            size = 0
-            async for chunk in ctx.door.read_blob(item.container or "", item.ref):
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
-            manifest.append({"path": f"{item.container}/{item.ref}", "source": f"{item.container}/{item.ref}", "size": size, "sha256": digest.hexdigest()})
-            state["done"] += 1
-            state["bytes"] += size
-            await checkpoint.progress(state["done"], total, state["bytes"], plan.total_bytes)
-
-        async def manifest_member() -> AsyncIterator[bytes]:
-            yield json.dumps({"request_id": request_id, "plan_hash": plan.hash, "files": manifest}, indent=2).encode()
-
-        async def members():  # type: ignore[no-untyped-def]
-            modified = datetime.now(UTC)
-            for item in plan.items:
-                yield f"{item.container}/{item.ref}", modified, 0o600, ZIP_64, member(item)
-            yield "manifest.json", modified, 0o600, ZIP_64, manifest_member()
-
-        archive_sha = hashlib.sha256()
-
-        async def archive_bytes() -> AsyncIterator[bytes]:
-            async for chunk in async_stream_zip(members()):
-                archive_sha.update(chunk)
-                yield chunk
-
-        size = await ctx.door.write_blob(ctx.config.exports_container, archive, archive_bytes())
-        expiry: timedelta = ctx.settings.get("link_expiry", timedelta(days=7))
-        link = await ctx.door.read_link(ctx.config.exports_container, archive, expiry)
-        results = {item.key: ItemResult(Status.EXPORTED) for item in plan.items}
-        await checkpoint.record(results)
-        expires = (datetime.now(UTC) + expiry).isoformat(timespec="seconds")
-        return Execution(
-            results,
-            extras={"link": link, "archive": f"{ctx.config.exports_container}/{archive}", "size": size, "sha256": archive_sha.hexdigest(), "expires_at": expires},
-        )
+        return await export_planned(plan, ctx, checkpoint)

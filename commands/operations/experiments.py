@@ -1,0 +1,31 @@
+"""`export experiment <name>` / `delete experiment <name>`: every run of it — files and records."""
+
+from __future__ import annotations
+
+from commands.intents import Intent
+from commands.operations.base import Checkpoint, Context, Execution, OperationError
+from commands.operations.run_data import delete_job, delete_planned, export_planned, list_jobs, plan_runs
+from commands.plan import Plan
+
+
+class _ExperimentRuns:
+    async def preview(self, intent: Intent, ctx: Context) -> Plan:
+        # The jobs API has no experiment filter: the SDK lists every job and we pick.
+        jobs = [job for job in await list_jobs(ctx) if job.experiment_name == intent.target]
+        if not jobs:
+            raise OperationError(f"No runs of experiment `{intent.target}` in workspace `{ctx.alias}`.")
+        return await plan_runs(intent, ctx, jobs, intent.target or "")
+
+
+class DeleteExperiment(_ExperimentRuns):
+    action = "delete experiment"
+
+    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+        return await delete_planned(plan, ctx, checkpoint, delete_job(ctx))
+
+
+class ExportExperiment(_ExperimentRuns):
+    action = "export experiment"
+
+    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+        return await export_planned(plan, ctx, checkpoint)
