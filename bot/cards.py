@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.lifecycle import State
 from bot.store.store import RequestRecord
-from commands.plan import Plan
+from commands.plan import Plan, PlanItem
 
 APPROVE = "amlbot.approve"
 REJECT = "amlbot.reject"
@@ -58,13 +58,31 @@ def _context(*texts: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(t, FIELD_LIMIT)} for t in texts[:10]]}
 
 
+def _plan_header(plan: Plan) -> str:
+    return f"*{len(plan.items)} item(s)*, {human_bytes(plan.total_bytes)}"
+
+
+def _item_line(item: PlanItem) -> str:
+    where = f"{item.container}/" if item.container else ""
+    size = f" ({human_bytes(item.size)})" if item.size is not None else ""
+    return f"• `{escape(where + item.ref)}`{size}"
+
+
+def listed_items(plan: Plan) -> int:
+    """How many items the card lists whole: at most MAX_LISTED_ITEMS, and only what fits one section
+    with room left to count the rest (a cut-off list would hide how much is not shown)."""
+    used = len(_plan_header(plan))
+    for count, item in enumerate(plan.items[:MAX_LISTED_ITEMS]):
+        used += 1 + len(_item_line(item))
+        if used > SECTION_LIMIT - 100:
+            return count
+    return min(len(plan.items), MAX_LISTED_ITEMS)
+
+
 def plan_summary(plan: Plan) -> str:
-    lines = [f"*{len(plan.items)} item(s)*, {human_bytes(plan.total_bytes)}"]
-    for item in plan.items[:MAX_LISTED_ITEMS]:
-        where = f"{item.container}/" if item.container else ""
-        size = f" ({human_bytes(item.size)})" if item.size is not None else ""
-        lines.append(f"• `{escape(where + item.ref)}`{size}")
-    hidden = len(plan.items) - MAX_LISTED_ITEMS
+    shown = listed_items(plan)
+    lines = [_plan_header(plan), *(_item_line(item) for item in plan.items[:shown])]
+    hidden = len(plan.items) - shown
     if hidden > 0:
         lines.append(f"…and {hidden} more (the full list is in the thread as a file)")
     return "\n".join(lines)

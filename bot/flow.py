@@ -156,7 +156,7 @@ class Flow:
         except SlackApiError as error:
             return await self._withdraw(record, error)
         await asyncio.to_thread(self.store.set_card, record.id, posted["ts"])
-        if len(plan.items) > cards.MAX_LISTED_ITEMS:
+        if cards.listed_items(plan) < len(plan.items):
             await self._post_plan_file(record, posted["ts"], plan.to_dict())
         await self._announce(record, posted["ts"])
         return f"Request {record.id} is waiting for approval."

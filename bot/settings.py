@@ -119,8 +119,10 @@ class PolicyConfig(_Strict):
     @classmethod
     def _no_self_approved_deletion(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for action in value:
-            if action.startswith("delete") or action == "*":
-                raise ValueError(f"{action!r}: a deletion can never be approved by its requester")
+            if action.startswith(("delete", "cleanup")) or action == "*":
+                raise ValueError(
+                    f"{action!r}: a deletion can never be approved by its requester (on-call cleanups: see `oncall`)"
+                )
         return value
 
 

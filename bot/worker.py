@@ -243,8 +243,8 @@ class Worker:
             await self.flow.tell(expired, cards.decision_text(expired))
 
     async def _remind(self, expiring_by: datetime) -> None:
-        for request_id in await asyncio.to_thread(self.store.due, State.PENDING, "expires_at", expiring_by):
-            if await asyncio.to_thread(self.store.mark_reminded, request_id):
+        for request_id in await asyncio.to_thread(self.store.due_reminders, expiring_by):
+            if await asyncio.to_thread(self.store.mark_reminded, request_id):  # once, across replicas
                 record = await asyncio.to_thread(self.store.get, request_id)
                 if record:
                     await self.flow.tell(record, cards.reminder_text(record))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import audit
@@ -20,6 +20,7 @@ from bot.store import schema as t
 from bot.store.db import create_store_engine, migrate_engine, transaction
 
 _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+DELIVERY_MEMORY = timedelta(hours=1)  # how long a delivery key is kept to recognise Slack's retries
 REQUEST_ID = re.compile(f"R-[{_ID_ALPHABET}]{{8}}")  # what new_request_id makes, and nothing else
 
 
@@ -169,6 +170,8 @@ class Store:
         try:
             with transaction(self.engine) as conn:
                 conn.execute(insert(t.deliveries).values(key=key, at=now()))
+                # Slack stops retrying within minutes: older keys are forgotten, so the table stays small.
+                conn.execute(delete(t.deliveries).where(t.deliveries.c.at < now() - DELIVERY_MEMORY))
             return True
         except IntegrityError:
             return False
@@ -364,6 +367,19 @@ class Store:
         with self.engine.connect() as conn:
             return list(
                 conn.execute(select(t.requests.c.id).where(and_(t.requests.c.state == state.value, col <= at))).scalars()
+            )
+
+    def due_reminders(self, expiring_by: datetime) -> list[str]:
+        """Ids of pending requests that expire by then and have not been reminded of yet."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(t.requests.c.id).where(
+                        t.requests.c.state == State.PENDING.value,
+                        t.requests.c.expires_at <= expiring_by,
+                        t.requests.c.reminded.is_(False),
+                    )
+                ).scalars()
             )
 
     def mark_reminded(self, request_id: str) -> bool:

@@ -1,0 +1,215 @@
+"""The policy: who may request, approve, cancel and run what, where. Pure functions, no Slack."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot import policy
+from bot.policy import Actor
+from bot.settings import ConfigError, PolicyConfig, parse_config
+
+LEAD, OTHER_LEAD, ADMIN, ONCALL, DATA, STRANGER = "ULEAD", "UOTHER", "UADMIN", "UONCALL", "UDATA", "USTRANGER"
+OPS_CHANNEL, ELSEWHERE = "COPS", "CELSE"
+
+
+def rules(**overrides: Any) -> PolicyConfig:
+    base: dict[str, Any] = {
+        "admins": [ADMIN],
+        "requesters": {
+            "delete *": {"users": [LEAD, OTHER_LEAD], "channels": [OPS_CHANNEL], "workspaces": ["dev", "prod"]},
+            "export *": {"groups": ["SDATA"]},
+            "cleanup *": {"groups": ["SONCALL"]},
+        },
+        "approvers": {"users": [LEAD, OTHER_LEAD], "groups": ["SAPPROVERS"]},
+        "approvals_required": {"delete *": 1, "delete user": 2},
+        "self_approval": ["export run"],
+        "oncall": {"groups": ["SONCALL"]},
+        "oncall_self_approval_cap": 5,
+    }
+    return PolicyConfig.model_validate(base | overrides)
+
+
+def actor(user: str, *groups: str) -> Actor:
+    return Actor(user, frozenset(groups))
+
+
+# ---- requesting ---------------------------------------------------------------------------------
+
+
+def test_request_allowed_by_user_and_by_group() -> None:
+    p = rules()
+    assert policy.may_request(p, actor(LEAD), "delete run", OPS_CHANNEL, "prod").allowed
+    assert policy.may_request(p, actor(DATA, "SDATA"), "export model", ELSEWHERE, "dev").allowed
+
+
+@pytest.mark.parametrize(
+    "who, action, channel, workspace, reason",
+    [
+        (actor(STRANGER), "delete run", OPS_CHANNEL, "dev", "You are not allowed to request `delete run`"),
+        (actor(DATA, "SDATA"), "delete run", OPS_CHANNEL, "dev", "You are not allowed"),
+        (actor(LEAD), "delete run", ELSEWHERE, "dev", "cannot be requested in this channel"),
+        (actor(LEAD), "delete run", OPS_CHANNEL, "staging", "on workspace `staging`"),
+    ],
+)
+def test_request_refused_with_the_reason(who: Actor, action: str, channel: str, workspace: str, reason: str) -> None:
+    decision = policy.may_request(rules(), who, action, channel, workspace)
+    assert not decision.allowed and reason in decision.reason
+
+
+def test_an_action_no_rule_names_is_refused_for_everyone() -> None:
+    p = rules(requesters={"export run": {"users": [LEAD]}})
+    decision = policy.may_request(p, actor(ADMIN), "delete workspace", OPS_CHANNEL, "dev")
+    assert not decision.allowed and "Nobody may request `delete workspace`" in decision.reason
+
+
+def test_two_half_rules_do_not_add_up_to_a_whole_one() -> None:
+    # One rule allows the channel, another the workspace; neither allows both together.
+    p = rules(
+        requesters={
+            "delete run": {"users": [LEAD], "channels": [OPS_CHANNEL], "workspaces": ["dev"]},
+            "delete *": {"users": [LEAD], "channels": [ELSEWHERE], "workspaces": ["prod"]},
+        }
+    )
+    assert not policy.may_request(p, actor(LEAD), "delete run", OPS_CHANNEL, "prod").allowed
+    assert policy.may_request(p, actor(LEAD), "delete run", OPS_CHANNEL, "dev").allowed
+    assert policy.may_request(p, actor(LEAD), "delete run", ELSEWHERE, "prod").allowed
+
+
+def test_help_lists_what_this_user_may_request_in_this_channel() -> None:
+    p = rules()
+    actions = ["export run", "export model", "delete run", "cleanup computes"]
+    assert policy.requestable_actions(p, actor(LEAD), actions, OPS_CHANNEL) == ["delete run"]
+    assert policy.requestable_actions(p, actor(LEAD), actions, ELSEWHERE) == []
+    assert policy.requestable_actions(p, actor(DATA, "SDATA", "SONCALL"), actions, ELSEWHERE) == [
+        "export run", "export model", "cleanup computes"
+    ]
+    assert policy.requestable_actions(p, actor(STRANGER), actions, OPS_CHANNEL) == []
+
+
+# ---- approvals ------------------------------------------------------------------------------------
+
+
+def test_approvals_required_exact_then_wildcard_then_one() -> None:
+    p = rules()
+    assert policy.approvals_required(p, "delete user") == 2
+    assert policy.approvals_required(p, "delete run") == 1
+    assert policy.approvals_required(p, "export run") == 1
+
+
+def test_a_workspace_deletion_takes_two_whatever_the_file_says() -> None:
+    assert policy.approvals_required(rules(approvals_required={"delete workspace": 1}), "delete workspace") == 2
+    assert policy.approvals_required(rules(approvals_required={}), "delete workspace") == 2
+    assert policy.approvals_required(rules(approvals_required={"delete *": 3}), "delete workspace") == 3
+
+
+def approve(p: PolicyConfig, who: Actor, *, requester: str = DATA, action: str = "delete run", workspace: str = "dev", items: int = 1) -> policy.Decision:
+    return policy.may_approve(p, who, requester=requester, action=action, workspace=workspace, item_count=items)
+
+
+def test_who_may_approve() -> None:
+    p = rules()
+    assert approve(p, actor(LEAD)).allowed
+    assert approve(p, actor(ADMIN)).allowed
+    assert approve(p, actor(STRANGER, "SAPPROVERS")).allowed
+    refused = approve(p, actor(STRANGER))
+    assert not refused.allowed and refused.reason == "You are not an approver."
+
+
+def test_a_requester_never_approves_their_own_deletion() -> None:
+    p = rules()
+    for who in (actor(LEAD), actor(ADMIN)):
+        decision = approve(p, who, requester=who.user_id)
+        assert not decision.allowed and "your own request" in decision.reason
+    oncall_deletion = approve(p, actor(ONCALL, "SONCALL", "SAPPROVERS"), requester=ONCALL, action="delete run")
+    assert not oncall_deletion.allowed
+
+
+def test_self_approval_only_where_the_file_allows_it_and_never_for_a_deletion() -> None:
+    p = rules()
+    assert approve(p, actor(DATA, "SDATA"), requester=DATA, action="export run").allowed
+    assert not approve(p, actor(DATA, "SDATA"), requester=DATA, action="export model").allowed
+    for deletion in ("delete run", "cleanup computes", "*"):
+        with pytest.raises(ValueError, match="never be approved by its requester"):
+            rules(self_approval=[deletion])
+
+
+def test_oncall_self_approves_a_cleanup_up_to_the_cap() -> None:
+    p = rules(oncall_self_approval_cap=3)
+    oncall = actor(ONCALL, "SONCALL")
+    assert approve(p, oncall, requester=ONCALL, action="cleanup computes", items=3).allowed
+    assert not approve(p, oncall, requester=ONCALL, action="cleanup computes", items=4).allowed
+    assert not approve(p, actor(DATA), requester=DATA, action="cleanup exports", items=1).allowed
+
+
+def test_approvers_limited_to_workspaces() -> None:
+    p = rules(approvers={"users": [LEAD], "workspaces": ["dev"]})
+    assert approve(p, actor(LEAD), workspace="dev").allowed
+    decision = approve(p, actor(LEAD), workspace="prod")
+    assert not decision.allowed and "workspace `prod`" in decision.reason
+    assert policy.approver_pool(p, {}, "prod") == frozenset()
+
+
+def test_approver_pool_is_users_admins_and_group_members() -> None:
+    pool = policy.approver_pool(rules(), {"SAPPROVERS": ["UGROUP1"], "SDATA": [DATA]}, "dev")
+    assert pool == {LEAD, OTHER_LEAD, ADMIN, "UGROUP1"}
+
+
+def test_a_request_nobody_else_could_approve_is_refused_at_submission() -> None:
+    only_lead = rules(admins=[], approvers={"users": [LEAD]})
+    refused = policy.can_be_approved(only_lead, actor(LEAD), "delete run", "dev", 1, {})
+    assert not refused.allowed and "needs 1 approval(s) from someone other than you" in refused.reason
+    assert policy.can_be_approved(only_lead, actor(OTHER_LEAD), "delete run", "dev", 1, {}).allowed
+    # Two approvers, one of them asking: a workspace deletion (2) cannot be approved.
+    two = rules(admins=[], approvers={"users": [LEAD, OTHER_LEAD]})
+    assert not policy.can_be_approved(two, actor(LEAD), "delete workspace", "dev", 1, {}).allowed
+    assert policy.can_be_approved(two, actor(DATA), "delete workspace", "dev", 1, {}).allowed
+    # Approvers who may not touch this workspace do not count.
+    elsewhere = rules(admins=[], approvers={"users": [OTHER_LEAD], "workspaces": ["prod"]})
+    assert not policy.can_be_approved(elsewhere, actor(LEAD), "delete run", "dev", 1, {}).allowed
+
+
+def test_an_oncall_self_approval_counts_at_submission() -> None:
+    nobody_else = rules(admins=[], approvers={"users": []})
+    oncall = actor(ONCALL, "SONCALL")
+    assert policy.can_be_approved(nobody_else, oncall, "cleanup computes", "dev", 5, {}).allowed
+    assert not policy.can_be_approved(nobody_else, oncall, "cleanup computes", "dev", 6, {}).allowed
+
+
+def test_cancel_and_run_now() -> None:
+    p = rules()
+    assert policy.may_cancel(p, actor(DATA), requester=DATA, workspace="dev").allowed
+    assert policy.may_cancel(p, actor(LEAD), requester=DATA, workspace="dev").allowed
+    assert not policy.may_cancel(p, actor(STRANGER), requester=DATA, workspace="dev").allowed
+    assert policy.may_run_now(p, actor(LEAD), requester=DATA, workspace="dev").allowed
+    refused = policy.may_run_now(p, actor(LEAD), requester=LEAD, workspace="dev")
+    assert not refused.allowed and "your own request" in refused.reason
+    assert not policy.may_run_now(p, actor(STRANGER), requester=DATA, workspace="dev").allowed
+
+
+def test_cooling_off_applies_to_the_configured_actions() -> None:
+    default = rules(cooling_off="1h")
+    assert policy.cooling_off(default, "delete user") == timedelta(hours=1)
+    assert policy.cooling_off(default, "delete run") == timedelta(0)
+    wide = rules(cooling_off="30m", cooling_off_actions=["delete *"])
+    assert policy.cooling_off(wide, "delete run") == timedelta(minutes=30)
+    assert policy.cooling_off(wide, "export run") == timedelta(0)
+
+
+def test_groups_named_are_the_ones_to_resolve() -> None:
+    assert policy.groups_named(rules()) == {"SDATA", "SONCALL", "SAPPROVERS"}
+
+
+@pytest.mark.parametrize(
+    "policy_yaml, message",
+    [
+        ({"approvers": {"users": [LEAD], "channels": [OPS_CHANNEL]}}, "approvers cannot be limited to channels"),
+        ({"oncall": {"groups": ["SONCALL"], "workspaces": ["dev"]}}, "oncall names people"),
+    ],
+)
+def test_keys_the_policy_would_ignore_are_refused(policy_yaml: dict[str, Any], message: str) -> None:
+    workspaces = {"dev": {"subscription_id": "s", "resource_group": "r", "workspace_name": "w"}}
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"workspaces": workspaces, "policy": policy_yaml})
