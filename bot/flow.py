@@ -32,6 +32,7 @@ from commands.intents import (
     ListCommand,
     StatusCommand,
     UnfreezeCommand,
+    UserRefType,
 )
 from commands.operations import operation_for
 from commands.operations.base import Context, OperationError
@@ -128,7 +129,9 @@ class Flow:
         if operation is None:
             return cards.error_text(f"`{intent.action}` is not available in this version of amlbot yet.")
         try:
-            plan = await operation.preview(intent, self._context(alias, request_id=None))
+            plan = await operation.preview(
+                intent, self._context(alias, request_id=None, user_email=await self._email_of(intent))
+            )
         except OperationError as error:
             return cards.error_text(str(error))
         members = await self.s.groups.all_members()
@@ -190,14 +193,30 @@ class Flow:
             title=f"Full plan of {record.id}", content=json.dumps(plan, indent=2),
         )
 
-    def _context(self, alias: str, request_id: str | None) -> Context:
+    def _context(self, alias: str, request_id: str | None, user_email: str | None = None) -> Context:
         return Context(
             alias=alias,
             config=self.s.config.workspaces[alias],
             door=self.s.doors.get(alias),
             control=self.s.doors.control(alias),
-            settings={"request_id": request_id, "link_expiry": self.s.config.export_link_expiry},
+            settings={
+                "request_id": request_id,
+                "link_expiry": self.s.config.export_link_expiry,
+                "user_email": user_email,
+            },
         )
+
+    async def _email_of(self, intent: Intent) -> str | None:
+        """Azure knows people by UPN: a Slack mention is looked up to its email, if Slack shares it."""
+        if intent.user is None or intent.user.type is not UserRefType.SLACK:
+            return None
+        try:
+            response = await self.client.users_info(user=intent.user.value)
+        except SlackApiError as error:
+            log.warning("user lookup failed", extra={"user": intent.user.value, "error": error.response.get("error")})
+            return None
+        email = (response.get("user") or {}).get("profile", {}).get("email")
+        return email if isinstance(email, str) and email else None
 
     async def help(self, command: HelpCommand, where: Where) -> str:
         if command.topic:

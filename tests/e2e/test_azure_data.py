@@ -265,3 +265,14 @@ async def test_user_named_by_slack_mention_needs_an_email(azure_harness: Harness
 
     await azure_harness.wait_reply(containing="Name them by email or Entra object id")
     assert azure_harness.store.list_requests() == []
+
+
+async def test_user_named_by_slack_mention_is_found_through_their_slack_email(azure_harness: Harness, azure: AzureStandIn) -> None:
+    await _seed_people(azure_harness, azure)
+    azure_harness.slack.add_user("U0ALICE01", "alice", email="Alice@Contoso.com")
+
+    request = await azure_harness.submit("export user <@U0ALICE01|alice>")
+
+    runs = {item["ref"].split("/")[1] for item in request.plan["items"] if item["kind"] == "blob"}
+    assert runs == {"dcid.alice-1", "dcid.alice-app-1", "dcid.alice-live"}
+    assert azure_harness.slack.calls_to("users.info")[-1].args["user"] == "U0ALICE01"

@@ -18,10 +18,11 @@ SCOPE_OF = {
     "chat_postEphemeral": "chat:write",
     "files_upload_v2": "files:write",
     "usergroups_users_list": "usergroups:read",
-    "users_info": "users:read",
+    "users_info": "users:read users:read.email",  # the email that names a person in Azure
     "users_lookupByEmail": "users:read.email",
     "conversations_info": "channels:read",
     "views_publish": None,  # App Home needs no scope of its own
+    "chat_getPermalink": None,
 }
 
 
@@ -41,5 +42,5 @@ def test_manifest_matches_the_code() -> None:
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     calls = _calls_in_code()
     assert "chat_postMessage" in calls  # the scan itself works
-    needed = {"commands"} | {SCOPE_OF[c] for c in calls if SCOPE_OF[c]}
+    needed = {"commands"} | {scope for c in calls for scope in (SCOPE_OF[c] or "").split()}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
