@@ -18,4 +18,7 @@ class WorkspaceConfig(BaseModel):
     # Entra ID (DefaultAzureCredential) and links are user-delegation SAS.
     storage_connection_string: str | None = None
     artifact_container: str = "azureml"
+    # The default datastore's container (`azureml-blobstore-<workspace-guid>`), where runs write
+    # named outputs; looked up through the workspace's `workspaceblobstore` datastore when unset.
+    blobstore_container: str | None = None
     exports_container: str = "amlbot-exports"

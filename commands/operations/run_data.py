@@ -31,17 +31,39 @@ FINISHED = frozenset({"completed", "failed", "canceled", "notresponding", "pause
 KEPT_LISTED = 5  # retained items spelled out in the plan's warning; the receipt has them all
 
 Prefix = tuple[str, str]  # (container, blob-name prefix)
+DEFAULT_DATASTORE = "workspaceblobstore"
 RecordDelete = Callable[[PlanItem], ItemResult]  # blocking: runs in a worker thread
 
 
-def run_prefix(ctx: Context, run: str) -> Prefix:
-    """Where a run keeps its data: the artifact store's `ExperimentRun/dcid.<run-id>/`."""
-    return (ctx.config.artifact_container, f"ExperimentRun/dcid.{run}/")
+async def blobstore_container(ctx: Context) -> str | None:
+    """The default datastore's container: from the config, else from the workspace itself."""
+    if ctx.config.blobstore_container:
+        return ctx.config.blobstore_container
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        datastore = await ctx.control.call(lambda: ctx.control.ml().datastores.get(DEFAULT_DATASTORE))
+    except ResourceNotFoundError:
+        return None
+    return getattr(datastore, "container_name", None)
 
 
-def run_prefixes(intent: Intent, ctx: Context) -> list[Prefix]:
+async def run_prefixes_of(ctx: Context, runs: list[str]) -> list[Prefix]:
+    """Where runs keep their data: run history and logs in the artifact store under
+    `ExperimentRun/dcid.<run>/`, and outputs on the default datastore under `azureml/<run>/`
+    (v2 named outputs) and `dataset/<run>/` (v1 pipeline outputs)."""
+    blobstore = await blobstore_container(ctx) if runs else None
+    prefixes: list[Prefix] = []
+    for run in runs:
+        prefixes.append((ctx.config.artifact_container, f"ExperimentRun/dcid.{run}/"))
+        if blobstore:
+            prefixes += [(blobstore, f"azureml/{run}/"), (blobstore, f"dataset/{run}/")]
+    return prefixes
+
+
+async def run_prefixes(intent: Intent, ctx: Context) -> list[Prefix]:
     assert intent.target
-    return [run_prefix(ctx, intent.target)]
+    return await run_prefixes_of(ctx, [intent.target])
 
 
 async def blob_items(ctx: Context, prefixes: list[Prefix]) -> list[PlanItem]:
@@ -127,14 +149,15 @@ async def plan_runs(
 
     A deletion keeps unfinished jobs: they are still writing."""
     records, reasons = list(other_records), dict(other_kept or {})
-    prefixes: list[Prefix] = []
+    runs: list[str] = []
     for job in jobs:
         record = PlanItem(ItemKind.JOB, ctx.control.child_id("jobs", job.name))
         records.append(record)
         if intent.destructive and job_status(job) not in FINISHED:
             reasons[record.key] = f"still {job_status(job)}: cancel it or let it finish, then ask again; its files are kept too"
             continue
-        prefixes += [run_prefix(ctx, run) for run in await run_names(ctx, job)]
+        runs += await run_names(ctx, job)
+    prefixes = await run_prefixes_of(ctx, runs)
     plan = Plan(
         action=intent.action,
         workspace=ctx.alias,
@@ -305,7 +328,7 @@ class DeleteRun:
     action = "delete run"
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        return await plan_blobs(intent, ctx, run_prefixes(intent, ctx))
+        return await plan_blobs(intent, ctx, await run_prefixes(intent, ctx))
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await delete_planned_blobs(plan, ctx, checkpoint)
@@ -315,7 +338,7 @@ class ExportRun:
     action = "export run"
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        return await plan_blobs(intent, ctx, run_prefixes(intent, ctx))
+        return await plan_blobs(intent, ctx, await run_prefixes(intent, ctx))
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await export_planned(plan, ctx, checkpoint)

@@ -146,14 +146,15 @@ class Harness:
     def thread(self, request_id: str) -> list[dict[str, Any]]:
         return self.slack.thread(CHANNEL, self.request(request_id).card_ts or "")[1:]
 
-    async def seed(self, names: dict[str, bytes]) -> None:
-        container = self.blobs.get_container_client(self.container)
+    async def seed(self, names: dict[str, bytes], container_name: str | None = None) -> None:
+        """Write blobs into the artifact container, or into `container_name`."""
+        container = self.blobs.get_container_client(container_name or self.container)
         if not await container.exists():
             await container.create_container()
         await asyncio.gather(*(container.upload_blob(n, data, overwrite=True) for n, data in names.items()))
 
-    async def blob_names(self, prefix: str = "") -> set[str]:
-        container = self.blobs.get_container_client(self.container)
+    async def blob_names(self, prefix: str = "", container_name: str | None = None) -> set[str]:
+        container = self.blobs.get_container_client(container_name or self.container)
         return {b.name async for b in container.list_blobs(name_starts_with=prefix)}
 
 
@@ -173,6 +174,9 @@ async def start_harness(
     raw = base_config(connection_string, container, **policy)
     if azure is not None:
         raw["workspaces"]["dev"]["arm_endpoint"] = azure.url
+    else:
+        # No control plane to ask: name the default datastore's container in the config.
+        raw["workspaces"]["dev"]["blobstore_container"] = f"blobstore-{container}"
     config = parse_config(raw)
     doors = None
     if azure is not None:

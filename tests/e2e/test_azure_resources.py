@@ -75,3 +75,24 @@ async def test_oncall_cleans_up_idle_computes_only(azure_harness: Harness, azure
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
     gone = {path.rsplit("/", 1)[1] for path in azure.state.deleted if "/computes/" in path}
     assert gone == {"idle-cluster"}
+
+
+async def test_delete_run_reaches_its_outputs_on_the_default_datastore(azure_harness: Harness, azure: AzureStandIn) -> None:
+    import uuid
+
+    run = f"train-{uuid.uuid4().hex[:8]}"
+    blobstore = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE).blob_container
+    await azure_harness.seed({f"ExperimentRun/dcid.{run}/user_logs/std_log.txt": b"log"})
+    await azure_harness.seed(
+        {f"azureml/{run}/model_output/model.pkl": b"m", f"dataset/{run}/prepared/part-0": b"d", "azureml/other-run/x": b"keep"},
+        container_name=blobstore,
+    )
+    request = await azure_harness.submit(f"delete run {run}")
+    assert {(i["container"], i["ref"]) for i in request.plan["items"]} == {
+        (azure_harness.container, f"ExperimentRun/dcid.{run}/user_logs/std_log.txt"),
+        (blobstore, f"azureml/{run}/model_output/model.pkl"),
+        (blobstore, f"dataset/{run}/prepared/part-0"),
+    }
+    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.wait_state(request.id, State.SUCCEEDED)
+    assert await azure_harness.blob_names("", container_name=blobstore) == {"azureml/other-run/x"}
