@@ -6,8 +6,6 @@
 
 from tests.standins.azure.client import (
     FakeCredential,
-    cloud_metadata,
-    cloud_name_for,
     ml_client,
     resource_client,
     standin_environment,
@@ -26,8 +24,6 @@ __all__ = [
     "Identity",
     "LroSettings",
     "Workspace",
-    "cloud_metadata",
-    "cloud_name_for",
     "ml_client",
     "resource_client",
     "standin_environment",

@@ -2,37 +2,11 @@
 
 How production code should construct its clients
 ================================================
-Give the Azure layer three inputs and nothing else differs between Azure and the stand-in:
-
-* ``credential``: any ``azure.core.credentials.TokenCredential`` (``DefaultAzureCredential`` in
-  production, ``FakeCredential`` here).
-* ``resource_manager``: the ARM endpoint, default ``"https://management.azure.com/"``.
-* ``client_kwargs``: extra azure-core options passed through to every client, e.g. retry
-  (``retry_total``, ``retry_backoff_factor``), ``polling_interval``; empty in production.
-
-Then::
-
-    from azure.ai.ml import MLClient
-    from azure.mgmt.resource.resources import ResourceManagementClient
-
-    def cloud_kwargs(resource_manager: str) -> dict:
-        if resource_manager.rstrip("/") == "https://management.azure.com":
-            return {"cloud": "AzureCloud"}
-        # MLClient registers a custom cloud from cloud_metadata (once per name, process-wide).
-        return {"cloud": cloud_name_for(resource_manager), "cloud_metadata": cloud_metadata(resource_manager)}
-
-    ml = MLClient(credential, subscription_id, resource_group, workspace_name,
-                  enable_telemetry=False, show_progress=False,
-                  **cloud_kwargs(resource_manager), **client_kwargs)
-    arm = ResourceManagementClient(credential, subscription_id,
-                                   base_url=resource_manager.rstrip("/"),
-                                   credential_scopes=[resource_manager.rstrip("/") + "/.default"],
-                                   **client_kwargs)
-
-``cloud_metadata()`` and ``cloud_name_for()`` below are what production needs for a custom endpoint
-(copy them or import the idea; they only use public MLClient kwargs). Everything then goes to
-``resource_manager``: MLClient derives its ARM base URL from the cloud, and the workspace's
-``discoveryUrl`` sends the data-plane clients (run history) wherever the service says.
+Production builds its clients in ``commands.azure.control.WorkspaceControl`` from three inputs:
+a credential (``DefaultAzureCredential`` there, ``FakeCredential`` here), the resource-manager
+endpoint (``arm_endpoint`` in the config; here ``standin.url``, reached through a custom cloud made
+by ``commands.azure.control.cloud_kwargs``), and pass-through client options (retries, polling).
+The helpers below build the same clients the same way, so the stand-in proves production's code.
 
 What the test environment must also provide (``standin_environment``)
 ---------------------------------------------------------------------
@@ -52,7 +26,6 @@ import base64
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from azure.ai.ml import MLClient
 from azure.core.credentials import AccessToken
@@ -60,6 +33,7 @@ from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from commands.azure.control import cloud_kwargs
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import DEFAULT_TENANT
 
@@ -116,26 +90,6 @@ class AllowHttpBearerPolicy(SansIOHTTPPolicy[Any, Any]):
         request.context["enforce_https"] = False
 
 
-def cloud_name_for(resource_manager: str) -> str:
-    # azure-ai-ml keeps custom clouds in a process-wide registry and never overwrites an entry, so
-    # the name must be unique per endpoint (a stand-in on a new port must not reuse a stale entry).
-    url = urlsplit(resource_manager)
-    return f"AmlStandIn-{url.scheme}-{url.netloc.replace(':', '-')}"
-
-
-def cloud_metadata(resource_manager: str) -> dict[str, str]:
-    """``cloud_metadata`` for ``MLClient(cloud=…, cloud_metadata=…)`` with every endpoint at ``resource_manager``."""
-    base = resource_manager.rstrip("/") + "/"
-    return {
-        "azure_portal": base,
-        "resource_manager": base,
-        "active_directory": base,
-        "aml_resource_id": base,
-        "storage_endpoint": "core.windows.net",
-        "registry_discovery_endpoint": base,
-    }
-
-
 def client_kwargs(standin: AzureStandIn) -> dict[str, Any]:
     kwargs = dict(TEST_CLIENT_KWARGS)
     if not standin.tls:
@@ -163,10 +117,9 @@ def ml_client(
         subscription_id,
         resource_group,
         workspace,
-        cloud=cloud_name_for(standin.url),
-        cloud_metadata=cloud_metadata(standin.url),
         enable_telemetry=False,
         show_progress=False,
+        **cloud_kwargs(standin.url),
         **{**client_kwargs(standin), **kwargs},
     )
 
