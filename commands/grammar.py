@@ -63,6 +63,9 @@ _PLACEHOLDER: dict[Kind, str] = {
     Kind.RUN: "<run-id>",
     Kind.EXPERIMENT: "<name>",
     Kind.MODEL: "<name>[:<version>]",
+    Kind.DATA: "<name>[:<version>]",
+    Kind.NOTEBOOKS: "<@user|email|object-id>",
+    Kind.SCHEDULE: "<name>",
     Kind.COMPUTE: "<name>",
     Kind.ENDPOINT: "<name>",
     Kind.WORKSPACE: "<alias>",
@@ -72,6 +75,9 @@ _WHAT: dict[Kind, str] = {
     Kind.RUN: "a run id",
     Kind.EXPERIMENT: "an experiment name",
     Kind.MODEL: "a model name",
+    Kind.DATA: "a data asset name",
+    Kind.NOTEBOOKS: "a user",
+    Kind.SCHEDULE: "a schedule name",
     Kind.COMPUTE: "a compute name",
     Kind.ENDPOINT: "an endpoint name",
     Kind.WORKSPACE: "a workspace alias",
@@ -83,16 +89,19 @@ _VALUE_OPTIONS: dict[str, str] = {
     "--idle": "<duration>",
     "--older-than": "<duration>",
 }
-_FLAG_OPTIONS = ("--with-dependents", "--purge")
+_FLAG_OPTIONS = ("--with-dependents", "--purge", "--include-shared")
 _OPTIONS = (*_VALUE_OPTIONS, *_FLAG_OPTIONS)
 # The one action each option other than --workspace belongs to; --workspace suits every intent.
 _OPTION_HOME: dict[str, str] = {
     "--with-dependents": "delete workspace",
     "--purge": "delete workspace",
+    "--include-shared": "delete data",
     "--idle": "cleanup computes",
     "--older-than": "cleanup exports",
 }
 _REQUIRED_OPTION: dict[Kind, str] = {Kind.COMPUTES: "--idle", Kind.EXPORTS: "--older-than"}
+_VERSIONED = (Kind.MODEL, Kind.DATA)  # targets written `<name>[:<version>]`
+_PEOPLE = (Kind.USER, Kind.NOTEBOOKS)  # targets that name a person
 
 _LIST_SCOPES = ("mine", "pending")
 
@@ -103,9 +112,9 @@ def _intent_usage(verb: Verb, kind: Kind) -> str:
         words.append(_PLACEHOLDER[kind])
     if kind in _REQUIRED_OPTION:
         words.append(f"{_REQUIRED_OPTION[kind]} <duration>")
-    if (verb, kind) == (Verb.DELETE, Kind.WORKSPACE):
-        words.append("[--with-dependents] [--purge]")  # the alias already names the workspace
-    else:
+    action = f"{verb} {kind}"
+    words += [f"[{flag}]" for flag in _FLAG_OPTIONS if _OPTION_HOME[flag] == action]
+    if kind is not Kind.WORKSPACE:  # a workspace's alias already names the workspace
         words.append("[--workspace <alias>]")
     return " ".join(words)
 
@@ -256,7 +265,7 @@ def _option_problem(
 ) -> tuple[str, str | None] | None:
     if name not in _OPTIONS:
         if name == "--version":
-            return f"Unknown option `{name}`.", "Give a model version as `<name>:<version>`."
+            return f"Unknown option `{name}`.", "Give a version as `<name>:<version>`."
         return f"Unknown option {_q(name)}.", _did_you_mean(name, _OPTIONS)
     if name in seen:
         return f"`{name}` is given more than once.", None
@@ -297,7 +306,7 @@ def _exactly_one(action: str, positionals: list[str], what: str, hint: str | Non
 def _name(action: str, kind: Kind, token: str) -> str:
     if _NAME.fullmatch(token):
         return token
-    hint = "Only models take a `:<version>`." if ":" in token and kind is not Kind.MODEL else None
+    hint = "Only models and data take a `:<version>`." if ":" in token and kind not in _VERSIONED else None
     if token.startswith("<") and token.endswith(">") and not hint:
         hint = "Replace the `<…>` placeholder with a real value."
     if len(token) > 255:
@@ -307,16 +316,16 @@ def _name(action: str, kind: Kind, token: str) -> str:
     raise GrammarError(f"{_q(token)} isn't {_WHAT[kind]}: it {problem}.", USAGE[action], hint)
 
 
-def _model(action: str, token: str) -> tuple[str, str | None]:
+def _versioned(action: str, kind: Kind, token: str) -> tuple[str, str | None]:
     name, colon, version = token.partition(":")
     # With no name before the `:`, complain about the whole token: `:3` says more than ``.
-    name = _name(action, Kind.MODEL, name or token)
+    name = _name(action, kind, name or token)
     if not colon:
         return name, None
     if _VERSION.fullmatch(version):
         return name, version
     if version:
-        bad = f"{_q(version)} isn't a model version"
+        bad = f"{_q(version)} isn't a {kind} version"
     else:
         bad = f"{_q(token)} has an empty version"
     raise GrammarError(
@@ -503,12 +512,12 @@ def _intent_target(verb: Verb, kind: Kind, positionals: list[str]) -> Intent:
         hint = f"Did you mean `{option} {positionals[0]}`?" if misplaced else None
         _at_most(action, positionals, 0, hint)
         return Intent(verb, kind)
-    spaces = "Names can't contain spaces." if kind is not Kind.USER else None
+    spaces = "Names can't contain spaces." if kind not in _PEOPLE else None
     token = _exactly_one(action, positionals, _WHAT[kind], spaces)
-    if kind is Kind.USER:
+    if kind in _PEOPLE:
         return Intent(verb, kind, user=_user(action, token))
-    if kind is Kind.MODEL:
-        name, version = _model(action, token)
+    if kind in _VERSIONED:
+        name, version = _versioned(action, kind, token)
         return Intent(verb, kind, target=name, version=version)
     if kind is Kind.WORKSPACE:
         alias = _alias(action, token)
@@ -521,6 +530,7 @@ def _intent_options(intent: Intent, options: dict[str, str | None]) -> Intent:
     changes: dict[str, object] = {
         "with_dependents": "--with-dependents" in options,
         "purge": "--purge" in options,
+        "include_shared": "--include-shared" in options,
     }
     if (raw := options.get("--workspace")) is not None:
         workspace = _alias(action, raw)
@@ -596,6 +606,8 @@ def _render_intent(intent: Intent) -> str:
         words.append("--with-dependents")
     if intent.purge:
         words.append("--purge")
+    if intent.include_shared:
+        words.append("--include-shared")
     if intent.idle is not None:
         words += ["--idle", format_duration(intent.idle)]
     if intent.older_than is not None:

@@ -17,6 +17,9 @@ class Kind(StrEnum):
     RUN = "run"
     EXPERIMENT = "experiment"
     MODEL = "model"
+    DATA = "data"  # a data asset
+    NOTEBOOKS = "notebooks"  # a person's Studio notebooks and files
+    SCHEDULE = "schedule"
     USER = "user"
     COMPUTE = "compute"
     ENDPOINT = "endpoint"
@@ -27,11 +30,14 @@ class Kind(StrEnum):
 
 # Which kinds each verb accepts, in the order `help` lists them.
 KINDS_BY_VERB: dict[Verb, tuple[Kind, ...]] = {
-    Verb.EXPORT: (Kind.RUN, Kind.EXPERIMENT, Kind.MODEL, Kind.USER),
+    Verb.EXPORT: (Kind.RUN, Kind.EXPERIMENT, Kind.MODEL, Kind.DATA, Kind.NOTEBOOKS, Kind.USER),
     Verb.DELETE: (
         Kind.RUN,
         Kind.EXPERIMENT,
         Kind.MODEL,
+        Kind.DATA,
+        Kind.NOTEBOOKS,
+        Kind.SCHEDULE,
         Kind.COMPUTE,
         Kind.ENDPOINT,
         Kind.WORKSPACE,
@@ -62,14 +68,15 @@ class Intent:
 
     verb: Verb
     kind: Kind
-    # run id, experiment name, model name, compute name, endpoint name or workspace alias;
-    # None for cleanups and for user intents (see `user`).
+    # run id, experiment, model, data asset, schedule, compute or endpoint name, or workspace alias;
+    # None for cleanups and for the intents about a person (see `user`).
     target: str | None = None
-    version: str | None = None  # model version; None means every version
-    user: UserRef | None = None
+    version: str | None = None  # model or data asset version; None means every version
+    user: UserRef | None = None  # user and notebooks intents
     workspace: str | None = None  # alias from the config; None means the channel's default
     with_dependents: bool = False
     purge: bool = False
+    include_shared: bool = False  # delete data: also files that other assets or runs use
     idle: timedelta | None = None
     older_than: timedelta | None = None
 

@@ -16,17 +16,23 @@ def canonical_json(value: Any) -> bytes:
 
 class ItemKind(StrEnum):
     BLOB = "blob"
+    FILE = "file"  # in an Azure Files share (the item's container)
+    DIRECTORY = "directory"  # a share's folder, removed once its files are
     RESOURCE = "resource"
     JOB = "job"
     MODEL_VERSION = "model_version"
+    DATA_VERSION = "data_version"
+    ENVIRONMENT_VERSION = "environment_version"
+    COMPONENT_VERSION = "component_version"
+    SCHEDULE = "schedule"
 
 
 @dataclass(frozen=True)
 class PlanItem:
     kind: ItemKind
-    ref: str  # blob name, or an ARM resource id
-    size: int | None = None  # bytes, for blobs
-    container: str | None = None  # for blobs
+    ref: str  # blob name, file or folder path, or an ARM resource id
+    size: int | None = None  # bytes, for blobs and files
+    container: str | None = None  # for blobs (the container) and files and folders (the share)
 
     @property
     def key(self) -> str:

@@ -31,25 +31,40 @@ def _credential() -> Any:
 
 
 class WorkspaceBlobs:
-    def __init__(self, config: WorkspaceConfig, account_url: str | None = None) -> None:
+    def __init__(
+        self, config: WorkspaceConfig, account_url: str | None = None, client_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """`client_kwargs` go to every storage client (the bot adds its measuring policy there)."""
         self.config = config
+        extra = client_kwargs or {}
+        sync_options = {**storage_retry(asynchronous=False), **extra}
+        async_options = {**storage_retry(asynchronous=True), **extra}
         if config.storage_connection_string:
-            self._sync = BlobServiceClient.from_connection_string(
-                config.storage_connection_string, **storage_retry(asynchronous=False)
-            )
-            self._async = AsyncBlobServiceClient.from_connection_string(
-                config.storage_connection_string, **storage_retry(asynchronous=True)
-            )
+            self._sync = BlobServiceClient.from_connection_string(config.storage_connection_string, **sync_options)
+            self._async = AsyncBlobServiceClient.from_connection_string(config.storage_connection_string, **async_options)
             self._account_key: str | None = self._sync.credential.account_key
         else:
             url = account_url or config.storage_account_url
             if not url:
                 raise ValueError("the workspace has no storage account URL")
-            self._sync = BlobServiceClient(url, credential=_credential(), **storage_retry(asynchronous=False))
-            self._async = AsyncBlobServiceClient(
-                url, credential=_async_credential(), **storage_retry(asynchronous=True)
-            )
+            self._sync = BlobServiceClient(url, credential=_credential(), **sync_options)
+            self._async = AsyncBlobServiceClient(url, credential=_async_credential(), **async_options)
             self._account_key = None
+
+    async def probe(self, container: str) -> None:
+        """One harmless read (a page of one blob name), tried once: raises ResourceNotFoundError when
+        the container is missing, and the service's error when the identity may not list it."""
+        client = self._async.get_container_client(container)
+        async for _ in client.list_blobs(results_per_page=1, retry_total=0):
+            break
+
+    async def ensure_container(self, container: str, **options: Any) -> bool:
+        """Create the container unless it exists; True when it was created."""
+        try:
+            await self._async.get_container_client(container).create_container(**options)
+        except ResourceExistsError:
+            return False
+        return True
 
     async def list_blobs(self, container: str, prefix: str) -> list[BlobInfo]:
         client = self._async.get_container_client(container)
@@ -94,12 +109,8 @@ class WorkspaceBlobs:
             yield chunk
 
     async def write_blob(self, container: str, name: str, chunks: AsyncIterator[bytes]) -> int:
-        container_client = self._async.get_container_client(container)
-        try:
-            await container_client.create_container()
-        except ResourceExistsError:
-            pass
-        blob = container_client.get_blob_client(name)
+        await self.ensure_container(container)
+        blob = self._async.get_container_client(container).get_blob_client(name)
         total = 0
 
         async def counted() -> AsyncIterator[bytes]:

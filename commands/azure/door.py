@@ -1,7 +1,8 @@
 """The one door to Azure: exactly the calls the operations make, nothing more.
 
-Operations depend on this protocol; `commands.azure.sdk` implements it on the Azure SDKs, and
-tests run that implementation against Azurite and the control-plane stand-in.
+Operations depend on these protocols; `commands.azure.blobs` and `commands.azure.files` implement
+them on the Azure SDKs, and tests run those against Azurite, the Files stand-in and the
+control-plane stand-in.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Status(StrEnum):
     FAILED = "failed"
     RETAINED = "retained"
     SOFT_DELETED = "soft_deleted"
+    ARCHIVED = "archived"  # the most the service allows for some records; their files go separately
     EXPORTED = "exported"
 
 
@@ -49,5 +51,21 @@ class WorkspaceDoor(Protocol):
     async def write_blob(self, container: str, name: str, chunks: AsyncIterator[bytes]) -> int: ...
 
     async def read_link(self, container: str, name: str, expiry: timedelta) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class ShareDoor(Protocol):
+    """The workspace's Azure Files shares: where Studio keeps notebooks and user files."""
+
+    async def walk(self, share: str, folder: str) -> tuple[list[BlobInfo], list[str]]:
+        """Every file under `folder` and every directory, `folder` included; nothing if it is not there."""
+        ...
+
+    async def delete_files(self, share: str, paths: list[str]) -> dict[str, ItemResult]: ...
+
+    async def delete_directory(self, share: str, path: str) -> ItemResult: ...
+
+    def read_file(self, share: str, path: str) -> AsyncIterator[bytes]: ...
 
     async def close(self) -> None: ...

@@ -23,5 +23,11 @@ def storage_retry(*, asynchronous: bool) -> dict[str, Any]:
     """Waits of about 1, 5, 17, 65 s (scaled) between tries of a throttled or failing storage call."""
     policy = AsyncExponentialRetry if asynchronous else ExponentialRetry
     return {"retry_policy": policy(**_STORAGE_BACKOFF)}
+
+
+def file_share_retry() -> dict[str, Any]:
+    """The same back-off for the async file share client, which builds its own policy from these
+    keywords (its package exports no async policy class)."""
+    return dict(_STORAGE_BACKOFF)
 # azure-core's policy for the management and Azure ML clients.
 MGMT_RETRY: dict[str, Any] = {"retry_total": 6, "retry_backoff_factor": 0.8 * _SCALE, "retry_backoff_max": 60}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from commands.operations.base import Operation
 from commands.operations.cleanup_exports import CleanupExports
+from commands.operations.data_assets import DeleteData, ExportData
 from commands.operations.experiments import DeleteExperiment, ExportExperiment
 from commands.operations.models import DeleteModel, ExportModel
+from commands.operations.notebooks import DeleteNotebooks, ExportNotebooks
 from commands.operations.resources import CleanupComputes, DeleteCompute, DeleteEndpoint, DeleteWorkspace
 from commands.operations.run_data import DeleteRun, ExportRun
+from commands.operations.schedules import DeleteSchedule
 from commands.operations.users import DeleteUser, ExportUser
 
 _ALL: tuple[Operation, ...] = (
@@ -24,6 +27,11 @@ _ALL: tuple[Operation, ...] = (
     ExportModel(),
     DeleteUser(),
     ExportUser(),
+    DeleteData(),
+    ExportData(),
+    DeleteNotebooks(),
+    ExportNotebooks(),
+    DeleteSchedule(),
 )
 OPERATIONS: dict[str, Operation] = {op.action: op for op in _ALL}
 

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
-from commands.azure.door import ItemResult, Status, WorkspaceDoor
+from commands.azure.door import ItemResult, ShareDoor, Status, WorkspaceDoor
 from commands.intents import Intent
 from commands.plan import Plan
 
@@ -23,6 +23,7 @@ class Context:
     door: WorkspaceDoor  # blob storage
     control: WorkspaceControl  # Azure ML control plane and the resource manager
     settings: dict[str, Any] = field(default_factory=dict)  # e.g. link expiry
+    files: ShareDoor | None = None  # file shares: opened by the operations that reach notebooks
 
 
 class Checkpoint(Protocol):
@@ -54,4 +55,4 @@ class Operation(Protocol):
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution: ...
 
 
-SUCCESS = frozenset({Status.DELETED, Status.ALREADY_ABSENT, Status.EXPORTED, Status.SOFT_DELETED})
+SUCCESS = frozenset({Status.DELETED, Status.ALREADY_ABSENT, Status.EXPORTED, Status.SOFT_DELETED, Status.ARCHIVED})

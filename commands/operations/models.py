@@ -7,30 +7,25 @@ API deletes it (`DELETE …/models/<name>/versions/<v>`), sent here through the 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
 from commands.intents import Intent
+from commands.operations.assets import MODEL, asset_item, versions
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
+from commands.operations.datastores import Stores, files_at, within
 from commands.operations.run_data import (
     ML_API_VERSION,
     Prefix,
     RecordDelete,
-    blob_items,
     delete_planned,
     export_planned,
     ordered,
     record_name,
 )
-from commands.plan import ItemKind, Plan, PlanItem
+from commands.plan import Plan, PlanItem
 
-_URI = re.compile(
-    r"azureml://(?:subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?datastores/(?P<store>[^/]+)/paths/(?P<path>.+)",
-    re.IGNORECASE,
-)
-ARTIFACT_STORE = "workspaceartifactstore"
 ARCHIVED = "archived: the service only archives"
 ONLY_ARCHIVES = (
     "The Azure ML SDK only archives model versions: amlbot deletes each version through the REST API "
@@ -39,34 +34,14 @@ ONLY_ARCHIVES = (
 )
 
 
-def version_id(ctx: Context, version: Any) -> str:
-    # Built, not read: `models.get` prefixes the id with `azureml:`, `models.list` does not.
-    return ctx.control.child_id("models", f"{version.name}/versions/{version.version}")
-
-
 def _label(version: Any) -> str:
     return f"{version.name}:{version.version}"
-
-
-def _within(name: str, path: str) -> bool:
-    path = path.rstrip("/")
-    return name == path or name.startswith(path + "/")
 
 
 async def _versions(intent: Intent, ctx: Context) -> tuple[list[Any], list[Any]]:
     """The versions asked for and the model's other versions, archived ones included (their
     files are still there)."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    def every_version() -> list[Any]:
-        from azure.ai.ml.constants import ListViewType
-
-        return list(ctx.control.ml().models.list(name=intent.target, list_view_type=ListViewType.ALL))
-
-    try:
-        every = await ctx.control.call(every_version)
-    except ResourceNotFoundError:
-        every = []
+    every = await versions(ctx, MODEL, intent.target)
     chosen = [v for v in every if intent.version in (None, v.version)]
     if not chosen:
         what = f"{intent.target}:{intent.version}" if intent.version else intent.target
@@ -74,70 +49,22 @@ async def _versions(intent: Intent, ctx: Context) -> tuple[list[Any], list[Any]]
     return chosen, [v for v in every if v.version not in {c.version for c in chosen}]
 
 
-class _Stores:
-    """Datastore name -> its container in the workspace's own storage account (the one amlbot
-    reaches); None with the reason when a version's files are elsewhere. Looked up once per plan."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._datastores: dict[str, Any] = {}
-
-    async def _datastore(self, name: str) -> Any:
-        if name not in self._datastores:
-            control = self.ctx.control
-            self._datastores[name] = await control.call(lambda: control.ml().datastores.get(name))
-        return self._datastores[name]
-
-    async def container(self, store: str) -> tuple[str | None, str]:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        if store.lower() == ARTIFACT_STORE:
-            return self.ctx.config.artifact_container, ""
-        try:
-            datastore, home = await self._datastore(store), await self._datastore(ARTIFACT_STORE)
-        except ResourceNotFoundError:
-            return None, f"datastore `{store}` does not exist"
-        container = getattr(datastore, "container_name", None)
-        if not container:
-            return None, f"datastore `{store}` is not blob storage"
-        if datastore.account_name != home.account_name:
-            return None, f"datastore `{store}` is in storage account `{datastore.account_name}`, not the workspace's"
-        return container, ""
-
-    async def locate(self, version: Any) -> tuple[str | None, str]:
-        """(container, path) of a version's files; (None, why) when they cannot be reached."""
-        match = _URI.fullmatch(version.path or "")
-        if match is None:
-            return None, f"their URI `{version.path}` names no datastore path"
-        container, why = await self.container(match["store"])
-        return (container, match["path"]) if container else (None, why)
-
-
-async def _files(ctx: Context, container: str, path: str) -> tuple[list[PlanItem], Prefix | None]:
-    """A folder's blobs (with its prefix, to notice late arrivals), or the one blob a file path names."""
-    folder = (container, path.rstrip("/") + "/")
-    items = await blob_items(ctx, [folder])
-    if items:
-        return items, folder
-    return [i for i in await blob_items(ctx, [(container, path.rstrip("/"))]) if i.ref == path.rstrip("/")], None
-
-
 class _ModelVersions:
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         chosen, others = await _versions(intent, ctx)
-        stores = _Stores(ctx)
-        items = [PlanItem(ItemKind.MODEL_VERSION, version_id(ctx, v)) for v in chosen]
+        stores = Stores(ctx)
+        items = [asset_item(ctx, MODEL, v) for v in chosen]
         prefixes: list[Prefix] = []
         warnings = [ONLY_ARCHIVES] if intent.destructive else []
         # A deletion must not take files that a version it keeps still points at.
-        shared = [(await stores.locate(v), _label(v)) for v in others] if intent.destructive else []
+        shared = [(await stores.locate(v.path), _label(v)) for v in others] if intent.destructive else []
         for version in chosen:
-            container, path = await stores.locate(version)
+            container, path = await stores.locate(version.path)
             if container is None:
                 warnings.append(f"{_label(version)}'s files are left alone: {path}.")
                 continue
-            files, prefix = await _files(ctx, container, path)
-            held = {f.key: label for f in files for (c, p), label in shared if c == container and _within(f.ref, p)}
+            files, prefix = await files_at(ctx, container, path)
+            held = {f.key: label for f in files for (c, p), label in shared if c == container and within(f.ref, p)}
             if held:
                 files = [f for f in files if f.key not in held]
                 holders = ", ".join(sorted(set(held.values())))

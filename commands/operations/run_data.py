@@ -1,9 +1,10 @@
 """Runs' data: their blobs in storage and their records on the control plane, planned then followed.
 
-Every data operation (run, experiment, model, user) plans the exact blobs under known prefixes plus
-the control-plane records (jobs, model versions) that go with them. Deletion removes the blobs in
-batches, then the records one by one; an export streams both into one zip archive with a manifest
-of SHA-256 sums. Items the plan marks as retained are reported with their reason, never touched.
+Every data operation (run, experiment, model, data, notebooks, user) plans the exact blobs and share
+files under known prefixes and folders, plus the control-plane records (jobs, asset versions,
+schedules) that go with them. Deletion removes the files in batches, then emptied folders, then the
+records one by one; an export streams files and records into one zip archive with a manifest of
+SHA-256 sums. Items the plan marks as retained are reported with their reason, never touched.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from typing import Any
 from stream_zip import ZIP_64, async_stream_zip
 
 from commands.azure.control import outcome_of_delete
-from commands.azure.door import ItemResult, Status
+from commands.azure.door import ItemResult, ShareDoor, Status
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.plan import ItemKind, Plan, PlanItem
 
 STEP = 1024  # items between checkpoints: a crash repeats at most this much (idempotently)
-ML_API_VERSION = "2024-04-01"  # GA api-version of the job and model-version REST documents
+ML_API_VERSION = "2024-04-01"  # GA api-version of the REST documents read by id (jobs, asset versions, schedules)
 # Job states after which nothing writes to a run any more (azure-ai-ml RunHistoryConstants).
 FINISHED = frozenset({"completed", "failed", "canceled", "notresponding", "paused"})
 KEPT_LISTED = 5  # retained items spelled out in the plan's warning; the receipt has them all
@@ -33,6 +34,23 @@ KEPT_LISTED = 5  # retained items spelled out in the plan's warning; the receipt
 Prefix = tuple[str, str]  # (container, blob-name prefix)
 DEFAULT_DATASTORE = "workspaceblobstore"
 RecordDelete = Callable[[PlanItem], ItemResult]  # blocking: runs in a worker thread
+CONTENT = frozenset({ItemKind.BLOB, ItemKind.FILE})  # items whose bytes are in storage
+STORAGE = CONTENT | {ItemKind.DIRECTORY}
+# Records named `<name>:<version>`, and the file each one's document is exported as.
+VERSIONED = frozenset({ItemKind.MODEL_VERSION, ItemKind.DATA_VERSION, ItemKind.ENVIRONMENT_VERSION, ItemKind.COMPONENT_VERSION})
+RECORD_FILE = {
+    ItemKind.JOB: "run",
+    ItemKind.MODEL_VERSION: "model",
+    ItemKind.DATA_VERSION: "data",
+    ItemKind.ENVIRONMENT_VERSION: "environment",
+    ItemKind.COMPONENT_VERSION: "component",
+    ItemKind.SCHEDULE: "schedule",
+}
+
+
+def by_kind(deletes: dict[ItemKind, RecordDelete]) -> RecordDelete:
+    """One record delete for plans that hold records of several kinds."""
+    return lambda item: deletes[item.kind](item)
 
 
 async def blobstore_container(ctx: Context) -> str | None:
@@ -92,20 +110,23 @@ async def plan_blobs(intent: Intent, ctx: Context, prefixes: list[Prefix]) -> Pl
 
 
 def record_name(item: PlanItem) -> str:
-    """A record as people name it: `<run>` for a job, `<model>:<version>` for a model version."""
+    """A record as people name it: `<run>` for a job, `<name>:<version>` for an asset version."""
     parts = item.ref.rstrip("/").split("/")
-    return f"{parts[-3]}:{parts[-1]}" if item.kind is ItemKind.MODEL_VERSION else parts[-1]
+    return f"{parts[-3]}:{parts[-1]}" if item.kind in VERSIONED else parts[-1]
 
 
-def keep(plan: Plan, reasons: dict[str, str]) -> Plan:
-    """Mark items as retained: listed in the plan and the receipt with the reason, never touched."""
+def keep(plan: Plan, reasons: dict[str, str], warning: str | None = None) -> Plan:
+    """Mark items as retained: listed in the plan and the receipt with the reason, never touched.
+    `warning` summarises them on the card instead of the first few items one by one."""
     if not reasons:
         return plan
-    names = {item.key: record_name(item) for item in plan.items}
-    listed = "; ".join(f"{names[key]} ({reason})" for key, reason in list(reasons.items())[:KEPT_LISTED])
-    more = f" …and {len(reasons) - KEPT_LISTED} more" if len(reasons) > KEPT_LISTED else ""
-    warning = f"{len(reasons)} item(s) will be kept, not deleted: {listed}{more}"
-    return replace(plan, warnings=(*plan.warnings, warning), notes={**plan.notes, "retained": reasons})
+    if warning is None:
+        names = {item.key: record_name(item) for item in plan.items}
+        listed = "; ".join(f"{names[key]} ({reason})" for key, reason in list(reasons.items())[:KEPT_LISTED])
+        more = f" …and {len(reasons) - KEPT_LISTED} more" if len(reasons) > KEPT_LISTED else ""
+        warning = f"{len(reasons)} item(s) will be kept, not deleted: {listed}{more}"
+    retained = {**plan.notes.get("retained", {}), **reasons}
+    return replace(plan, warnings=(*plan.warnings, warning), notes={**plan.notes, "retained": retained})
 
 
 # ---- runs (jobs) ---------------------------------------------------------------------------
@@ -180,14 +201,23 @@ def delete_job(ctx: Context) -> RecordDelete:
 
 
 async def _appeared(plan: Plan, ctx: Context) -> list[str]:
-    """Blobs under the plan's prefixes that the plan did not name: left alone, and reported."""
+    """Blobs under the plan's prefixes, and files in its folders, that the plan did not name: left
+    alone, and reported."""
     planned = {(item.container, item.ref) for item in plan.items}
     found = []
     for container, prefix in plan.notes.get("prefixes", []):
         for blob in await ctx.door.list_blobs(container, prefix):
             if (container, blob.name) not in planned:
                 found.append(f"{container}/{blob.name}")
+    for share, folder in plan.notes.get("folders", []):
+        files, _ = await shares(ctx).walk(share, folder)
+        found += [f"{share}/{file.name}" for file in files if (share, file.name) not in planned]
     return found
+
+
+def shares(ctx: Context) -> ShareDoor:
+    assert ctx.files is not None, "the operation must open the file shares for a plan with share files"
+    return ctx.files
 
 
 def _done_bytes(plan: Plan, results: dict[str, ItemResult]) -> int:
@@ -195,19 +225,22 @@ def _done_bytes(plan: Plan, results: dict[str, ItemResult]) -> int:
 
 
 async def delete_planned_blobs(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-    """Delete exactly the plan's blobs, in batches, checkpointing after each step."""
+    """Delete exactly the plan's blobs and share files, but not those it keeps, in batches,
+    checkpointing after each step."""
     results = dict(checkpoint.done)
-    todo = [item for item in plan.items if item.kind is ItemKind.BLOB and item.key not in results]
+    kept = plan.notes.get("retained", {})
+    todo = [item for item in plan.items if item.kind in CONTENT and item.key not in results and item.key not in kept]
     for start in range(0, len(todo), STEP):
         if await checkpoint.cancelled():
             return Execution(results, stopped_early=True)
         step = todo[start : start + STEP]
-        by_container: dict[str, list[PlanItem]] = {}
+        by_place: dict[tuple[ItemKind, str], list[PlanItem]] = {}
         for item in step:
-            by_container.setdefault(item.container or "", []).append(item)
+            by_place.setdefault((item.kind, item.container or ""), []).append(item)
         outcome: dict[str, ItemResult] = {}
-        for container, items in by_container.items():
-            deleted = await ctx.door.delete_blobs(container, [item.ref for item in items])
+        for (kind, container), items in by_place.items():
+            delete = ctx.door.delete_blobs if kind is ItemKind.BLOB else shares(ctx).delete_files
+            deleted = await delete(container, [item.ref for item in items])
             outcome.update({item.key: deleted[item.ref] for item in items})
         await checkpoint.record(outcome)
         results.update(outcome)
@@ -215,42 +248,62 @@ async def delete_planned_blobs(plan: Plan, ctx: Context, checkpoint: Checkpoint)
     return Execution(results, extras={"appeared": await _appeared(plan, ctx)})
 
 
-async def delete_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint, delete_record: RecordDelete) -> Execution:
-    """The plan's blobs first, then its records one by one (a record left behind still names the
-    data, so it can be asked for again); retained items are recorded with their reason."""
+async def delete_planned(
+    plan: Plan, ctx: Context, checkpoint: Checkpoint, delete_record: RecordDelete | None = None
+) -> Execution:
+    """Schedules first (left in place, they would start new runs meanwhile); then the plan's files,
+    their emptied folders deepest first, and its records one by one (a record left behind still
+    names the data, so it can be asked for again). Retained items are recorded with their reason."""
+    schedules = [item for item in plan.items if item.kind is ItemKind.SCHEDULE]
+    first = await _delete_each(plan, ctx, checkpoint, delete_record, schedules, dict(checkpoint.done))
+    if first.stopped_early:
+        return first
     blobs = await delete_planned_blobs(plan, ctx, checkpoint)
+    results = {**first.results, **blobs.results}
     if blobs.stopped_early:
-        return blobs
-    results = dict(blobs.results)
+        return Execution(results, stopped_early=True)
+    folders = sorted((i for i in plan.items if i.kind is ItemKind.DIRECTORY), key=lambda i: i.ref.count("/"), reverse=True)
+    rest = folders + [i for i in plan.items if i.kind not in STORAGE and i.kind is not ItemKind.SCHEDULE]
+    rest += [i for i in plan.items if i.kind in CONTENT and i.key not in blobs.results]  # the kept ones
+    last = await _delete_each(plan, ctx, checkpoint, delete_record, rest, results)
+    return replace(last, extras=blobs.extras)
+
+
+async def _delete_each(
+    plan: Plan, ctx: Context, checkpoint: Checkpoint, delete_record: RecordDelete | None,
+    items: list[PlanItem], results: dict[str, ItemResult],
+) -> Execution:
     kept: dict[str, str] = plan.notes.get("retained", {})
-    for item in plan.items:
-        if item.kind is ItemKind.BLOB or item.key in results:
+    for item in items:
+        if item.key in results:
             continue
         if await checkpoint.cancelled():
-            return Execution(results, blobs.extras, stopped_early=True)
+            return Execution(results, stopped_early=True)
         if item.key in kept:
             result = ItemResult(Status.RETAINED, kept[item.key])
+        elif item.kind is ItemKind.DIRECTORY:
+            result = await shares(ctx).delete_directory(item.container or "", item.ref)
         else:
+            assert delete_record is not None, f"no way to delete {item.kind.value} records"
             result = await ctx.control.call(delete_record, item)
         await checkpoint.record({item.key: result})
         results[item.key] = result
         await checkpoint.progress(len(results), len(plan.items), _done_bytes(plan, results), plan.total_bytes)
-    return Execution(results, blobs.extras)
+    return Execution(results)
 
 
 # ---- export --------------------------------------------------------------------------------
 
 
 def record_path(item: PlanItem) -> str:
-    """Where a record's JSON goes in the archive: `<run>/run.json`, `<model>/<version>/model.json`."""
-    if item.kind is ItemKind.MODEL_VERSION:
-        return record_name(item).replace(":", "/") + "/model.json"
-    return f"{record_name(item)}/run.json"
+    """Where a record's JSON goes in the archive: `<run>/run.json`, `<model>/<version>/model.json`,
+    `<data>/<version>/data.json`, `<schedule>/schedule.json`, …"""
+    return record_name(item).replace(":", "/") + f"/{RECORD_FILE[item.kind]}.json"
 
 
 async def _records(plan: Plan, ctx: Context) -> dict[str, bytes]:
     """The REST documents of the plan's records that still exist, by item key."""
-    wanted = [item for item in plan.items if item.kind is not ItemKind.BLOB]
+    wanted = [item for item in plan.items if item.kind not in STORAGE]
     documents = await asyncio.gather(*(ctx.control.call(ctx.control.document, item.ref, ML_API_VERSION) for item in wanted))
     return {
         item.key: json.dumps(document, indent=2, sort_keys=True, default=str).encode()
@@ -260,7 +313,7 @@ async def _records(plan: Plan, ctx: Context) -> dict[str, bytes]:
 
 
 async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-    """One zip of the plan's blobs and records, with a manifest; a read-only link to it."""
+    """One zip of the plan's blobs, share files and records, with a manifest; a read-only link to it."""
     # One archive, written in one pass: a resumed export starts the archive again (it
     # overwrites the same blob), so it never yields two links.
     request_id = ctx.settings["request_id"]
@@ -291,9 +344,10 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
     async def members():  # type: ignore[no-untyped-def]
         modified = datetime.now(UTC)
         for item in plan.items:
-            if item.kind is ItemKind.BLOB:
+            if item.kind in CONTENT:
                 path = f"{item.container}/{item.ref}"
-                yield path, modified, 0o600, ZIP_64, member(path, path, ctx.door.read_blob(item.container or "", item.ref))
+                read = ctx.door.read_blob if item.kind is ItemKind.BLOB else shares(ctx).read_file
+                yield path, modified, 0o600, ZIP_64, member(path, path, read(item.container or "", item.ref))
             elif item.key in records:
                 path = record_path(item)
                 yield path, modified, 0o600, ZIP_64, member(path, item.ref, once(records[item.key]))
@@ -310,7 +364,7 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
     expiry: timedelta = ctx.settings.get("link_expiry", timedelta(days=7))
     link = await ctx.door.read_link(ctx.config.exports_container, archive, expiry)
     results = {
-        item.key: ItemResult(Status.EXPORTED if item.kind is ItemKind.BLOB or item.key in records else Status.ALREADY_ABSENT)
+        item.key: ItemResult(Status.EXPORTED if item.kind in CONTENT or item.key in records else Status.ALREADY_ABSENT)
         for item in plan.items
     }
     await checkpoint.record(results)

@@ -1,109 +1,129 @@
-"""`export user <who>` / `delete user <who>`: the runs a person created, and what else names them.
+"""`export user <who>` / `delete user <who>`: everything a person created, and what else names them.
 
-The control plane shows a job's creator as a UPN or a display name; the run-history record has the
-object id and the UPN. A deletion takes the runs' files and records. Model versions the person
-registered name them too: exported, and on deletion listed as kept with the reason, never hidden.
+The control plane shows a creator as a UPN or a display name; the run-history record has the object
+id and the UPN. A plan takes their runs (files and records), the data, environment and component
+versions they created (files deleted, versions archived: the most the service allows; files that
+something else uses are kept and listed), the schedules they created (deleted first, so they start
+no new runs) and their Studio notebooks. Model versions they registered are exported, and on
+deletion listed as kept with the reason, never hidden.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from commands.intents import Intent, UserRefType
+from commands.intents import Intent
+from commands.operations.assets import (
+    COMPONENT,
+    DATA,
+    ENVIRONMENT,
+    MODEL,
+    archive_version,
+    asset_item,
+    catalog,
+    holders,
+    keep_shared,
+    plan_assets,
+    sharing,
+)
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
-from commands.operations.models import version_id
-from commands.operations.run_data import delete_job, delete_planned, export_planned, list_jobs, plan_runs, record_name
-from commands.plan import ItemKind, Plan, PlanItem
+from commands.operations.datastores import Stores
+from commands.operations.notebooks import notebooks_of, with_shares
+from commands.operations.people import Person, person_of, shown_creator
+from commands.operations.run_data import (
+    STORAGE,
+    by_kind,
+    delete_job,
+    delete_planned,
+    export_planned,
+    list_jobs,
+    ordered,
+    plan_runs,
+    record_name,
+)
+from commands.operations.schedules import delete_schedule, describe, schedule_item, their_schedules
+from commands.plan import ItemKind, Plan
 
 
-@dataclass(frozen=True)
-class _Person:
-    upns: frozenset[str]
-    object_ids: frozenset[str]
-
-    def created(self, creator: dict[str, Any]) -> bool:
-        """Whether a run-history `createdBy` is this person."""
-        return (creator.get("userObjectId") or "").lower() in self.object_ids or (creator.get("upn") or "").lower() in self.upns
-
-
-def _person(intent: Intent, ctx: Context) -> _Person:
-    ref = intent.user
-    assert ref is not None
-    if ref.type is UserRefType.OBJECT_ID:
-        return _Person(frozenset(), frozenset({ref.value.lower()}))
-    # Azure knows people by UPN, not by Slack id: the bot resolves a mention to an email if it can.
-    email = ref.value if ref.type is UserRefType.EMAIL else ctx.settings.get("user_email")
-    if not email:
-        raise OperationError(
-            f"I can't tell who {ref} is in Azure. Name them by email or Entra object id, "
-            f"e.g. `/aml {intent.action} jane.doe@contoso.com`."
-        )
-    return _Person(frozenset({email.lower()}), frozenset())
-
-
-def _shown_creator(entity: Any) -> str:
-    """The creator the control plane shows: a UPN or a display name."""
-    creator = getattr(entity.creation_context, "created_by", None) if entity.creation_context else None
-    return creator if isinstance(creator, str) else ""
-
-
-async def _their_jobs(ctx: Context, person: _Person) -> tuple[list[Any], _Person]:
+async def _their_jobs(ctx: Context, person: Person, jobs: list[Any]) -> tuple[list[Any], Person]:
     """Their top-level jobs, and the person with every UPN run history gave for them."""
-    jobs = await list_jobs(ctx)
     # The shown creator settles it when it is a UPN and no object id was given; else ask run history.
-    unsure = [job for job in jobs if person.object_ids or "@" not in _shown_creator(job)]
+    unsure = [job for job in jobs if person.object_ids or "@" not in shown_creator(job)]
     creators = await asyncio.gather(*(ctx.control.call(ctx.control.run_creator, job.name) for job in unsure))
     by_history = {job.name: creator for job, creator in zip(unsure, creators, strict=True) if person.created(creator)}
-    theirs = [job for job in jobs if job.name in by_history or _shown_creator(job).lower() in person.upns]
+    theirs = [job for job in jobs if job.name in by_history or person.made(job)]
     learned = {creator["upn"].lower() for creator in by_history.values() if creator.get("upn")}
     return theirs, replace(person, upns=person.upns | learned)
 
 
-async def _their_model_versions(ctx: Context, person: _Person) -> list[Any]:
-    """Model versions they registered (archived too); models name their creator by UPN only."""
-    if not person.upns:
-        return []
-
-    def versions() -> list[Any]:
-        from azure.ai.ml.constants import ListViewType
-
-        models = ctx.control.ml().models
-        every = ListViewType.ALL
-        return [v for model in models.list(list_view_type=every) for v in models.list(name=model.name, list_view_type=every)]
-
-    return [v for v in await ctx.control.call(versions) if _shown_creator(v).lower() in person.upns]
+async def _plan(intent: Intent, ctx: Context) -> Plan:
+    jobs = await list_jobs(ctx)
+    theirs, person = await _their_jobs(ctx, person_of(intent, ctx), jobs)
+    assets = await catalog(ctx)
+    models = [version for version in assets[MODEL] if person.made(version)]
+    chosen = [(kind, asset) for kind in (DATA, ENVIRONMENT, COMPONENT) for asset in assets[kind] if person.made(asset)]
+    schedules = await their_schedules(ctx, person)
+    notebooks = await notebooks_of(ctx, person, with_folders=intent.destructive)
+    if not (theirs or models or chosen or schedules or notebooks.items):
+        raise OperationError(" ".join([f"Nothing created by {intent.user} in workspace `{ctx.alias}`.", *notebooks.warnings]))
+    stores = Stores(ctx)
+    planned = await plan_assets(ctx, stores, chosen)
+    model_items = [asset_item(ctx, MODEL, version) for version in models]
+    kept = {
+        item.key: f"a model version they registered; `/aml delete model {record_name(item)}` deletes it"
+        for item in model_items
+        if intent.destructive
+    }
+    records = (*model_items, *planned.records, *(schedule_item(ctx, s.name) for s in schedules))
+    plan = await plan_runs(intent, ctx, theirs, str(intent.user), other_records=records, other_kept=kept)
+    warnings = [*planned.warnings, *notebooks.warnings]
+    if schedules and intent.destructive:
+        named = ", ".join(describe(s) for s in schedules)
+        warnings.insert(0, f"Schedules they created are disabled and deleted first, so they start no more runs: {named}.")
+    if not person.upns:  # only an object id, and no run told its UPN
+        warnings.append("Model versions, data, environments, components and schedules were not searched: "
+                        "they name their creator by UPN, and no run gave this person's UPN.")
+    plan = replace(
+        plan,
+        items=ordered([*plan.items, *planned.files, *notebooks.items]),
+        warnings=(*plan.warnings, *warnings),
+        notes={**plan.notes, "prefixes": [*plan.notes["prefixes"], *([c, p] for c, p in planned.prefixes)], "folders": notebooks.folders},
+    )
+    if not intent.destructive:
+        return plan
+    # Files their records share with someone else's (or with a record that stays) stay too.
+    going = {item.key for item in plan.items if item.kind not in STORAGE} - set(plan.notes.get("retained", {}))
+    shared = sharing(planned.files, await holders(ctx, stores, jobs, assets), going)
+    return keep_shared(plan, shared, "Ask again once nothing else uses them.")
 
 
 class _UserData:
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        jobs, person = await _their_jobs(ctx, _person(intent, ctx))
-        versions = await _their_model_versions(ctx, person)
-        if not jobs and not versions:
-            raise OperationError(f"Nothing created by {intent.user} in workspace `{ctx.alias}`.")
-        records = tuple(PlanItem(ItemKind.MODEL_VERSION, version_id(ctx, v)) for v in versions)
-        kept = {
-            r.key: f"a model version they registered; `/aml delete model {record_name(r)}` deletes it"
-            for r in records
-            if intent.destructive
-        }
-        plan = await plan_runs(intent, ctx, jobs, str(intent.user), other_records=records, other_kept=kept)
-        if person.upns:
-            return plan
-        # Only an object id, and no run told its UPN: model versions could not be searched.
-        return replace(plan, warnings=(*plan.warnings, "Model versions were not searched: they name their creator by UPN, and no run gave this person's UPN."))
+        async with with_shares(ctx) as opened:
+            return await _plan(intent, opened)
 
 
 class DeleteUser(_UserData):
     action = "delete user"
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        return await delete_planned(plan, ctx, checkpoint, delete_job(ctx))
+        async with with_shares(ctx) as opened:
+            archive = archive_version(opened)
+            delete = by_kind({
+                ItemKind.JOB: delete_job(opened),
+                ItemKind.DATA_VERSION: archive,
+                ItemKind.ENVIRONMENT_VERSION: archive,
+                ItemKind.COMPONENT_VERSION: archive,
+                ItemKind.SCHEDULE: delete_schedule(opened),
+            })
+            return await delete_planned(plan, opened, checkpoint, delete)
 
 
 class ExportUser(_UserData):
     action = "export user"
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        return await export_planned(plan, ctx, checkpoint)
+        async with with_shares(ctx) as opened:
+            return await export_planned(plan, opened, checkpoint)

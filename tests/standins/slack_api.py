@@ -31,6 +31,8 @@ Handler = Callable[[JsonDict], Awaitable[JsonDict]]
 _JSON_ARGS = ("blocks", "attachments", "files", "view", "metadata")
 # Slack refuses messages with more than 50 blocks (see /work/shared/SLACK-FACTS.md).
 _MAX_MESSAGE_BLOCKS = 50
+# The bot scopes the token holds; Slack names them in the `x-oauth-scopes` header of every answer.
+DEFAULT_SCOPES = ("commands", "chat:write", "files:write", "usergroups:read", "users:read", "users:read.email")
 
 
 @dataclass
@@ -120,6 +122,7 @@ class SlackWebApiStandIn:
 
     Directory data (``users``, ``usergroups``, ``channels``) is configuration and survives ``reset()``;
     conversations need no configuration: any ID starting with C, G or D exists (G/D private).
+    ``scopes`` are what the token holds: every authenticated answer names them in ``x-oauth-scopes``.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class SlackWebApiStandIn:
         usergroups: Mapping[str, Iterable[str]] | None = None,
         channels: Mapping[str, Mapping[str, Any]] | None = None,
         invalid_tokens: Iterable[str] = (),
+        scopes: Iterable[str] = DEFAULT_SCOPES,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -145,6 +149,7 @@ class SlackWebApiStandIn:
         self.bot_name = bot_name
         self.app_id = app_id
         self.invalid_tokens: set[str] = set(invalid_tokens)
+        self.scopes: list[str] = list(scopes)
         self.users: dict[str, JsonDict] = {}
         self.usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
         self.channels: dict[str, JsonDict] = {k: dict(v) for k, v in (channels or {}).items()}
@@ -414,10 +419,11 @@ class SlackWebApiStandIn:
         if self._faults[method]:
             fault = self._faults[method].popleft()
             return fault.status, {"ok": False, "error": fault.error}, fault.headers
+        granted = {"x-oauth-scopes": ",".join(self.scopes)}
         try:
-            return 200, {"ok": True, **await handler(args)}, {}
+            return 200, {"ok": True, **await handler(args)}, granted
         except _MethodError as exc:
-            return 200, {"ok": False, "error": exc.error, **exc.extra}, {}
+            return 200, {"ok": False, "error": exc.error, **exc.extra}, granted
 
     async def _parse_args(self, request: web.Request) -> JsonDict:
         # slack_sdk sends some POSTs with query params (files.*), others as JSON or form bodies: merge all.

@@ -226,6 +226,80 @@ def test_models_list_archive_and_delete(
     assert azure.state.deleted == [version_id]
 
 
+# ------------------------------------------------------------------ data, environments, components
+def test_data_assets_list_archive_and_keep_their_uri(workspace: Workspace, ml: MLClient) -> None:
+    workspace.add_data_version("churn-data", "1", created_by=ALICE)
+    workspace.add_data_version("churn-data", "2", data_type="uri_file")
+    workspace.add_data_version("fraud-data", "1")
+
+    assert [(d.name, d.latest_version) for d in ml.data.list()] == [("churn-data", "2"), ("fraud-data", "1")]
+    one = ml.data.get("churn-data", version="1")
+    assert one.type == "uri_folder" and one.creation_context.created_by == ALICE.upn
+    assert "/datastores/workspaceblobstore/paths/LocalUpload/" in one.path and one.path.endswith("/churn-data/")
+
+    ml.data.archive("churn-data", version="1")
+
+    assert [d.version for d in ml.data.list(name="churn-data")] == ["2"]
+    archived = ml.data.list(name="churn-data", list_view_type=ListViewType.ARCHIVED_ONLY)
+    assert [(d.version, d.path) for d in archived] == [("1", one.path)]  # archiving moves no data
+
+
+def test_environments_components_and_their_uploads(workspace: Workspace, ml: MLClient, arm: ResourceManagementClient) -> None:
+    workspace.add_environment_version("train-env", "1", created_by=ALICE)
+    workspace.add_environment_version("base", "1", image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04")
+    code = workspace.add_code_version("3f1e9a", "1", created_by=ALICE)
+    workspace.add_component_version("prep", "1", code=code["id"], created_by=ALICE)
+
+    built = ml.environments.get("train-env", version="1")
+    assert built.build.path.startswith(f"https://{AZURITE_ACCOUNT}.blob.core.windows.net/{workspace.blob_container}/LocalUpload/")
+    assert ml.environments.get("base", version="1").build is None
+    component = ml.components.get("prep", version="1")
+    assert component.code == code["id"] and component.creation_context.created_by == ALICE.upn
+    code_uri = _arm_properties(arm, code["id"], "2024-04-01")["codeUri"]
+    assert code_uri.startswith(f"https://{AZURITE_ACCOUNT}.blob.core.windows.net/") and code_uri.endswith("/src")
+
+    ml.environments.archive("train-env", version="1")
+    ml.components.archive("prep", version="1")
+
+    assert [e.name for e in ml.environments.list()] == ["base", "train-env"]  # containers stay active
+    assert [e.version for e in ml.environments.list(name="train-env")] == []
+    assert workspace.components["prep"].versions["1"]["properties"]["isArchived"] is True
+    assert workspace.environments["train-env"].versions["1"]["properties"]["build"]["contextUri"] == built.build.path
+
+
+def test_job_inputs_keep_their_uris(workspace: Workspace, ml: MLClient) -> None:
+    inputs = {
+        "train": {"jobInputType": "uri_folder", "uri": "azureml:churn-data:1", "mode": "ReadOnlyMount"},
+        "raw": {"jobInputType": "uri_file", "uri": "azureml://datastores/workspaceblobstore/paths/raw/x.csv", "mode": "Download"},
+    }
+    workspace.add_job("train-1", inputs=inputs)
+
+    job = ml.jobs.get("train-1")
+
+    assert {name: value.path for name, value in job.inputs.items()} == {name: i["uri"] for name, i in inputs.items()}
+
+
+# ------------------------------------------------------------------------------------ schedules
+def test_schedule_must_be_disabled_before_it_is_deleted(azure: AzureStandIn, workspace: Workspace, ml: MLClient) -> None:
+    workspace.add_schedule("nightly", experiment_name="churn", created_by=ALICE)
+    workspace.add_schedule("paused", enabled=False)
+
+    assert [s.name for s in ml.schedules.list()] == ["nightly"]  # enabled only, by default
+    schedule = ml.schedules.get("nightly")
+    assert schedule.trigger.expression == "0 3 * * *" and schedule.create_job.experiment_name == "churn"
+    assert schedule.creation_context.created_by == ALICE.upn
+    with pytest.raises(HttpResponseError) as refused:
+        ml.schedules.begin_delete("nightly").result()
+    assert refused.value.status_code == 400
+
+    ml.schedules.begin_disable("nightly").result()  # GET, then PUT with isEnabled false, polled
+    ml.schedules.begin_delete("nightly").result()
+
+    assert [s.name for s in ml.schedules.list(list_view_type="All")] == ["paused"]
+    assert azure.state.deleted == [workspace.child_id("schedules", "nightly")]
+    assert [c.method for c in azure.calls if c.path.endswith("/schedules/nightly")] == ["GET", "DELETE", "GET", "PUT", "GET", "DELETE"]
+
+
 # ------------------------------------------------------------------------------------- computes
 def test_compute_list_and_polled_delete(
     azure: AzureStandIn, workspace: Workspace, ml: MLClient, arm: ResourceManagementClient

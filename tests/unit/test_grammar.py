@@ -93,6 +93,14 @@ def test_simple_commands(text: str, expected: Command) -> None:
             "delete --purge workspace prod --workspace prod",
             Intent(D, Kind.WORKSPACE, target="prod", workspace="prod", purge=True),
         ),
+        ("export data churn-2024", Intent(E, Kind.DATA, target="churn-2024")),
+        ("export data churn-2024:3", Intent(E, Kind.DATA, target="churn-2024", version="3")),
+        ("delete data churn:2", Intent(D, Kind.DATA, target="churn", version="2")),
+        ("delete data churn --include-shared", Intent(D, Kind.DATA, target="churn", include_shared=True)),
+        ("delete --INCLUDE-SHARED data churn:1", Intent(D, Kind.DATA, target="churn", version="1", include_shared=True)),
+        ("delete schedule nightly-retrain", Intent(D, Kind.SCHEDULE, target="nightly-retrain")),
+        ("export notebooks jane@contoso.com", Intent(E, Kind.NOTEBOOKS, user=UserRef(UserRefType.EMAIL, "jane@contoso.com"))),
+        ("delete notebooks <@U123ABC>", Intent(D, Kind.NOTEBOOKS, user=UserRef(UserRefType.SLACK, "U123ABC"))),
         ("cleanup computes --idle 30m", Intent(C, Kind.COMPUTES, idle=timedelta(minutes=30))),
         ("cleanup computes --idle=12h", Intent(C, Kind.COMPUTES, idle=timedelta(hours=12))),
         ("cleanup exports --older-than 7d", Intent(C, Kind.EXPORTS, older_than=timedelta(days=7))),
@@ -195,6 +203,9 @@ def test_missing_kind() -> None:
         ("delete model --workspace dev", "delete model", "model name"),
         ("delete workspace", "delete workspace", "workspace alias"),
         ("export user", "export user", "user"),
+        ("delete notebooks", "delete notebooks", "user"),
+        ("delete schedule", "delete schedule", "schedule name"),
+        ("export data --workspace dev", "export data", "data asset name"),
         ("status", "status", "request id"),
         ("cancel", "cancel", "request id"),
     ],
@@ -237,6 +248,9 @@ def test_too_many_positionals_hints() -> None:
         ("export model :3", "`:3`", "export model"),
         ("export model m:1:2", "`1:2`", "export model"),
         ("export model m:", "`m:`", "export model"),
+        ("delete data d:1:2", "`1:2`", "delete data"),
+        ("delete notebooks jane", "`jane`", "delete notebooks"),
+        ("delete schedule a:1", "`a:1`", "delete schedule"),
         ("delete workspace Prod_1", "`Prod_1`", "delete workspace"),
         ("delete run r1 --workspace -x", None, "delete run"),
         ("delete run r1 --workspace no_underscores", "`no_underscores`", "delete run"),
@@ -250,7 +264,8 @@ def test_bad_names(text: str, bad: str | None, action: str) -> None:
 
 
 def test_name_hints() -> None:
-    assert error("export run r1:2").hint == "Only models take a `:<version>`."
+    assert error("export run r1:2").hint == "Only models and data take a `:<version>`."
+    assert "isn't a data version" in error("delete data d:1:2").message
     assert error("delete endpoint <ep>").hint == "Replace the `<…>` placeholder with a real value."
     assert error("export model m:").hint == "Leave out `:<version>` to mean every version of `m`."
 
@@ -279,7 +294,7 @@ def test_quoted_input_cannot_break_out_of_backticks() -> None:
         (
             "delete model m --version 3",
             "`--version`",
-            "Give a model version as `<name>:<version>`.",
+            "Give a version as `<name>:<version>`.",
             "delete model",
         ),
         ("help --verbose", "`--verbose`", None, "help"),
@@ -303,6 +318,8 @@ def test_unknown_option_before_the_kind_gets_the_verbs_usage() -> None:
     [
         ("delete run r1 --purge", "--purge", "delete run"),
         ("export model m --with-dependents", "--with-dependents", "export model"),
+        ("export data d --include-shared", "--include-shared", "export data"),
+        ("delete model m --include-shared", "--include-shared", "delete model"),
         ("cleanup exports --idle 1h --older-than 1d", "--idle", "cleanup exports"),
         ("cleanup computes --idle 1h --older-than 1d", "--older-than", "cleanup computes"),
         ("delete user <@U123ABC> --idle 2h", "--idle", "delete user"),
@@ -420,6 +437,9 @@ def test_usage() -> None:
     assert USAGE["delete model"] == "/aml delete model <name>[:<version>] [--workspace <alias>]"
     assert USAGE["delete workspace"] == "/aml delete workspace <alias> [--with-dependents] [--purge]"
     assert USAGE["cleanup computes"] == "/aml cleanup computes --idle <duration> [--workspace <alias>]"
+    assert USAGE["delete data"] == "/aml delete data <name>[:<version>] [--include-shared] [--workspace <alias>]"
+    assert USAGE["export notebooks"] == "/aml export notebooks <@user|email|object-id> [--workspace <alias>]"
+    assert USAGE["delete schedule"] == "/aml delete schedule <name> [--workspace <alias>]"
     assert usage("delete").splitlines() == [USAGE[f"delete {k}"] for k in KINDS_BY_VERB[D]]
     assert usage(" Delete  Model ") == USAGE["delete model"]
     assert usage().splitlines() == list(USAGE.values())
@@ -471,7 +491,7 @@ def test_render_examples() -> None:
 
 VOCAB = [
     *(key for action in USAGE for key in action.split()),
-    "mine", "pending", "--workspace", "--workspace=", "--workspace=dev", "--with-dependents", "--purge",
+    "mine", "pending", "--workspace", "--workspace=", "--workspace=dev", "--with-dependents", "--purge", "--include-shared",
     "--idle", "--idle=", "--older-than", "--version", "-", "--", "-w", "\u2014purge", "=", ":", "m:", ":3",
     "30m", "0m", "7d", "2w", "9" * 30 + "w", "R-ABCDEFGH", "r-1", "<@U123ABC>", "<@U123ABC|a b>", "<@",
     "<mailto:a@b.com|a@b.com>", "<mailto:", "<http://x.io|x.io>", "<!here>", "<>", ">", "<", "&lt;", "&amp;",
@@ -528,11 +548,12 @@ def intents(draw: st.DrawFn) -> Intent:
     verb = draw(st.sampled_from(list(Verb)))
     kind = draw(st.sampled_from(KINDS_BY_VERB[verb]))
     workspace = draw(st.none() | aliases)
-    if kind is Kind.USER:
+    if kind in (Kind.USER, Kind.NOTEBOOKS):
         return Intent(verb, kind, user=draw(user_refs), workspace=workspace)
-    if kind is Kind.MODEL:
+    if kind in (Kind.MODEL, Kind.DATA):
         version = draw(st.none() | versions)
-        return Intent(verb, kind, target=draw(names), version=version, workspace=workspace)
+        shared = kind is Kind.DATA and verb is Verb.DELETE and draw(st.booleans())
+        return Intent(verb, kind, target=draw(names), version=version, workspace=workspace, include_shared=shared)
     if kind is Kind.WORKSPACE:
         alias = draw(aliases)
         deps, purge = draw(st.booleans()), draw(st.booleans())

@@ -23,12 +23,9 @@ directly from a test (even from inside a running event loop) without deadlocking
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
-import socket
-import threading
 import traceback
 import uuid
 from collections.abc import Callable
@@ -39,15 +36,17 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from tests.standins.azure.state import (
+    ASSET_COLLECTIONS,
     ML,
     TERMINAL_JOB_STATES,
     AzureState,
     Json,
-    ModelContainer,
+    AssetContainer,
     ResourceGroup,
     Workspace,
     iso,
 )
+from tests.standins.azure.threaded import ThreadedServer
 from tests.standins.azure.tls import certificates
 
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
@@ -55,6 +54,15 @@ _RG = _SUB + r"/resourceGroups/(?P<rg>[^/]+)"
 _WS = _RG + r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
 _OPS = _SUB + r"/providers/Microsoft\.MachineLearningServices/locations/(?P<loc>[^/]+)"
 _HISTORY = r"/history/v1\.0" + _WS
+
+# What a PUT may not change in a version of each collection: an asset version's content is fixed.
+_IMMUTABLE = {
+    "models": ("modelUri", "jobName", "modelType"),
+    "data": ("dataUri", "dataType"),
+    "environments": ("build", "image", "condaFile", "osType"),
+    "components": ("componentSpec",),
+    "codes": ("codeUri",),
+}
 
 _DEFAULT_ERROR_CODES = {
     400: "BadRequest",
@@ -182,7 +190,7 @@ def _not_found(kind: str, name: str, where: str) -> ArmError:
     return ArmError(404, "ResourceNotFound", f"The Resource '{kind}/{name}' under {where} was not found.")
 
 
-class AzureStandIn:
+class AzureStandIn(ThreadedServer):
     """ARM + Azure ML control plane on 127.0.0.1. Use as ``async with AzureStandIn() as azure: …``."""
 
     def __init__(
@@ -194,20 +202,15 @@ class AzureStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(tls=tls, host=host, port=port, name="azure-standin")
         self.state = state or AzureState()
-        self.tls = tls
         self.page_size = page_size  # items per page of every list; lower it to exercise nextLink
         self.lro = LroSettings()
         self.exchanges: list[Exchange] = []
         self.errors: list[str] = []  # stand-in bugs (answered 500); a test should expect this empty
         self.operations: dict[str, Operation] = {}
-        self._host, self._port = host, port
         self._faults: list[_Fault] = []
         self._operation_failures: list[_OperationFailure] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._register_routes()
 
@@ -215,9 +218,7 @@ class AzureStandIn:
     @property
     def url(self) -> str:
         """Base URL (no trailing slash): the ARM endpoint, and the ML endpoints behind discovery."""
-        if not self._port:
-            raise RuntimeError("stand-in not started")
-        return f"{'https' if self.tls else 'http'}://{self._host}:{self._port}"
+        return super().url
 
     @property
     def ca_bundle(self) -> str:
@@ -228,59 +229,12 @@ class AzureStandIn:
     def calls(self) -> list[Call]:
         return [Call(e.method, e.path, e.query) for e in self.exchanges]
 
-    async def start(self) -> AzureStandIn:
-        await asyncio.to_thread(self.start_blocking)
-        return self
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self.stop_blocking)
-
     async def __aenter__(self) -> AzureStandIn:
-        return await self.start()
+        await self.start()
+        return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    def start_blocking(self) -> None:
-        if self.tls:
-            certificates()  # generate before the thread, so failures surface here
-        self._ready.clear()
-        self._startup_error = None
-        self._thread = threading.Thread(target=self._serve, name="azure-standin", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout=30) or self._startup_error is not None:
-            raise RuntimeError("Azure stand-in failed to start") from self._startup_error
-
-    def stop_blocking(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=30)
-        self._thread = self._loop = None
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        try:
-            # Bind the socket ourselves: port 0 picks a free port we can then read back.
-            sock = socket.create_server((self._host, self._port))
-            self._port = sock.getsockname()[1]
-            loop.run_until_complete(runner.setup())
-            ssl_context = certificates().server_context() if self.tls else None
-            loop.run_until_complete(web.SockSite(runner, sock, ssl_context=ssl_context).start())
-        except BaseException as exc:  # reported to start_blocking
-            self._startup_error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
 
     # -------------------------------------------------------------------------- test controls
     def fail_next(
@@ -397,13 +351,18 @@ class AzureStandIn:
         r("GET", _WS + r"/jobs/(?P<name>[^/]+)", self._job_get)
         r("DELETE", _WS + r"/jobs/(?P<name>[^/]+)", self._job_delete)
         r("POST", _WS + r"/jobs/(?P<name>[^/]+)/cancel", self._job_cancel)
-        r("GET", _WS + r"/models", self._models_list)
-        r("GET", _WS + r"/models/(?P<name>[^/]+)", self._model_get)
-        r("PUT", _WS + r"/models/(?P<name>[^/]+)", self._model_put)
-        r("GET", _WS + r"/models/(?P<name>[^/]+)/versions", self._model_versions_list)
-        r("GET", _WS + r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", self._model_version_get)
-        r("PUT", _WS + r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", self._model_version_put)
-        r("DELETE", _WS + r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", self._model_version_delete)
+        assets = _WS + rf"/(?P<collection>{'|'.join(ASSET_COLLECTIONS)})"
+        r("GET", assets, self._assets_list)
+        r("GET", assets + r"/(?P<name>[^/]+)", self._asset_get)
+        r("PUT", assets + r"/(?P<name>[^/]+)", self._asset_put)
+        r("GET", assets + r"/(?P<name>[^/]+)/versions", self._asset_versions_list)
+        r("GET", assets + r"/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", self._asset_version_get)
+        r("PUT", assets + r"/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", self._asset_version_put)
+        r("DELETE", assets + r"/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", self._asset_version_delete)
+        r("GET", _WS + r"/schedules", self._schedules_list)
+        r("GET", _WS + r"/schedules/(?P<name>[^/]+)", self._getter("schedules", "schedules"))
+        r("PUT", _WS + r"/schedules/(?P<name>[^/]+)", self._schedule_put)
+        r("DELETE", _WS + r"/schedules/(?P<name>[^/]+)", self._schedule_delete)
         r("GET", _WS + r"/computes", self._computes_list)
         r("GET", _WS + r"/computes/(?P<name>[^/]+)", self._compute_get)
         r("DELETE", _WS + r"/computes/(?P<name>[^/]+)", self._compute_delete)
@@ -476,7 +435,9 @@ class AzureStandIn:
         *,
         complete: Callable[[], None],
         rollback: Callable[[], None] = lambda: None,
+        body: Json | None = None,
     ) -> web.Response:
+        """202 (a DELETE or POST) or, with ``body``, 201 with it (a PUT), and an operation to poll."""
         failure = next(
             (f for f in self._operation_failures if f.method == ctx.method and f.pattern.search(ctx.path)), None
         )
@@ -488,7 +449,7 @@ class AzureStandIn:
                 rollback()
                 return _error(400, error["code"], error["message"])
             complete()
-            return web.Response(status=200)
+            return web.json_response(body) if body is not None else web.Response(status=200)
         operation = Operation(
             id=str(uuid.uuid4()),
             subscription_id=workspace.subscription_id,
@@ -501,7 +462,10 @@ class AzureStandIn:
             failure=error,
         )
         self.operations[operation.id] = operation
-        return web.Response(status=202, headers=self._operation_headers(operation, ctx.query.get("api-version", "")))
+        headers = self._operation_headers(operation, ctx.query.get("api-version", ""))
+        if body is not None:
+            return web.json_response(body, status=201, headers=headers)
+        return web.Response(status=202, headers=headers)
 
     def _operation_headers(self, operation: Operation, api_version: str) -> dict[str, str]:
         base = f"{self.url}/subscriptions/{operation.subscription_id}/providers/{ML}/locations/{operation.location}"
@@ -654,42 +618,43 @@ class AzureStandIn:
 
         return self._start_operation(ctx, workspace, complete=set_status("Canceled"), rollback=set_status(previous))
 
-    # -------------------------------------------------------------------------------- models
-    def _model(self, ctx: _Ctx) -> tuple[Workspace, ModelContainer]:
+    # ---------------------------------------------------------------------- versioned assets
+    def _asset(self, ctx: _Ctx) -> tuple[Workspace, AssetContainer]:
         workspace = self._workspace(ctx)
-        entry = workspace.models.get(ctx.match["name"].lower())
+        collection = ctx.match["collection"]
+        entry = workspace.collection(collection).get(ctx.match["name"].lower())
         if entry is None:
             where = f"resource group '{workspace.resource_group}'"
-            raise _not_found(f"{ML}/workspaces/{workspace.name}/models", ctx.match["name"], where)
+            raise _not_found(f"{ML}/workspaces/{workspace.name}/{collection}", ctx.match["name"], where)
         return workspace, entry
 
-    def _model_version(self, ctx: _Ctx) -> tuple[Workspace, ModelContainer, Json]:
-        workspace, entry = self._model(ctx)
+    def _asset_version(self, ctx: _Ctx) -> tuple[Workspace, AssetContainer, Json]:
+        workspace, entry = self._asset(ctx)
         version = entry.versions.get(ctx.match["version"])
         if version is None:
             raise _not_found(
-                f"{ML}/workspaces/{workspace.name}/models/{entry.container['name']}/versions",
+                f"{ML}/workspaces/{workspace.name}/{ctx.match['collection']}/{entry.container['name']}/versions",
                 ctx.match["version"],
                 f"resource group '{workspace.resource_group}'",
             )
         return workspace, entry, version
 
-    def _models_list(self, ctx: _Ctx) -> web.Response:
+    def _assets_list(self, ctx: _Ctx) -> web.Response:
         workspace = self._workspace(ctx)
-        containers = self._view(ctx, [entry.container for entry in workspace.models.values()])
+        containers = self._view(ctx, [entry.container for entry in workspace.collection(ctx.match["collection"]).values()])
         return self._page(ctx, sorted(containers, key=lambda c: c["name"]))
 
-    def _model_get(self, ctx: _Ctx) -> web.Response:
-        return web.json_response(self._model(ctx)[1].container)
+    def _asset_get(self, ctx: _Ctx) -> web.Response:
+        return web.json_response(self._asset(ctx)[1].container)
 
-    def _model_put(self, ctx: _Ctx) -> web.Response:
-        """Update a container (the SDK archives a whole model this way)."""
-        _, entry = self._model(ctx)
+    def _asset_put(self, ctx: _Ctx) -> web.Response:
+        """Update a container (the SDK archives a whole asset this way)."""
+        _, entry = self._asset(ctx)
         self._merge_properties(entry.container, ctx.body, keep=("latestVersion", "nextVersion", "provisioningState"))
         return web.json_response(entry.container)
 
-    def _model_versions_list(self, ctx: _Ctx) -> web.Response:
-        _, entry = self._model(ctx)
+    def _asset_versions_list(self, ctx: _Ctx) -> web.Response:
+        _, entry = self._asset(ctx)
         versions = self._view(ctx, list(entry.versions.values()))
         if wanted := ctx.query.get("version"):
             versions = [v for v in versions if v["name"] == wanted]
@@ -699,23 +664,68 @@ class AzureStandIn:
             versions = versions[: int(top)]
         return self._page(ctx, versions)
 
-    def _model_version_get(self, ctx: _Ctx) -> web.Response:
-        return web.json_response(self._model_version(ctx)[2])
+    def _asset_version_get(self, ctx: _Ctx) -> web.Response:
+        return web.json_response(self._asset_version(ctx)[2])
 
-    def _model_version_put(self, ctx: _Ctx) -> web.Response:
-        """Update an existing version (``archive``/``restore`` is GET, flip ``isArchived``, PUT)."""
-        workspace, entry, version = self._model_version(ctx)
-        self._merge_properties(version, ctx.body, keep=("provisioningState", "modelUri", "jobName"))
-        workspace.refresh_model_container(entry.container["name"])
+    def _asset_version_put(self, ctx: _Ctx) -> web.Response:
+        """Update an existing version (``archive``/``restore`` is GET, flip ``isArchived``, PUT).
+        A version's content is immutable: only its description, tags, stage and archive flag change."""
+        workspace, entry, version = self._asset_version(ctx)
+        immutable = ("provisioningState", *_IMMUTABLE[ctx.match["collection"]])
+        self._merge_properties(version, ctx.body, keep=immutable)
+        workspace.refresh_container(ctx.match["collection"], entry.container["name"])
         return web.json_response(version)
 
-    def _model_version_delete(self, ctx: _Ctx) -> web.Response:
-        workspace, entry, version = self._model_version(ctx)
+    def _asset_version_delete(self, ctx: _Ctx) -> web.Response:
+        workspace, entry, version = self._asset_version(ctx)
         del entry.versions[version["name"]]
         self.state.deleted.append(version["id"])
         if entry.versions:
-            workspace.refresh_model_container(entry.container["name"])
+            workspace.refresh_container(ctx.match["collection"], entry.container["name"])
         return web.Response(status=200)
+
+    # ----------------------------------------------------------------------------- schedules
+    def _schedules_list(self, ctx: _Ctx) -> web.Response:
+        workspace = self._workspace(ctx)
+        view = ctx.query.get("listViewType", "EnabledOnly").lower()
+        schedules = [s for s in workspace.schedules.values() if view == "all" or s["properties"]["isEnabled"] == (view == "enabledonly")]
+        return self._page(ctx, sorted(schedules, key=lambda s: s["name"]))
+
+    def _schedule_put(self, ctx: _Ctx) -> web.Response:
+        """Create or update (the SDK disables a schedule this way): 201 with the body and an
+        operation to poll, as the service answers."""
+        workspace = self._workspace(ctx)
+        if not isinstance(ctx.body, dict) or not isinstance(ctx.body.get("properties"), dict):
+            raise ArmError(400, "InvalidRequestContent", "The request body must carry 'properties'.")
+        name = ctx.match["name"]
+        schedule = workspace.schedules.get(name.lower())
+        if schedule is None:
+            schedule = workspace.schedules[name.lower()] = {
+                "id": workspace.child_id("schedules", name), "name": name, "type": f"{ML}/workspaces/schedules",
+                "properties": {}, "systemData": workspace.created_by.system_data(iso()),
+            }
+        previous = dict(schedule["properties"])
+        self._merge_properties(schedule, ctx.body, keep=())
+        schedule["properties"]["provisioningState"] = "Updating"
+
+        def complete() -> None:
+            schedule["properties"]["provisioningState"] = "Succeeded"
+
+        def rollback() -> None:
+            schedule["properties"] = previous
+
+        return self._start_operation(ctx, workspace, complete=complete, rollback=rollback, body=schedule)
+
+    def _schedule_delete(self, ctx: _Ctx) -> web.Response:
+        workspace, schedule = self._child(ctx, "schedules", "schedules")
+        if schedule["properties"]["isEnabled"]:  # "A schedule must be disabled to be deleted" (Learn)
+            raise ArmError(400, "UserError", f"Schedule '{schedule['name']}' is enabled: disable it before deleting it.")
+
+        def complete() -> None:
+            if workspace.schedules.pop(schedule["name"].lower(), None) is not None:
+                self.state.deleted.append(schedule["id"])
+
+        return self._start_operation(ctx, workspace, complete=complete)
 
     @staticmethod
     def _merge_properties(resource: Json, body: Any, *, keep: tuple[str, ...]) -> None:

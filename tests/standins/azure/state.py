@@ -24,6 +24,8 @@ WORKSPACE_TYPE = f"{ML}/workspaces"
 # The well-known Azurite account, so datastores can point at a local Azurite without extra setup.
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# The share every workspace's `workspaceworkingdirectory` datastore names (Microsoft Learn, prompt flow FAQ).
+NOTEBOOKS_SHARE = "code-391ff5ac-6576-460f-ba4d-7e03433c68b6"
 DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 TERMINAL_JOB_STATES = frozenset({"Completed", "Failed", "Canceled", "NotResponding", "Paused"})
@@ -119,9 +121,15 @@ class GenericResource:
 
 
 @dataclass
-class ModelContainer:
+class AssetContainer:
+    """A versioned asset's container and its versions (models, data, environments, components, codes)."""
+
     container: Json
     versions: dict[str, Json] = field(default_factory=dict)  # keyed by version string
+
+
+# The versioned-asset REST collections, each held in the Workspace attribute of the same name.
+ASSET_COLLECTIONS = ("models", "data", "environments", "components", "codes")
 
 
 @dataclass
@@ -141,7 +149,12 @@ class Workspace:
     created_at: str
     provisioning_state: str = "Succeeded"
     jobs: dict[str, Json] = field(default_factory=dict)
-    models: dict[str, ModelContainer] = field(default_factory=dict)
+    models: dict[str, AssetContainer] = field(default_factory=dict)
+    data: dict[str, AssetContainer] = field(default_factory=dict)
+    environments: dict[str, AssetContainer] = field(default_factory=dict)
+    components: dict[str, AssetContainer] = field(default_factory=dict)
+    codes: dict[str, AssetContainer] = field(default_factory=dict)
+    schedules: dict[str, Json] = field(default_factory=dict)
     computes: dict[str, Json] = field(default_factory=dict)
     online_endpoints: dict[str, Json] = field(default_factory=dict)
     batch_endpoints: dict[str, Json] = field(default_factory=dict)
@@ -219,6 +232,7 @@ class Workspace:
         compute: str | None = "cpu-cluster",
         outputs: dict[str, Json] | None = None,
         parent_job_name: str | None = None,
+        inputs: dict[str, Json] | None = None,
         is_archived: bool = False,
         tags: dict[str, str] | None = None,
         properties: dict[str, str] | None = None,
@@ -246,7 +260,7 @@ class Workspace:
             "properties": dict(properties or {}),
             "isArchived": is_archived,
             "computeId": self.child_id("computes", compute) if compute else None,
-            "inputs": {},
+            "inputs": dict(inputs or {}),
             "outputs": outputs,
             "services": {
                 "Tracking": {
@@ -309,7 +323,89 @@ class Workspace:
             "hidden": False,
         }
 
-    # --------------------------------------------------------------------------------- models
+    # ------------------------------------------------------------------------ versioned assets
+    def collection(self, name: str) -> dict[str, AssetContainer]:
+        """The containers of one versioned-asset collection (``models``, ``data``, ``codes``, …)."""
+        assert name in ASSET_COLLECTIONS, name
+        containers: dict[str, AssetContainer] = getattr(self, name)
+        return containers
+
+    def _add_version(
+        self,
+        collection: str,
+        name: str,
+        version: str,
+        properties: Json,
+        *,
+        is_archived: bool,
+        created_by: Identity | str | None,
+        created_at: dt.datetime | str | None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Json:
+        """Seed one version (and its container on first use), in the REST shape of ``collection``."""
+        who = _identity(created_by)
+        created = iso(created_at)
+        containers = self.collection(collection)
+        entry = containers.get(name.lower())
+        if entry is None:
+            entry = AssetContainer(
+                container={
+                    "id": self.child_id(collection, name),
+                    "name": name,
+                    "type": f"{WORKSPACE_TYPE}/{collection}",
+                    "properties": {
+                        "description": None,
+                        "tags": {},
+                        "properties": {},
+                        "isArchived": False,
+                        "latestVersion": version,
+                        "nextVersion": None,
+                        "provisioningState": "Succeeded",
+                    },
+                    "systemData": who.system_data(created),
+                }
+            )
+            containers[name.lower()] = entry
+        entry.versions[version] = {
+            "id": f"{self.child_id(collection, name)}/versions/{version}",
+            "name": version,
+            "type": f"{WORKSPACE_TYPE}/{collection}/versions",
+            "properties": {
+                "description": description,
+                "tags": dict(tags or {}),
+                "properties": {},
+                "isArchived": is_archived,
+                "isAnonymous": False,
+                "provisioningState": "Succeeded",
+                **properties,
+            },
+            "systemData": who.system_data(created),
+        }
+        self.refresh_container(collection, name)
+        return entry.versions[version]
+
+    def refresh_container(self, collection: str, name: str) -> None:
+        """Keep latestVersion/nextVersion in step with the versions, as the service does."""
+        entry = self.collection(collection)[name.lower()]
+        numeric = sorted((int(v) for v in entry.versions if v.isdigit()), reverse=True)
+        props = entry.container["properties"]
+        props["latestVersion"] = str(numeric[0]) if numeric else (max(entry.versions) if entry.versions else None)
+        props["nextVersion"] = str(numeric[0] + 1) if numeric else "1"
+
+    def datastore_uri(self, store: str, path: str) -> str:
+        """The long-form ``azureml://`` URI the service writes for a datastore path."""
+        return (
+            f"azureml://subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/workspaces/{self.name}/datastores/{store}/paths/{path}"
+        )
+
+    def upload_url(self, path: str) -> str:
+        """An https URL in the default datastore's container, as the SDK records a local upload
+        (an environment's build context, a code asset)."""
+        props = self.datastores["workspaceblobstore"]["properties"]
+        return f"https://{props['accountName']}.blob.{props['endpoint']}/{props['containerName']}/{path}"
+
     def add_model_version(
         self,
         name: str,
@@ -324,67 +420,136 @@ class Workspace:
         description: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> Json:
-        who = _identity(created_by)
-        created = iso(created_at)
         if model_uri is None:
-            base = (
-                f"azureml://subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-                f"/workspaces/{self.name}/datastores"
-            )
             model_uri = (
-                f"{base}/workspaceartifactstore/paths/ExperimentRun/dcid.{job_name}/outputs/model"
+                self.datastore_uri("workspaceartifactstore", f"ExperimentRun/dcid.{job_name}/outputs/model")
                 if job_name
-                else f"{base}/workspaceblobstore/paths/LocalUpload/{_short_id(self.id, name, version)}/{name}"
+                else self.datastore_uri("workspaceblobstore", f"LocalUpload/{_short_id(self.id, name, version)}/{name}")
             )
-        entry = self.models.get(name.lower())
-        if entry is None:
-            entry = ModelContainer(
-                container={
-                    "id": self.child_id("models", name),
-                    "name": name,
-                    "type": f"{WORKSPACE_TYPE}/models",
-                    "properties": {
-                        "description": None,
+        properties = {"flavors": {}, "jobName": job_name, "modelType": model_type, "modelUri": model_uri, "stage": "Development"}
+        return self._add_version("models", name, version, properties, is_archived=is_archived, created_by=created_by,
+                                 created_at=created_at, description=description, tags=tags)
+
+    def add_data_version(
+        self,
+        name: str,
+        version: str = "1",
+        *,
+        path: str | None = None,
+        data_type: str = "uri_folder",
+        is_archived: bool = False,
+        created_by: Identity | str | None = None,
+        created_at: dt.datetime | str | None = None,
+    ) -> Json:
+        """Seed a data asset version; by default its files are a local upload to workspaceblobstore."""
+        if path is None:
+            leaf = f"{name}.csv" if data_type == "uri_file" else f"{name}/"
+            path = self.datastore_uri("workspaceblobstore", f"LocalUpload/{_short_id(self.id, name, version)}/{leaf}")
+        properties = {"dataType": data_type, "dataUri": path, "stage": "Development"}
+        return self._add_version("data", name, version, properties, is_archived=is_archived, created_by=created_by,
+                                 created_at=created_at)
+
+    def add_environment_version(
+        self,
+        name: str,
+        version: str = "1",
+        *,
+        context_uri: str | None = None,
+        image: str | None = None,
+        is_archived: bool = False,
+        created_by: Identity | str | None = None,
+        created_at: dt.datetime | str | None = None,
+    ) -> Json:
+        """Seed an environment version: built from an uploaded context (the SDK's https URL with a
+        trailing slash) unless an ``image`` is given."""
+        properties: Json = {"osType": "Linux", "environmentType": "UserCreated", "autoRebuild": "Disabled",
+                            "condaFile": None, "image": image, "build": None, "stage": "Development"}
+        if image is None:
+            context = context_uri or self.upload_url(f"LocalUpload/{_short_id(self.id, name, version)}/{name}/")
+            properties["build"] = {"contextUri": context, "dockerfilePath": "Dockerfile"}
+        return self._add_version("environments", name, version, properties, is_archived=is_archived,
+                                 created_by=created_by, created_at=created_at)
+
+    def add_code_version(self, name: str, version: str = "1", *, code_uri: str | None = None,
+                         created_by: Identity | str | None = None) -> Json:
+        """Seed a code asset (a snapshot of a component's or job's source), as the SDK uploads it."""
+        uri = code_uri or self.upload_url(f"LocalUpload/{_short_id(self.id, name, version)}/src")
+        return self._add_version("codes", name, version, {"codeUri": uri}, is_archived=False, created_by=created_by,
+                                 created_at=None)
+
+    def add_component_version(
+        self,
+        name: str,
+        version: str = "1",
+        *,
+        code: str | None = None,
+        is_archived: bool = False,
+        created_by: Identity | str | None = None,
+        created_at: dt.datetime | str | None = None,
+    ) -> Json:
+        """Seed a command component; ``code`` is the ARM id of its code asset version."""
+        spec: Json = {
+            "$schema": "https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json",
+            "name": name,
+            "version": version,
+            "display_name": name,
+            "type": "command",
+            "is_deterministic": True,
+            "command": "python run.py",
+            "environment": "azureml://registries/azureml/environments/sklearn-1.5/versions/1",
+            "inputs": {},
+            "outputs": {},
+        }
+        if code is not None:
+            spec["code"] = f"azureml:{code}"  # how the service keeps a code reference
+        return self._add_version("components", name, version, {"componentSpec": spec}, is_archived=is_archived,
+                                 created_by=created_by, created_at=created_at)
+
+    # ------------------------------------------------------------------------------ schedules
+    def add_schedule(
+        self,
+        name: str,
+        *,
+        experiment_name: str = "Default",
+        cron: str = "0 3 * * *",
+        enabled: bool = True,
+        created_by: Identity | str | None = None,
+        created_at: dt.datetime | str | None = None,
+    ) -> Json:
+        """Seed a schedule that creates a pipeline job on a cron trigger (what the SDK can create)."""
+        who = _identity(created_by)
+        schedule = {
+            "id": self.child_id("schedules", name),
+            "name": name,
+            "type": f"{WORKSPACE_TYPE}/schedules",
+            "properties": {
+                "displayName": name,
+                "description": None,
+                "tags": {},
+                "properties": {},
+                "isEnabled": enabled,
+                "provisioningState": "Succeeded",
+                "trigger": {"triggerType": "Cron", "expression": cron, "timeZone": "UTC", "startTime": None, "endTime": None},
+                "action": {
+                    "actionType": "CreateJob",
+                    "jobDefinition": {
+                        "jobType": "Pipeline",
+                        "experimentName": experiment_name,
+                        "displayName": f"{name} run",
+                        "isArchived": False,
+                        "inputs": {},
+                        "outputs": {},
+                        "jobs": {},
+                        "settings": {},
                         "tags": {},
                         "properties": {},
-                        "isArchived": False,
-                        "latestVersion": version,
-                        "nextVersion": None,
-                        "provisioningState": "Succeeded",
                     },
-                    "systemData": who.system_data(created),
-                }
-            )
-            self.models[name.lower()] = entry
-        entry.versions[version] = {
-            "id": f"{self.child_id('models', name)}/versions/{version}",
-            "name": version,
-            "type": f"{WORKSPACE_TYPE}/models/versions",
-            "properties": {
-                "description": description,
-                "tags": dict(tags or {}),
-                "properties": {},
-                "isArchived": is_archived,
-                "isAnonymous": False,
-                "flavors": {},
-                "jobName": job_name,
-                "modelType": model_type,
-                "modelUri": model_uri,
-                "provisioningState": "Succeeded",
-                "stage": "Development",
+                },
             },
-            "systemData": who.system_data(created),
+            "systemData": who.system_data(iso(created_at)),
         }
-        self.refresh_model_container(name)
-        return entry.versions[version]
-
-    def refresh_model_container(self, name: str) -> None:
-        """Keep latestVersion/nextVersion in step with the versions, as the service does."""
-        entry = self.models[name.lower()]
-        numeric = sorted((int(v) for v in entry.versions if v.isdigit()), reverse=True)
-        props = entry.container["properties"]
-        props["latestVersion"] = str(numeric[0]) if numeric else (max(entry.versions) if entry.versions else None)
-        props["nextVersion"] = str(numeric[0] + 1) if numeric else "1"
+        self.schedules[name.lower()] = schedule
+        return schedule
 
     # ------------------------------------------------------------------------------- computes
     def add_compute(
@@ -752,6 +917,14 @@ class AzureState:
                 container_name="azureml",
                 account_key=key,
                 endpoint=storage_endpoint,
+            )
+            # Studio keeps notebooks and user files in this share, one `Users/<alias>/` folder each.
+            workspace.add_datastore(
+                "workspaceworkingdirectory",
+                account_name=account,
+                account_key=key,
+                endpoint=storage_endpoint,
+                file_share_name=NOTEBOOKS_SHARE,
             )
             workspace.add_datastore(
                 "workspacefilestore",
