@@ -54,14 +54,20 @@ class Settings(BaseSettings):
     amlbot_config: Path = Path("config.yml")
     amlbot_audit_key: str | None = None
     amlbot_worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # How long a job (or the posting of its result) stays claimed without a renewal: a dead
+    # worker's jobs are resumed elsewhere after this; renewed every third of it.
+    amlbot_lease_seconds: float = Field(default=60.0, ge=1.0)
+    # On SIGTERM: how long running jobs get to reach the end of a step before they are handed back.
+    amlbot_shutdown_grace: float = Field(default=30.0, ge=0.0)
     amlbot_log_level: str = "INFO"
 
-    def missing_for_slack(self) -> list[str]:
-        """What is missing to talk to Slack at all (HTTP mode needs a token and the secret)."""
+    def missing_for_slack(self, *, requests: bool = True) -> list[str]:
+        """What is missing to talk to Slack: the token always; to take its requests (HTTP mode),
+        the signing secret too. `amlbot worker` only posts."""
         missing = []
         if not self.slack_bot_token:
             missing.append("SLACK_BOT_TOKEN")
-        if not self.slack_app_token and not self.slack_signing_secret:
+        if requests and not self.slack_app_token and not self.slack_signing_secret:
             missing.append("SLACK_SIGNING_SECRET")
         return missing
 

@@ -1,6 +1,9 @@
 """The job worker: claims approved requests with a lease, runs them, and posts what they produced.
 
-It also keeps time for requests: expiry, reminders and the end of a cooling-off window.
+A job's progress is in the database as it goes, so any worker resumes it: after a crash (its lease
+lapses), after a shutdown (its lease is handed back between steps), on any replica. What a finished
+job posts is counted post by post as Slack confirms it, so a Slack outage delays the result, never
+loses or repeats it. The worker also keeps time for requests: expiry, reminders, cooling-off.
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ import logging
 import os
 import socket
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import cards
-from bot.flow import Flow
+from bot import cards, logs, metrics
+from bot.flow import SLACK_TROUBLE, Flow, slack_error
 from bot.lifecycle import IllegalTransition, State
-from bot.store.store import Claim, RequestRecord, now
+from bot.store.store import Claim, RequestRecord, Store, now
 from commands import receipts
 from commands.azure.door import ItemResult, Status
 from commands.operations import operation_for
@@ -29,57 +34,133 @@ from commands.plan import Plan
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY = 3.0  # seconds between edits of one progress message (Slack's rate limits)
+PROGRESS_EVERY = 3.0  # seconds between progress edits in one channel (Slack's per-channel limits)
+MAX_ATTEMPTS = 5  # a job whose worker died this many times is given up, with what it did
+# Slack errors that say "later" rather than "never".
+TRANSIENT_SLACK_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
+
+Post = Callable[[], Awaitable[Any]]
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+
+
+class Interrupted(BaseException):
+    """The worker is shutting down: the job stops between steps and is handed back.
+
+    A BaseException, like asyncio's CancelledError, so no `except Exception` in an operation
+    mistakes it for a failure of the job."""
+
+
+def slack_unavailable(error: BaseException) -> bool:
+    """True when Slack may take the same post later: unreachable, overloaded or rate limiting."""
+    if not isinstance(error, SlackApiError):
+        return True
+    status = error.response.status_code
+    return status >= 500 or status == 429 or error.response.get("error") in TRANSIENT_SLACK_ERRORS
+
+
+class ChannelPacer:
+    """At most one progress edit per channel every `every` seconds, across this process's jobs."""
+
+    def __init__(self, every: float = PROGRESS_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self._clock = clock
+        self._last: dict[str, float] = {}
+
+    def ready(self, channel: str) -> bool:
+        moment = self._clock()
+        if channel in self._last and moment - self._last[channel] < self.every:
+            return False
+        self._last[channel] = moment
+        return True
+
+
+class ProgressLine:
+    """A job's one progress message in its thread, edited in place.
+
+    The newest text wins and goes out in the background: a slow or absent Slack delays the line,
+    never the job."""
+
+    def __init__(self, flow: Flow, record: RequestRecord, ts: str | None, spawn: Spawn) -> None:
+        self.flow = flow
+        self.request = record
+        self.ts = ts
+        self._spawn = spawn  # the worker's: a shutdown waits for the line too
+        self._latest: str | None = None
+        self._sender: asyncio.Task[None] | None = None
+
+    def show(self, text: str) -> None:
+        self._latest = text
+        if self._sender is None or self._sender.done():
+            self._sender = self._spawn(self._send())
+
+    async def settle(self) -> None:
+        """Wait until the newest text is sent (or given up on)."""
+        if self._sender is not None:
+            await self._sender
+
+    async def _send(self) -> None:
+        client, request = self.flow.client, self.request
+        while self._latest is not None:
+            text, self._latest = self._latest, None
+            try:
+                if self.ts:
+                    await client.chat_update(channel=request.channel_id, ts=self.ts, text=text)
+                else:
+                    posted = await client.chat_postMessage(channel=request.channel_id, thread_ts=request.card_ts, text=text)
+                    self.ts = posted["ts"]
+                    # Kept so that whoever resumes the job edits this same message.
+                    await asyncio.to_thread(self.flow.store.set_progress, request.id, progress_ts=self.ts)
+            except SLACK_TROUBLE as error:
+                log.warning("progress post failed", extra={"request_id": request.id, "error": slack_error(error)})
+
+
+def recorded_outcomes(store: Store, request_id: str) -> dict[str, ItemResult]:
+    """The item outcomes a job has recorded so far, over all its attempts."""
+    return {
+        key: ItemResult(Status(outcome), detail.get("reason", ""), detail.get("azure_request_id"))
+        for key, (outcome, detail) in store.item_outcomes(request_id).items()
+    }
 
 
 class StoreCheckpoint:
-    """An operation's progress, kept in the database and shown in the thread."""
+    """An operation's progress: item outcomes in the database, a progress line in the thread."""
 
-    def __init__(self, flow: Flow, record: RequestRecord, owner: str) -> None:
-        self.flow = flow
+    def __init__(
+        self, store: Store, record: RequestRecord, plan: Plan, line: ProgressLine, pacer: ChannelPacer, stopping: asyncio.Event
+    ) -> None:
+        self.store = store
         self.request = record
-        self.owner = owner
-        outcomes = flow.store.item_outcomes(record.id)
-        self.done: dict[str, ItemResult] = {
-            key: ItemResult(Status(outcome), detail.get("reason", ""), detail.get("azure_request_id"))
-            for key, (outcome, detail) in outcomes.items()
-        }
-        self._last_post = 0.0
+        self.line = line
+        self.pacer = pacer
+        self.stopping = stopping
+        self.done = recorded_outcomes(store, record.id)
+        # Rate and time left count this attempt's work only.
         self._started = time.monotonic()
-        self._progress_ts: str | None = (flow.store.job(record.id) or {}).get("progress_ts")
+        self._bytes_before = sum(item.size or 0 for item in plan.items if item.key in self.done)
 
     async def record(self, results: dict[str, ItemResult]) -> None:
         rows = [
             (key, r.status.value, {"reason": r.reason, "azure_request_id": r.azure_request_id})
             for key, r in results.items()
         ]
-        await asyncio.to_thread(self.flow.store.record_items, self.request.id, rows)
+        await asyncio.to_thread(self.store.record_items, self.request.id, rows)
 
     async def progress(self, done: int, total: int, done_bytes: int, total_bytes: int) -> None:
-        moment = time.monotonic()
-        if moment - self._last_post < PROGRESS_EVERY and done < total:
+        if done < total and not self.pacer.ready(self.request.channel_id):
             return
-        self._last_post = moment
-        elapsed = max(moment - self._started, 1e-6)
-        rate = done_bytes / elapsed
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = max(done_bytes - self._bytes_before, 0) / elapsed
         eta = (total_bytes - done_bytes) / rate if rate > 0 and total_bytes else None
-        text = cards.progress_text(done, total, done_bytes, total_bytes, rate, eta)
-        progress = {"done": done, "total": total, "bytes": done_bytes, "total_bytes": total_bytes}
-        await asyncio.to_thread(self.flow.store.set_progress, self.request.id, progress)
-        client = self.flow.client
-        try:
-            if self._progress_ts:
-                await client.chat_update(channel=self.request.channel_id, ts=self._progress_ts, text=text)
-            else:
-                posted = await client.chat_postMessage(channel=self.request.channel_id, thread_ts=self.request.card_ts, text=text)
-                self._progress_ts = posted["ts"]
-                await asyncio.to_thread(self.flow.store.set_progress, self.request.id, progress, posted["ts"])
-        except SlackApiError as error:
-            # A Slack outage delays the progress line, never the job.
-            log.warning("progress post failed", extra={"request_id": self.request.id, "error": error.response.get("error")})
+        figures = {"done": done, "total": total, "bytes": done_bytes, "total_bytes": total_bytes}
+        await asyncio.to_thread(self.store.set_progress, self.request.id, figures)
+        self.line.show(cards.progress_text(done, total, done_bytes, total_bytes, rate, eta))
 
     async def cancelled(self) -> bool:
-        return await asyncio.to_thread(self.flow.store.cancel_requested, self.request.id)
+        if self.stopping.is_set():
+            # Operations ask between steps: the place to stop for a shutdown, all done recorded.
+            self.line.show(":double_vertical_bar: Paused: amlbot is restarting. The job resumes where it stopped.")
+            raise Interrupted(self.request.id)
+        return await asyncio.to_thread(self.store.cancel_requested, self.request.id)
 
 
 def final_state(execution: Execution, total: int) -> State:
@@ -96,6 +177,7 @@ class Worker:
         *,
         concurrency: int = 2,
         lease: timedelta = timedelta(seconds=60),
+        grace: float = 30.0,
         poll: float = 2.0,
     ) -> None:
         self.flow = flow
@@ -103,64 +185,121 @@ class Worker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency
         self.lease = lease
+        self.grace = grace  # seconds a shutdown waits for jobs to reach a step's end
         self.poll = poll
+        self.pacer = ChannelPacer()
+        self._stopping = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._posting: set[asyncio.Task[None]] = set()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    def stop(self) -> None:
+        """Take no new job; running ones stop at their next step's end (see `_drain`)."""
+        self._stopping.set()
+        self.flow.s.wake_worker.set()
+
+    async def run(self) -> None:
         wake = self.flow.s.wake_worker
-        while not stop.is_set():
+        while not self._stopping.is_set():
             try:
                 await self.tick()
-                while len(self._running) < self.concurrency and not stop.is_set():
-                    claim = await asyncio.to_thread(self.store.claim_job, self.owner, self.lease)
-                    if claim is None:
-                        break
-                    task = asyncio.create_task(self._run_job(claim))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
+                await self._claim_jobs()
             except Exception:  # the loop must outlive any one failure (database blip, Slack outage)
                 log.exception("worker loop error")
             wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.poll)
-        if self._running:
-            await asyncio.wait(self._running)
+        await self._drain()
 
-    async def _run_job(self, claim: Claim) -> None:
-        renew = asyncio.create_task(self._keep_lease(claim.request_id))
-        try:
-            await self.run_job(claim)
-        except Exception:
-            log.exception("job crashed", extra={"request_id": claim.request_id})
-        finally:
-            renew.cancel()
+    async def _claim_jobs(self) -> None:
+        while len(self._running) < self.concurrency and not self._stopping.is_set():
+            claim = await asyncio.to_thread(self.store.claim_job, self.owner, self.lease)
+            if claim is None:
+                return
+            self._track(self._running, self._run_job(claim))
 
-    async def _keep_lease(self, request_id: str) -> None:
+    def _track(self, tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Slack work on the side of a job (card edits, progress, results): it never holds the job
+        up, and a shutdown gives it the same grace as the jobs."""
+        return self._track(self._posting, work)
+
+    async def _drain(self) -> None:
+        """Within the grace period, jobs reach a step's end and hand themselves back, then what they
+        still had to post goes out; whatever runs past the grace is cancelled (a cancelled job hands
+        itself back too)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        for tasks in (self._running, self._posting):  # jobs first: they may still start posts
+            if tasks:
+                _, late = await asyncio.wait(set(tasks), timeout=max(deadline - loop.time(), 0))
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+
+    async def _hold(self, renew: Callable[[], bool], holder: asyncio.Task[Any], what: str) -> None:
+        """Renew a lease while `holder` works under it; cancel `holder` once the lease is lost."""
+        held_until = time.monotonic() + self.lease.total_seconds()
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
-            if not await asyncio.to_thread(self.store.renew_lease, request_id, self.owner, self.lease):
-                log.warning("lease lost", extra={"request_id": request_id})
-                return
+            try:
+                if await asyncio.to_thread(renew):
+                    held_until = time.monotonic() + self.lease.total_seconds()
+                    continue
+            except Exception:  # a database blip: try again until the lease would lapse anyway
+                log.exception("lease renewal failed", extra={"what": what})
+                if time.monotonic() < held_until:
+                    continue
+            log.warning("lease lost: stopping", extra={"what": what})
+            holder.cancel()
+            return
+
+    @contextlib.asynccontextmanager
+    async def _held(self, renew: Callable[[], bool], what: str) -> AsyncIterator[None]:
+        """The lease is renewed while inside; losing it cancels the task inside."""
+        keeper = asyncio.create_task(self._hold(renew, asyncio.current_task(), what))  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            keeper.cancel()
+
+    async def _run_job(self, claim: Claim) -> None:
+        request_id = claim.request_id
+        logs.bind(request_id)  # this task's log lines (Azure SDK ones included) name the job
+        try:
+            async with self._held(partial(self.store.renew_lease, request_id, self.owner, self.lease), f"job {request_id}"):
+                await self.run_job(claim)
+        except (Interrupted, asyncio.CancelledError) as stop:
+            # A shutdown, or the lease went to another worker: hand the job back (a no-op if it
+            # is no longer ours); it resumes from its checkpoint.
+            await asyncio.to_thread(self.store.release_lease, request_id, self.owner)
+            log.info("job handed back", extra={"request_id": request_id})
+            if isinstance(stop, asyncio.CancelledError):
+                raise
+        except Exception:  # the lease lapses, and the job is retried up to MAX_ATTEMPTS
+            log.exception("job crashed", extra={"request_id": request_id})
 
     async def run_job(self, claim: Claim) -> None:
         record = await asyncio.to_thread(self.store.get, claim.request_id)
-        assert record is not None and record.plan is not None
-        await self.flow.refresh_card(record)
+        job = await asyncio.to_thread(self.store.job, claim.request_id)
+        assert record is not None and record.plan is not None and job is not None
+        self._background(self.flow.refresh_card(record))
         plan = Plan.from_dict(record.plan)
-        operation = operation_for(record.action)
+        line = ProgressLine(self.flow, record, job["progress_ts"], self._background)
+        checkpoint = await asyncio.to_thread(StoreCheckpoint, self.store, record, plan, line, self.pacer, self._stopping)
+        if claim.resumed:
+            done = f"{len(checkpoint.done)}/{len(plan.items)} items"
+            line.show(f":arrows_counterclockwise: Resuming {record.id} where it stopped ({done} done before).")
         started = now()
-        checkpoint = await asyncio.to_thread(StoreCheckpoint, self.flow, record, self.owner)
-        error: str | None = None
-        try:
-            if operation is None:
-                raise RuntimeError(f"no operation for {record.action}")
-            execution = await operation.execute(plan, self.flow._context(record.workspace, record.id), checkpoint)
-        except Exception as failure:  # the job ends with what it managed, never silently
-            log.exception("job failed", extra={"request_id": record.id})
-            error = f"{type(failure).__name__}: {failure}"
-            fresh = await asyncio.to_thread(StoreCheckpoint, self.flow, record, self.owner)
-            execution = Execution(fresh.done)
-        state = State.FAILED if error and not execution.results else final_state(execution, len(plan.items))
+        execution, error, gave_up = await self._execute(record, plan, checkpoint, claim.attempts)
+        if gave_up or (error and not execution.results):
+            state = State.FAILED
+        else:
+            state = final_state(execution, len(plan.items))
         result: dict[str, Any] = {
             "summary": receipts.outcome_counts(execution.results),
             "extras": execution.extras,
@@ -169,13 +308,33 @@ class Worker:
         }
         document_text = None
         if record.action.startswith(("delete ", "cleanup ")):
-            document_text = self._receipt(record, plan, execution, state, started, error)
+            document_text = self._receipt(record, plan, execution, state, job["started_at"], error)
             result["receipt_sha256"] = receipts.digest(document_text)
         finished = await asyncio.to_thread(
-            self.store.finish, record.id, self.owner, state, result=result, receipt=document_text
+            self.store.finish, record.id, self.owner, state, result=result, receipt=document_text, posting_lease=self.lease
         )
-        await self.flow.refresh_card(finished)
-        await self.deliver(finished)
+        metrics.job_finished(finished, started)
+        # Posting the result waits for Slack, not the job: this slot takes the next job at once.
+        self._background(self._post_result(finished, 0, line))
+
+    async def _execute(
+        self, record: RequestRecord, plan: Plan, checkpoint: StoreCheckpoint, attempts: int
+    ) -> tuple[Execution, str | None, bool]:
+        """The operation's outcome, the error that ended it early, and whether it was given up."""
+        if attempts > MAX_ATTEMPTS:
+            return Execution(checkpoint.done), (
+                f"given up after {MAX_ATTEMPTS} attempts: each one ended without finishing (the worker crashed "
+                "or was killed). What was done before is listed; nothing else was touched."
+            ), True
+        operation = operation_for(record.action)
+        try:
+            if operation is None:
+                raise RuntimeError(f"no operation for {record.action}")
+            return await operation.execute(plan, self.flow._context(record.workspace, record.id), checkpoint), None, False
+        except Exception as failure:  # the job ends with what it managed, never silently
+            log.exception("job failed", extra={"request_id": record.id})
+            done = await asyncio.to_thread(recorded_outcomes, self.store, record.id)
+            return Execution(done), f"{type(failure).__name__}: {failure}", False
 
     def _receipt(
         self, record: RequestRecord, plan: Plan, execution: Execution, state: State, started: datetime, error: str | None
@@ -195,32 +354,70 @@ class Worker:
             )
         return receipts.seal(document, self.store.audit_key)
 
-    async def deliver(self, record: RequestRecord) -> None:
-        """Post a finished job's link or receipt to its thread, once."""
+    # ---- posting results -------------------------------------------------------------------
+
+    async def _post_result(self, record: RequestRecord, posted: int, line: ProgressLine | None = None) -> None:
+        """Post a finished job's result under the posting claim, kept while Slack is slow."""
+        renew = partial(self.store.renew_posting, record.id, self.owner, self.lease)
+        try:
+            async with self._held(renew, f"result of {record.id}"):
+                if line is not None:
+                    await line.settle()  # the progress line first, so the result comes after it in the thread
+                await self.deliver(record, posted)
+        except Exception:  # the claim lapses and a later sweep tries again
+            log.exception("posting the result failed", extra={"request_id": record.id})
+
+    def _result_posts(self, record: RequestRecord, document_text: str | None) -> list[Post]:
+        """What a finished job posts to its thread, in order: its link or error, then its receipt."""
         client = self.flow.client
+        where = {"channel": record.channel_id, "thread_ts": record.card_ts}
         result = record.result or {}
         extras = result.get("extras", {})
+        posts: list[Post] = []
+        post = partial(client.chat_postMessage, **where)
         if "link" in extras:
-            await client.chat_postMessage(
-                channel=record.channel_id, thread_ts=record.card_ts, text=f"<@{record.requester}> your export is ready",
-                blocks=cards.export_result(extras["link"], extras["size"], extras["sha256"], extras["expires_at"]),
-            )
+            blocks = cards.export_result(extras["link"], extras["size"], extras["sha256"], extras["expires_at"])
+            posts.append(partial(post, text=f"<@{record.requester}> your export is ready", blocks=blocks))
         elif result.get("error"):
-            await client.chat_postMessage(
-                channel=record.channel_id, thread_ts=record.card_ts,
-                text=f"<@{record.requester}> :x: {record.id} failed: {cards.escape(result['error'])[:500]}",
-            )
+            posts.append(partial(post, text=f"<@{record.requester}> :x: {record.id} failed: {cards.escape(result['error'])[:500]}"))
+        if document_text:
+            summary = cards.receipt_summary(json.loads(document_text))
+            posts.append(partial(post, text=f"<@{record.requester}> deletion receipt for {record.id}", blocks=summary))
+            upload = partial(client.files_upload_v2, **where, filename=f"{record.id}-receipt.json", title=f"Receipt {record.id}")
+            posts.append(partial(upload, content=document_text))
+        return posts
+
+    async def deliver(self, record: RequestRecord, posted: int) -> None:
+        """Post what is not in the thread yet, counting each post as Slack confirms it: a post is
+        repeated only if the process dies between Slack's answer and the count."""
+        await self.flow.refresh_card(record)
         document_text = await asyncio.to_thread(self.store.receipt, record.id)
-        if document_text and await asyncio.to_thread(self.store.mark_receipt_posted, record.id):
-            document = json.loads(document_text)
-            await client.chat_postMessage(
-                channel=record.channel_id, thread_ts=record.card_ts, text=f"<@{record.requester}> deletion receipt for {record.id}",
-                blocks=cards.receipt_summary(document),
-            )
-            await client.files_upload_v2(
-                channel=record.channel_id, thread_ts=record.card_ts, filename=f"{record.id}-receipt.json",
-                title=f"Receipt {record.id}", content=document_text,
-            )
+        posts = self._result_posts(record, document_text)
+        for step in range(posted, len(posts)):
+            try:
+                await posts[step]()
+            except SLACK_TROUBLE as error:
+                if slack_unavailable(error):
+                    log.warning("result waits for Slack", extra={"request_id": record.id, "error": slack_error(error)})
+                    return  # the claim lapses; a later sweep posts from this step on
+                # Slack will never take this one (the channel is gone, the bot was removed): say so in the audit log.
+                await asyncio.to_thread(
+                    self.store.audit, actor="amlbot", event="result.undeliverable", outcome="skipped",
+                    request_id=record.id, channel_id=record.channel_id, detail={"step": step, "error": slack_error(error)},
+                )
+            if not await asyncio.to_thread(self.store.mark_posted, record.id, self.owner, step + 1):
+                return  # the claim went to another worker: it posts the rest
+        await asyncio.to_thread(self.store.mark_posted, record.id, self.owner, len(posts), complete=True)
+
+    async def _post_unposted(self) -> None:
+        """Results still owed to Slack (it was down, or their worker died): one worker claims each."""
+        for request_id in await asyncio.to_thread(self.store.unposted_results):
+            posted = await asyncio.to_thread(self.store.claim_posting, request_id, self.owner, self.lease)
+            if posted is None:
+                continue  # another worker claimed it first
+            record = await asyncio.to_thread(self.store.get, request_id)
+            if record is not None:
+                self._background(self._post_result(record, posted))
 
     # ---- timers --------------------------------------------------------------------------
 
@@ -229,6 +426,7 @@ class Worker:
         await self._expire(moment)
         await self._remind(moment + self.flow.s.config.policy.reminder_before)
         await self._end_cooling_off(moment)
+        await self._post_unposted()
 
     async def _expire(self, moment: datetime) -> None:
         for request_id in await asyncio.to_thread(self.store.due, State.PENDING, "expires_at", moment):

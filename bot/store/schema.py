@@ -16,8 +16,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
+    inspect,
     select,
+    text,
 )
+from sqlalchemy.schema import CreateColumn
 
 metadata = MetaData()
 
@@ -73,6 +77,14 @@ jobs = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("progress", JSON, nullable=True),
     Column("progress_ts", String(32), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=True),  # first claim: what a receipt says
+    # Delivery of what a finished job produced (link, error, receipt) to its thread: each post is
+    # counted as Slack confirms it, and one worker at a time holds the posting claim.
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("posted_steps", Integer, nullable=False, server_default=text("0")),
+    Column("result_posted", Boolean, nullable=False, server_default=false()),
+    Column("posting_owner", String(64), nullable=True),
+    Column("posting_until", DateTime(timezone=True), nullable=True),
 )
 
 job_items = Table(
@@ -121,7 +133,7 @@ receipts = Table(
     metadata,
     Column("request_id", String(16), primary_key=True),
     Column("document", Text, nullable=False),
-    Column("posted", Boolean, nullable=False, default=False),
+    Column("posted", Boolean, nullable=False, default=False),  # superseded by jobs.result_posted (migration 2)
 )
 
 flags = Table(
@@ -141,8 +153,24 @@ def _initial(conn: Connection) -> None:
     )
 
 
+def _add_missing_columns(conn: Connection, table: Table, names: tuple[str, ...]) -> None:
+    # `_initial` creates tables from today's definitions: a new database already has the columns.
+    present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name not in present:
+            column = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))
+
+
+def _durable_jobs(conn: Connection) -> None:
+    # Jobs finished before this have finished_at NULL: their results are never posted again.
+    _add_missing_columns(
+        conn, jobs, ("started_at", "finished_at", "posted_steps", "result_posted", "posting_owner", "posting_until")
+    )
+
+
 # Append new migrations; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_initial]
+MIGRATIONS: list[Callable[[Connection], None]] = [_initial, _durable_jobs]
 
 
 def migrate(conn: Connection) -> int:

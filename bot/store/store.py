@@ -83,10 +83,18 @@ class CancelResult:
     stopping: bool  # True: the job was running and stops after its current step
 
 
+class LeaseLost(Exception):
+    """The job's lease went to another worker (this one was presumed dead): its work here ends."""
+
+    def __init__(self, request_id: str, owner: str, holder: str | None) -> None:
+        super().__init__(f"{owner} no longer holds the lease of {request_id} (now {holder or 'nobody'})")
+
+
 @dataclass(frozen=True)
 class Claim:
     request_id: str
-    attempts: int
+    attempts: int  # this one included; a shutdown gives its attempt back
+    resumed: bool  # the job had started before: its checkpoint says how far it got
 
 
 class Store:
@@ -440,39 +448,55 @@ class Store:
             attempts = conn.execute(
                 update(t.jobs)
                 .where(t.jobs.c.request_id == request_id)
-                .values(lease_owner=owner, lease_until=at + lease, attempts=t.jobs.c.attempts + 1)
+                .values(
+                    lease_owner=owner, lease_until=at + lease, attempts=t.jobs.c.attempts + 1,
+                    started_at=func.coalesce(t.jobs.c.started_at, at),
+                )
                 .returning(t.jobs.c.attempts)
             ).scalar_one()
             record = self._load(conn, request_id)
             assert record is not None
-            if record.state is State.QUEUED:
-                self._move(conn, record, State.RUNNING, actor=owner, event="job.started")
-            else:
+            resumed = record.state is State.RUNNING
+            if resumed:
                 self._append_audit(
                     conn, actor=owner, event="job.resumed", outcome="running",
                     request_id=request_id, channel_id=record.channel_id, detail={"attempt": attempts},
                 )
-            return Claim(request_id, attempts)
+            else:
+                self._move(conn, record, State.RUNNING, actor=owner, event="job.started")
+            return Claim(request_id, attempts, resumed)
 
-    def renew_lease(self, request_id: str, owner: str, lease: timedelta) -> bool:
-        """False when the lease was lost (another worker took the job): stop working on it."""
+    def _extend(self, request_id: str, owner_column: str, until_column: str, owner: str, lease: timedelta) -> bool:
         with transaction(self.engine) as conn:
             return (
                 conn.execute(
                     update(t.jobs)
-                    .where(and_(t.jobs.c.request_id == request_id, t.jobs.c.lease_owner == owner))
-                    .values(lease_until=now() + lease)
+                    .where(t.jobs.c.request_id == request_id, t.jobs.c[owner_column] == owner)
+                    .values({until_column: now() + lease})
                 ).rowcount
                 == 1
             )
 
-    def release_lease(self, request_id: str, owner: str) -> None:
+    def renew_lease(self, request_id: str, owner: str, lease: timedelta) -> bool:
+        """False when the lease was lost (another worker took the job): stop working on it."""
+        return self._extend(request_id, "lease_owner", "lease_until", owner, lease)
+
+    def release_lease(self, request_id: str, owner: str) -> bool:
+        """Hand a job back between steps (a shutdown): any worker resumes it at once. The attempt
+        is given back too, so redeploys never count towards giving up on a job."""
         with transaction(self.engine) as conn:
-            conn.execute(
+            released = conn.execute(
                 update(t.jobs)
-                .where(and_(t.jobs.c.request_id == request_id, t.jobs.c.lease_owner == owner))
-                .values(lease_owner=None, lease_until=None)
-            )
+                .where(t.jobs.c.request_id == request_id, t.jobs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None, attempts=t.jobs.c.attempts - 1)
+            ).rowcount == 1
+            if released:
+                record = self._load(conn, request_id)
+                self._append_audit(
+                    conn, actor=owner, event="job.interrupted", outcome="released", request_id=request_id,
+                    channel_id=record.channel_id if record else None,
+                )
+            return released
 
     def cancel(self, request_id: str, actor: str) -> CancelResult:
         """Cancel a waiting request, or ask its running job to stop after the current step; one
@@ -526,17 +550,20 @@ class Store:
                 for row in conn.execute(select(t.job_items).where(t.job_items.c.request_id == request_id))
             }
 
-    def set_progress(self, request_id: str, progress: dict[str, Any], progress_ts: str | None = None) -> None:
-        values: dict[str, Any] = {"progress": progress}
-        if progress_ts:
-            values["progress_ts"] = progress_ts
+    def set_progress(
+        self, request_id: str, progress: dict[str, Any] | None = None, progress_ts: str | None = None
+    ) -> None:
+        """The job's latest progress figures, and the ts of its progress message once posted."""
+        values = {key: value for key, value in (("progress", progress), ("progress_ts", progress_ts)) if value}
         with transaction(self.engine) as conn:
             conn.execute(update(t.jobs).where(t.jobs.c.request_id == request_id).values(**values))
 
     def job(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.jobs).where(t.jobs.c.request_id == request_id)).first()
-        return dict(row._mapping) if row else None
+        if row is None:
+            return None
+        return {key: _aware(value) if isinstance(value, datetime) else value for key, value in row._mapping.items()}
 
     def count_jobs(self, request_id: str | None = None) -> int:
         query = select(func.count()).select_from(t.jobs)
@@ -553,36 +580,76 @@ class Store:
         *,
         result: dict[str, Any],
         receipt: str | None,
+        posting_lease: timedelta,
     ) -> RequestRecord:
-        """End a job: its final state, result and receipt are written together, once."""
+        """End a job: its final state, result and receipt are written together, once, by the
+        worker holding its lease, which also takes the claim to post the result."""
         with transaction(self.engine) as conn:
             record = self._load(conn, request_id, lock=True)
             if record is None:
                 raise KeyError(request_id)
+            holder = conn.execute(select(t.jobs.c.lease_owner).where(t.jobs.c.request_id == request_id)).scalar()
+            if holder != owner:
+                raise LeaseLost(request_id, owner, holder)
             if receipt is not None:
                 conn.execute(insert(t.receipts).values(request_id=request_id, document=receipt, posted=False))
             # The receipt's hash goes into the chain: the two vouch for each other.
             detail = {"summary": result.get("summary", {}), "receipt_sha256": result.get("receipt_sha256")}
             moved = self._move(conn, record, to, actor=owner, event="job.finished", result=result, detail=detail)
+            at = now()
             conn.execute(
-                update(t.jobs).where(t.jobs.c.request_id == request_id).values(lease_owner=None, lease_until=None)
+                update(t.jobs)
+                .where(t.jobs.c.request_id == request_id)
+                .values(lease_owner=None, lease_until=None, finished_at=at, posting_owner=owner, posting_until=at + posting_lease)
             )
             return moved
+
+    # ---- posting results ---------------------------------------------------------------------
+
+    def _unposted(self, at: datetime) -> Any:
+        """Finished jobs whose result is not all in Slack yet, and whose posting claim is free."""
+        return and_(
+            t.jobs.c.finished_at.is_not(None),
+            t.jobs.c.result_posted.is_(False),
+            or_(t.jobs.c.posting_until.is_(None), t.jobs.c.posting_until < at),
+        )
+
+    def unposted_results(self, limit: int = 20) -> list[str]:
+        with self.engine.connect() as conn:
+            query = select(t.jobs.c.request_id).where(self._unposted(now())).order_by(t.jobs.c.finished_at).limit(limit)
+            return list(conn.execute(query).scalars())
+
+    def claim_posting(self, request_id: str, owner: str, lease: timedelta) -> int | None:
+        """Compare-and-set: the one caller that gets to post the result gets how many of its posts
+        are already in Slack; everyone else gets None."""
+        at = now()
+        with transaction(self.engine) as conn:
+            return conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.request_id == request_id, self._unposted(at))
+                .values(posting_owner=owner, posting_until=at + lease)
+                .returning(t.jobs.c.posted_steps)
+            ).scalar()
+
+    def renew_posting(self, request_id: str, owner: str, lease: timedelta) -> bool:
+        return self._extend(request_id, "posting_owner", "posting_until", owner, lease)
+
+    def mark_posted(self, request_id: str, owner: str, steps: int, *, complete: bool = False) -> bool:
+        """Count the result's posts Slack has confirmed; `complete` when none is left. False when
+        the claim was lost: stop posting."""
+        values: dict[str, Any] = {"posted_steps": steps}
+        if complete:
+            values.update(result_posted=True, posting_owner=None, posting_until=None)
+        with transaction(self.engine) as conn:
+            return (
+                conn.execute(
+                    update(t.jobs).where(t.jobs.c.request_id == request_id, t.jobs.c.posting_owner == owner).values(**values)
+                ).rowcount
+                == 1
+            )
 
     # ---- receipts ----------------------------------------------------------------------------
 
     def receipt(self, request_id: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(t.receipts.c.document).where(t.receipts.c.request_id == request_id)).scalar()
-
-    def mark_receipt_posted(self, request_id: str) -> bool:
-        """True for the one caller that gets to post it."""
-        with transaction(self.engine) as conn:
-            return (
-                conn.execute(
-                    update(t.receipts)
-                    .where(and_(t.receipts.c.request_id == request_id, t.receipts.c.posted.is_(False)))
-                    .values(posted=True)
-                ).rowcount
-                == 1
-            )

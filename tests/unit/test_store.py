@@ -9,7 +9,10 @@ import pytest
 from sqlalchemy import text
 
 from bot.lifecycle import IllegalTransition, State
-from bot.store.store import Store
+from bot.store.store import LeaseLost, Store
+
+LEASE = timedelta(seconds=60)
+PAST = {"past": "2000-01-01 00:00:00+00:00"}
 
 
 def _request(store: Store, approvals: int = 1):
@@ -78,9 +81,77 @@ def test_job_claim_lease_and_resume(store: Store) -> None:
     store.record_items(request.id, [("blob:a", "deleted", {})])
     store.record_items(request.id, [("blob:a", "failed", {}), ("blob:b", "deleted", {})])
     assert store.item_outcomes(request.id) == {"blob:a": ("deleted", {}), "blob:b": ("deleted", {})}
-    done = store.finish(request.id, "w2", State.SUCCEEDED, result={"summary": {}}, receipt="{}")
+    done = store.finish(request.id, "w2", State.SUCCEEDED, result={"summary": {}}, receipt="{}", posting_lease=LEASE)
     assert done.state is State.SUCCEEDED
-    assert store.mark_receipt_posted(request.id) and not store.mark_receipt_posted(request.id)
+
+
+def _running(store: Store, owner: str = "w1") -> str:
+    request = _request(store)
+    store.approve(request.id, "UA", cooling_off=timedelta(0))
+    assert store.claim_job(owner, LEASE)
+    return request.id
+
+
+def _lapse(store: Store, column: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text(f"UPDATE jobs SET {column} = :past"), PAST)
+
+
+def test_a_shutdown_hands_the_job_back_with_its_attempt(store: Store) -> None:
+    request_id = _running(store)
+    assert not store.release_lease(request_id, "w2")  # not its lease to give
+    assert store.release_lease(request_id, "w1")
+    job = store.job(request_id)
+    assert job and job["lease_owner"] is None and job["attempts"] == 0
+    resumed = store.claim_job("w2", LEASE)  # at once: nothing to wait out
+    assert resumed and resumed.resumed and resumed.attempts == 1
+    assert store.job(request_id)["started_at"] == job["started_at"]  # the first start stays
+    events = [e.event for e in store.audit_entries(request_id)]
+    assert events[-3:] == ["job.started", "job.interrupted", "job.resumed"]
+
+
+def test_only_the_lease_holder_finishes_a_job(store: Store) -> None:
+    request_id = _running(store)
+    _lapse(store, "lease_until")
+    assert store.claim_job("w2", LEASE)
+    with pytest.raises(LeaseLost, match="now w2"):
+        store.finish(request_id, "w1", State.SUCCEEDED, result={}, receipt="{}", posting_lease=LEASE)
+    assert store.get(request_id).state is State.RUNNING and store.receipt(request_id) is None
+    store.finish(request_id, "w2", State.SUCCEEDED, result={}, receipt="{}", posting_lease=LEASE)
+    assert store.get(request_id).state is State.SUCCEEDED
+
+
+def test_one_worker_at_a_time_posts_a_result_counting_each_post(store: Store) -> None:
+    request_id = _running(store)
+    store.finish(request_id, "w1", State.SUCCEEDED, result={}, receipt="{}", posting_lease=LEASE)
+    assert store.unposted_results() == [] and store.claim_posting(request_id, "w2", LEASE) is None  # w1 posts
+    assert store.mark_posted(request_id, "w1", 1) and not store.mark_posted(request_id, "w2", 2)
+    _lapse(store, "posting_until")  # w1 died (or Slack was down) after its first post
+    assert store.unposted_results() == [request_id]
+    assert store.claim_posting(request_id, "w2", LEASE) == 1  # w2 goes on from the second post
+    assert store.claim_posting(request_id, "w3", LEASE) is None
+    assert not store.renew_posting(request_id, "w1", LEASE) and store.renew_posting(request_id, "w2", LEASE)
+    assert store.mark_posted(request_id, "w2", 3, complete=True)
+    _lapse(store, "posting_until")
+    assert store.unposted_results() == [] and store.claim_posting(request_id, "w3", LEASE) is None
+    assert store.job(request_id)["result_posted"]
+
+
+def test_the_delivery_migration_upgrades_an_older_database(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store.open(url, b"k")
+    request_id = _running(store)
+    added = ("started_at", "finished_at", "posted_steps", "result_posted", "posting_owner", "posting_until")
+    with store.engine.begin() as conn:  # back to the schema of version 1
+        for column in added:
+            conn.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 1"))
+    store.close()
+    upgraded = Store.open(url, b"k")
+    job = upgraded.job(request_id)
+    assert job and set(added) <= set(job) and job["finished_at"] is None and job["result_posted"] is False
+    assert upgraded.claim_job("w2", LEASE) is None  # still w1's
+    upgraded.close()
 
 
 def test_freeze_stops_claims(store: Store) -> None:

@@ -1,0 +1,398 @@
+"""Jobs that survive: real `amlbot` processes killed (-9), stopped (SIGTERM) and started again, and
+replicas sharing one PostgreSQL database.
+
+Each process test starts the bot as a subprocess against the Slack Web API stand-in (served from
+this test's event loop), Azurite and a database, drives it with signed requests, and checks what
+the issue promises: the job finishes, its link or receipt is posted exactly once, and storage holds
+exactly what the plan says. Leases are short (AMLBOT_LEASE_SECONDS) so takeovers are quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from azure.storage.blob.aio import BlobServiceClient
+from sqlalchemy import text
+
+from bot import cards
+from bot.lifecycle import State
+from bot.store.store import RequestRecord, Store
+from bot.worker import MAX_ATTEMPTS
+from commands import receipts
+from commands.operations.run_data import STEP
+from tests.e2e.harness import ADMIN, APPROVER_1, APPROVER_2, REQUESTER, SIGNING_SECRET, Harness, base_config
+from tests.standins.slack_api import SlackWebApiStandIn
+from tests.standins.slack_signing import SlackSender
+from tests.support.bot_process import BotProcess, start_bot
+from tests.support.databases import postgres_database, postgres_skip_reason
+
+AUDIT_KEY = "test-audit-key"
+LEASE = 3  # seconds: how soon a killed worker's job is taken over
+GRACE = 15  # seconds a SIGTERM gives running jobs
+RUN = "durable_train_1700000000_abcd1234"
+PREFIX = f"ExperimentRun/dcid.{RUN}/"
+OUTSIDER = "ExperimentRun/dcid.someone_else/outputs/keep.txt"  # another run's blob: never touched
+LATE = f"{PREFIX}outputs/appeared-after-the-plan.txt"  # under the prefix, but not in the plan
+PROGRESS = re.compile(r"(\d+)/\d+ items")
+
+
+@dataclass
+class ReplicaHarness(Harness):
+    """The e2e harness aimed at a bot in another process: requests go to that replica, and the
+    state of every replica is read from the database they share."""
+
+    database: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        assert self.database is not None
+        return self.database
+
+
+@dataclass
+class Deployment:
+    """Bot processes on one database, with Slack, Azurite and the database in view of the test."""
+
+    home: Path
+    env: dict[str, str]
+    slack: SlackWebApiStandIn
+    store: Store
+    blobs: BlobServiceClient
+    container: str
+    processes: list[BotProcess] = field(default_factory=list)
+    harnesses: list[ReplicaHarness] = field(default_factory=list)
+
+    async def start(self, command: str = "serve") -> BotProcess:
+        process = await start_bot(self.env, self.home / f"amlbot-{len(self.processes)}-{command}.log", command)
+        self.processes.append(process)
+        return process
+
+    def harness(self, process: BotProcess) -> ReplicaHarness:
+        """Signed requests to this replica."""
+        harness = ReplicaHarness(
+            bot=None, slack=self.slack, sender=SlackSender(process.events_url, SIGNING_SECRET),  # type: ignore[arg-type]
+            blobs=self.blobs, container=self.container, runner=None, database=self.store,  # type: ignore[arg-type]
+        )
+        self.harnesses.append(harness)
+        return harness
+
+    def owned_by(self, request_id: str) -> BotProcess:
+        owner = (self.store.job(request_id) or {}).get("lease_owner")
+        return next(p for p in self.processes if p.owner == owner)
+
+
+MakeDeployment = Callable[[str], Awaitable[Deployment]]
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database of its own (replicas need one; SQLite is for one process).
+    Ask for it before `make_deployment`, so that the bots are gone before it is dropped."""
+    with postgres_database() as url:
+        if url is None:
+            pytest.skip(postgres_skip_reason() or "PostgreSQL unavailable")
+        yield url
+
+
+@pytest.fixture
+async def make_deployment(tmp_path: Path, azurite_connection: str) -> AsyncIterator[MakeDeployment]:
+    made: list[Deployment] = []
+    slack = SlackWebApiStandIn()
+    await slack.start()
+
+    async def make(database_url: str) -> Deployment:
+        container = f"azureml-{os.urandom(5).hex()}"
+        raw = base_config(azurite_connection, container)
+        raw["workspaces"]["dev"]["blobstore_container"] = f"blobstore-{container}"  # no control plane to ask
+        config = tmp_path / "config.yml"
+        config.write_text(yaml.safe_dump(raw))
+        env = {
+            "SLACK_BOT_TOKEN": "xoxb-test-token",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.url,
+            "AMLBOT_DATABASE_URL": database_url,
+            "AMLBOT_CONFIG": str(config),
+            "AMLBOT_AUDIT_KEY": AUDIT_KEY,
+            "AMLBOT_LEASE_SECONDS": str(LEASE),
+            "AMLBOT_SHUTDOWN_GRACE": str(GRACE),
+            "AMLBOT_AZURE_RETRY_BACKOFF": "0.05",
+        }
+        store = Store.open(database_url, AUDIT_KEY.encode())
+        blobs = BlobServiceClient.from_connection_string(azurite_connection)
+        made.append(Deployment(tmp_path, env, slack, store, blobs, container))
+        return made[-1]
+
+    yield make
+    for deployment in made:
+        for process in deployment.processes:
+            await process.stop()
+            print(f"---- {process.log_path.name} (last lines) ----\n" + "\n".join(process.log().splitlines()[-40:]))
+        for harness in deployment.harnesses:
+            await harness.sender.close()
+        await deployment.blobs.close()
+        deployment.store.close()
+    await slack.stop()
+
+
+def run_blobs(count: int, size: int = 64) -> dict[str, bytes]:
+    return {f"{PREFIX}outputs/part-{i:05}.bin": os.urandom(size) for i in range(count)}
+
+
+def posts(h: Harness, request_id: str, containing: str) -> list[dict[str, Any]]:
+    return [m for m in h.thread(request_id) if containing in (m.get("text") or "") + json.dumps(m.get("blocks"))]
+
+
+def receipt_files(h: Harness, request_id: str) -> list[Any]:
+    card_ts = h.request(request_id).card_ts
+    return [f for f in h.slack.files if f.thread_ts == card_ts and f.filename.endswith("-receipt.json")]
+
+
+def progress_texts(h: Harness, request_id: str) -> list[str]:
+    """Every text the job's progress message has shown, in order (the post, then each edit)."""
+    ts = (h.store.job(request_id) or {}).get("progress_ts")
+    calls = h.slack.calls_to("chat.postMessage") + h.slack.calls_to("chat.update")
+    sent = [c for c in calls if c.ok and ts in (c.response.get("ts"), c.args.get("ts"))]
+    return [c.args["text"] for c in sorted(sent, key=lambda c: c.time)]
+
+
+async def wait_receipt(h: Harness, request_id: str) -> dict[str, Any]:
+    [receipt] = await h.slack.wait_for(lambda: receipt_files(h, request_id), timeout=30, description="a receipt")
+    assert receipts.verify(receipt.content.decode(), AUDIT_KEY.encode())[0]
+    return json.loads(receipt.content)
+
+
+async def results_posted_once(h: Harness, *request_ids: str) -> None:
+    """Each result is marked posted, and is in its thread once, also after a few more sweeps."""
+    for request_id in request_ids:
+        await h.slack.wait_for(lambda: (h.store.job(request_id) or {}).get("result_posted"), timeout=30)
+    await asyncio.sleep(1.0)
+    for request_id in request_ids:
+        assert len(receipt_files(h, request_id)) <= 1
+        assert len(posts(h, request_id, "deletion receipt for")) <= 1
+        assert len(posts(h, request_id, "Export ready")) <= 1
+
+
+# ---- SIGTERM, then kill -9, in the middle of a deletion -----------------------------------------
+
+
+async def seed_in_batches(h: Harness, blobs: dict[str, bytes], batch: int = 64) -> None:
+    # Thousands at once only queue up in Azurite: a bounded number in flight is quicker.
+    names = list(blobs)
+    for start in range(0, len(names), batch):
+        await h.seed({name: blobs[name] for name in names[start : start + batch]})
+
+
+async def blobs_fewer_than(h: Harness, count: int) -> bool:
+    return len(await h.blob_names(PREFIX)) < count
+
+
+async def test_a_deletion_survives_sigterm_then_kill_9_and_posts_one_receipt(
+    make_deployment: MakeDeployment, tmp_path: Path
+) -> None:
+    d = await make_deployment(f"sqlite:///{tmp_path / 'amlbot.db'}")
+    planned = run_blobs(STEP + 200)  # two steps
+    first = await d.start()
+    h = d.harness(first)
+    await seed_in_batches(h, planned | {OUTSIDER: b"not in the plan"})
+    request = await h.submit(f"delete run {RUN}")
+    await h.seed({LATE: b"appeared after the plan"})
+    await h.click(cards.APPROVE, request.id, APPROVER_1)
+
+    # SIGTERM in the middle of the first step: it ends the step, hands the job back and exits 0.
+    await h.slack.wait_for(lambda: blobs_fewer_than(h, len(planned) + 1), timeout=30, interval=0.1)
+    code, took = await first.terminate(timeout=GRACE + 10)
+    assert code == 0 and took < GRACE  # it left at the end of its step, well before the deadline
+    job = d.store.job(request.id) or {}
+    assert job["lease_owner"] is None and job["progress_ts"] and h.events(request.id)[-1] == "job.interrupted"
+    assert len(d.store.item_outcomes(request.id)) == STEP  # its step recorded; the second not begun
+
+    # The next process resumes it at once (nothing to wait out); kill -9 it in the middle.
+    second = await d.start()
+    await h.slack.wait_for(lambda: any("Resuming" in t for t in progress_texts(h, request.id)), timeout=10)
+    second.kill()
+    await second.process.wait()
+    assert h.request(request.id).state is State.RUNNING
+    assert (d.store.job(request.id) or {})["lease_owner"] == second.owner  # nobody handed it back: it lapses
+
+    # `amlbot worker` (no HTTP) takes it over once the lease lapses, and finishes it.
+    third = await d.start("worker")
+    done = await h.wait_state(request.id, State.SUCCEEDED, timeout=LEASE + 30)
+    document = await wait_receipt(h, request.id)
+    await results_posted_once(h, request.id)
+
+    assert await h.blob_names() == {OUTSIDER, LATE}  # the plan, all of it, and nothing else
+    totals = document["totals"]  # what the killed process deleted without recording it is already absent
+    assert totals.get("deleted", 0) + totals.get("already_absent", 0) == len(planned) and "failed" not in totals
+    assert document["appeared_and_left_alone"] == [f"{d.container}/{LATE}"]
+    jobs = [(e.event, e.actor) for e in d.store.audit_entries(request.id) if e.event.startswith("job.")]
+    assert jobs == [
+        ("job.started", first.owner), ("job.interrupted", first.owner),
+        ("job.resumed", second.owner), ("job.resumed", third.owner), ("job.finished", third.owner),
+    ]
+    assert (d.store.job(request.id) or {})["attempts"] == 2  # the kill counts; the shutdown does not
+    # One progress message, edited in place by all three processes, moving forward to the end.
+    assert len(posts(h, request.id, ":gear:")) == 1
+    texts = progress_texts(h, request.id)
+    shown = [int(m.group(1)) for t in texts if (m := PROGRESS.search(t))]
+    assert shown == sorted(shown) and shown[0] == STEP and shown[-1] == len(planned)
+    notices = [t.split()[0] for t in texts if not t.startswith(":gear:")]
+    assert notices == [":double_vertical_bar:", ":arrows_counterclockwise:", ":arrows_counterclockwise:"]  # paused, resumed twice
+    await h.slack.wait_for(lambda: "Done" in json.dumps(h.card(done.id)["blocks"]))
+
+
+# ---- two replicas on PostgreSQL -----------------------------------------------------------------
+
+
+def link_of(message: dict[str, Any]) -> str:
+    section = next(b for b in message["blocks"] if b["type"] == "section")
+    return section["text"]["text"].split("<", 1)[1].split("|", 1)[0]
+
+
+async def download(link: str) -> bytes:
+    async with aiohttp.ClientSession() as session, session.get(link) as response:
+        assert response.status == 200
+        return await response.read()
+
+
+async def test_kill_9_mid_export_the_other_replica_posts_one_link(pg_database: str, make_deployment: MakeDeployment) -> None:
+    d = await make_deployment(pg_database)
+    planned = {f"{PREFIX}outputs/shard-{i}.bin": os.urandom(8 * 1024 * 1024) for i in range(4)}
+    a, b = await asyncio.gather(d.start(), d.start())
+    on_a, on_b = d.harness(a), d.harness(b)
+    await on_a.seed(planned | {OUTSIDER: b"not in the plan"})
+    request = await on_a.submit(f"export run {RUN}")
+    await on_b.click(cards.APPROVE, request.id, APPROVER_1)
+
+    await on_a.slack.wait_for(lambda: ((d.store.job(request.id) or {}).get("progress") or {}).get("done", 0) >= 1, timeout=30)
+    doomed = d.owned_by(request.id)
+    doomed.kill()  # mid-archive: the upload is never committed
+    await doomed.process.wait()
+    survivor = b if doomed is a else a
+
+    await on_a.wait_state(request.id, State.SUCCEEDED, timeout=60)
+    await results_posted_once(on_a, request.id)
+    [message] = posts(on_a, request.id, "Export ready")
+    archive = await download(link_of(message))
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        manifest = json.loads(zipped.read("manifest.json"))
+        assert {entry["source"]: entry["sha256"] for entry in manifest["files"]} == {
+            f"{d.container}/{name}": hashlib.sha256(data).hexdigest() for name, data in planned.items()
+        }
+    assert hashlib.sha256(archive).hexdigest() in json.dumps(message["blocks"])
+    exports = d.blobs.get_container_client(f"exports-{d.container}")
+    assert [blob.name async for blob in exports.list_blobs()] == [f"exports/{request.id}/{request.id}.zip"]
+    assert await on_a.blob_names() == set(planned) | {OUTSIDER}  # an export deletes nothing
+    actors = [(e.event, e.actor) for e in d.store.audit_entries(request.id) if e.event.startswith("job.")]
+    assert actors == [("job.started", doomed.owner), ("job.resumed", survivor.owner), ("job.finished", survivor.owner)]
+
+
+async def test_two_replicas_share_a_burst_and_run_each_job_exactly_once(
+    pg_database: str, make_deployment: MakeDeployment
+) -> None:
+    d = await make_deployment(pg_database)
+    a, b = await asyncio.gather(d.start(), d.start())
+    replicas = [d.harness(a), d.harness(b)]
+    runs = [f"burst_{i}_1700000000_abcd1234" for i in range(8)]
+    await replicas[0].seed({f"ExperimentRun/dcid.{run}/logs/{n}.txt": b"x" * 100 for run in runs for n in range(40)})
+    requests = [await replicas[i % 2].submit(f"delete run {run}") for i, run in enumerate(runs)]
+    # Approved all at once, each on the replica that did not take the request.
+    await asyncio.gather(*(replicas[(i + 1) % 2].click(cards.APPROVE, r.id, APPROVER_1) for i, r in enumerate(requests)))
+
+    for request in requests:
+        await replicas[0].wait_state(request.id, State.SUCCEEDED, timeout=60)
+    await results_posted_once(replicas[0], *(r.id for r in requests))
+    assert all(receipt_files(replicas[0], r.id) for r in requests)
+    assert await replicas[0].blob_names("ExperimentRun/") == set()
+    starters = set()
+    for request in requests:
+        events = [e for e in d.store.audit_entries(request.id) if e.event.startswith("job.")]
+        assert [e.event for e in events] == ["job.started", "job.finished"]  # ran once, never resumed
+        starters.add(events[0].actor)
+    assert starters == {a.owner, b.owner}  # both replicas took jobs
+
+
+# ---- in one process: Slack outages and jobs that keep dying ------------------------------------
+
+
+async def queued_while_frozen(harness: Harness, files: int = 3) -> RequestRecord:
+    """A deletion approved while amlbot is frozen: queued, not yet claimed."""
+    await harness.seed({f"{PREFIX}logs/{i}.txt": b"line\n" for i in range(files)})
+    harness.store.set_frozen(True, ADMIN)
+    request = await harness.submit(f"delete run {RUN}")
+    await harness.click(cards.APPROVE, request.id, APPROVER_2)
+    return await harness.wait_state(request.id, State.QUEUED)
+
+
+def unfreeze(harness: Harness) -> None:
+    harness.store.set_frozen(False, ADMIN)
+    harness.bot.services.wake_worker.set()
+
+
+async def test_a_slack_outage_delays_the_receipt_never_the_job(harness: Harness) -> None:
+    harness.bot.worker.lease = timedelta(seconds=1)  # a failed post is tried again a lease later
+    request = await queued_while_frozen(harness)
+    await harness.slack.stop()
+    unfreeze(harness)
+    # Every Slack call now fails after the client's retries; the job does not wait for them.
+    await harness.wait_state(request.id, State.SUCCEEDED, timeout=3)
+    assert await harness.blob_names(PREFIX) == set()
+    await asyncio.sleep(2)  # posting is tried, and fails, meanwhile
+    assert not (harness.store.job(request.id) or {})["result_posted"]
+
+    await harness.slack.start()
+    harness.slack.rate_limit("chat.postMessage", retry_after=1)  # Slack comes back busy: Retry-After is honoured
+    document = await wait_receipt(harness, request.id)
+    await results_posted_once(harness, request.id)
+    assert document["totals"] == {"deleted": 3}
+    assert len(posts(harness, request.id, "deletion receipt for")) == 1
+    assert any(c.status == 429 for c in harness.slack.calls_to("chat.postMessage"))
+    await harness.slack.wait_for(lambda: "Done" in json.dumps(harness.card(request.id)["blocks"]))
+
+
+async def test_a_job_whose_worker_keeps_dying_is_given_up_with_a_partial_receipt(harness: Harness) -> None:
+    request = await queued_while_frozen(harness)
+    # Five workers took it and died, the first after deleting one blob.
+    harness.store.transition(request.id, State.RUNNING, actor="dead:1", event="job.started")
+    await harness.blobs.get_container_client(harness.container).delete_blob(f"{PREFIX}logs/0.txt")
+    harness.store.record_items(request.id, [(f"blob:{harness.container}/{PREFIX}logs/0.txt", "deleted", {})])
+    with harness.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE jobs SET attempts = :n, lease_owner = 'dead:5', lease_until = :past WHERE request_id = :id"),
+            {"n": MAX_ATTEMPTS, "past": "2000-01-01 00:00:00+00:00", "id": request.id},
+        )
+    unfreeze(harness)
+
+    done = await harness.wait_state(request.id, State.FAILED)
+    document = await wait_receipt(harness, request.id)
+    assert f"given up after {MAX_ATTEMPTS} attempts" in document["error"]
+    assert document["totals"] == {"deleted": 1, "failed": 2}
+    assert len(await harness.blob_names(PREFIX)) == 2  # the last worker touched nothing
+    [failure] = posts(harness, done.id, f"{done.id} failed")
+    assert f"given up after {MAX_ATTEMPTS} attempts" in failure["text"] and f"<@{REQUESTER}>" in failure["text"]
+
+
+async def test_a_post_slack_refuses_for_good_is_audited_not_retried(harness: Harness) -> None:
+    request = await queued_while_frozen(harness)
+    harness.slack.fail("files.getUploadURLExternal", "not_in_channel")  # the receipt's file, only
+    unfreeze(harness)
+
+    await harness.slack.wait_for(lambda: (harness.store.job(request.id) or {}).get("result_posted"))
+    [refused] = [e for e in harness.store.audit_entries(request.id) if e.event == "result.undeliverable"]
+    assert "not_in_channel" in refused.detail
+    assert len(posts(harness, request.id, "deletion receipt for")) == 1 and receipt_files(harness, request.id) == []
+    await asyncio.sleep(0.5)  # several sweeps: none tries again
+    assert len(harness.slack.calls_to("files.getUploadURLExternal")) == 1

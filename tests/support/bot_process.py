@@ -1,0 +1,96 @@
+"""`amlbot serve` (or `amlbot worker`) as a real process, for tests that kill it and start it again.
+
+The process runs this checkout's code (PYTHONPATH) from the virtualenv running the tests, with only
+the environment the test gives it, and logs into a file the test can show when something fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+
+from tests.support.azurite import ROOT, free_port
+
+AMLBOT = Path(sys.executable).with_name("amlbot")
+STARTUP_TIMEOUT = 30.0
+
+
+@dataclass
+class BotProcess:
+    command: str
+    process: asyncio.subprocess.Process
+    port: int
+    log_path: Path
+    _log: IO[bytes]
+
+    @property
+    def owner(self) -> str:
+        """The name its worker claims jobs under (see bot.worker.Worker.owner)."""
+        return f"{socket.gethostname()}:{self.process.pid}"
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as when a node dies."""
+        self.process.kill()
+
+    async def terminate(self, timeout: float) -> tuple[int, float]:
+        """SIGTERM, then wait for the exit; returns (exit code, seconds it took)."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        return code, time.monotonic() - started
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.kill()
+            await self.process.wait()
+        self._log.close()
+
+
+async def start_bot(env: dict[str, str], log_path: Path, command: str = "serve") -> BotProcess:
+    """Start `amlbot <command>` on a free port; returns once /healthz answers (serve) or at once (worker)."""
+    port = free_port()
+    log = log_path.open("ab")
+    process = await asyncio.create_subprocess_exec(
+        str(AMLBOT), command,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env, "PORT": str(port)},
+        cwd=log_path.parent, stdout=log, stderr=asyncio.subprocess.STDOUT,
+    )
+    bot = BotProcess(command, process, port, log_path, log)
+    if command == "serve":
+        await _healthy(bot)
+    return bot
+
+
+async def _healthy(bot: BotProcess) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if bot.process.returncode is not None:
+                raise RuntimeError(f"amlbot exited with {bot.process.returncode}:\n{bot.log()}")
+            try:
+                async with session.get(f"http://127.0.0.1:{bot.port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"amlbot did not answer /healthz within {STARTUP_TIMEOUT}s:\n{bot.log()}")
+            await asyncio.sleep(0.1)
