@@ -1,4 +1,5 @@
-"""Builds the Bolt AsyncApp: Slack client with retries, de-duplication of Slack's retries, listeners."""
+"""Builds the Bolt AsyncApp: Slack client with retries and metrics, de-duplication of Slack's retries,
+the request id on log lines, listeners."""
 
 from __future__ import annotations
 
@@ -17,16 +18,17 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import logs, metrics
 from bot.flow import Flow, Services
-from bot.listeners import actions, commands
-from bot.store.store import Store
+from bot.listeners import actions, commands, home
+from bot.store.store import REQUEST_ID, Store
 
 log = logging.getLogger(__name__)
 
 
 def slack_client(token: str | None, base_url: str) -> AsyncWebClient:
-    """A Web API client that honours 429 Retry-After and rides out brief outages."""
-    return AsyncWebClient(
+    """A Web API client that honours 429 Retry-After, rides out brief outages, and is measured."""
+    return metrics.MeasuredWebClient(
         token=token,
         base_url=base_url,
         retry_handlers=[
@@ -38,7 +40,10 @@ def slack_client(token: str | None, base_url: str) -> AsyncWebClient:
 
 
 def delivery_key(body: dict[str, Any]) -> str | None:
-    """What identifies one delivery across Slack's retries: the trigger id of a command or click."""
+    """What identifies one delivery across Slack's retries: the trigger id of a command or click,
+    the event id of an Events API event."""
+    if body.get("event_id"):
+        return f"event:{body['event_id']}"
     trigger = body.get("trigger_id")
     if trigger:
         return f"trigger:{trigger}"
@@ -63,6 +68,22 @@ def dedupe_middleware(store: Store) -> Callable[..., Awaitable[BoltResponse | No
     return dedupe
 
 
+def request_id_of(body: dict[str, Any]) -> str | None:
+    """The request a click is about, when its button names one (a malformed body names none)."""
+    actions = body.get("actions")
+    for action in actions if isinstance(actions, list) else []:
+        value = action.get("value") if isinstance(action, dict) else None
+        if isinstance(value, str) and REQUEST_ID.fullmatch(value):
+            return value
+    return None
+
+
+async def bind_request_id(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+    # The listener runs in a task started from here: it inherits the binding, this delivery alone.
+    logs.bind(request_id_of(req.body))
+    return await next()
+
+
 def build_app(services: Services, client: AsyncWebClient) -> tuple[AsyncApp, Flow]:
     settings = services.settings
     app = AsyncApp(
@@ -70,8 +91,11 @@ def build_app(services: Services, client: AsyncWebClient) -> tuple[AsyncApp, Flo
         client=client,
         logger=logging.getLogger("slack_bolt"),
     )
+    app.middleware(metrics.measure_ack)  # first: duplicates are acked too, and timed
+    app.middleware(bind_request_id)
     app.middleware(dedupe_middleware(services.store))
     flow = Flow(services, client)
     commands.register(app, flow)
+    home.register(app, flow)  # before the card buttons: a click on the Home tab is matched here first
     actions.register(app, flow)
     return app, flow

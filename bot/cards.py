@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ REJECT = "amlbot.reject"
 CANCEL = "amlbot.cancel"
 RUN_NOW = "amlbot.run_now"
 ACTION_IDS = (APPROVE, REJECT, CANCEL, RUN_NOW)
+ACTION_PATTERN = re.compile("^(" + "|".join(re.escape(a) for a in ACTION_IDS) + ")$")  # what listeners match
 
 MAX_LISTED_ITEMS = 15  # the card lists this many items; the rest are counted
 MAX_NAMED_APPROVERS = 20  # named on the card; a bigger pool is counted, not pinged
@@ -50,11 +52,11 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _section(text: str) -> Block:
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(text, SECTION_LIMIT)}}
 
 
-def _context(*texts: str) -> Block:
+def context(*texts: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(t, FIELD_LIMIT)} for t in texts[:10]]}
 
 
@@ -157,20 +159,20 @@ def request_card(
         },
     ]
     if plan:
-        blocks.append(_section(plan_summary(plan)))
+        blocks.append(section(plan_summary(plan)))
         for warning in plan.warnings[:MAX_WARNINGS]:
-            blocks.append(_context(f":warning: {escape(warning)}"))
+            blocks.append(context(f":warning: {escape(warning)}"))
         if len(plan.warnings) > MAX_WARNINGS:
-            blocks.append(_context(f":warning: …and {len(plan.warnings) - MAX_WARNINGS} more warning(s)"))
-        blocks.append(_context(f"Plan `{plan.hash[:19]}…`"))
+            blocks.append(context(f":warning: …and {len(plan.warnings) - MAX_WARNINGS} more warning(s)"))
+        blocks.append(context(f"Plan `{plan.hash[:19]}…`"))
     blocks.append({"type": "divider"})
-    blocks.append(_section(status_line(request)))
+    blocks.append(section(status_line(request)))
     if frozen and not request.final:
-        blocks.append(_context(":ice_cube: amlbot is frozen: no job starts until an admin runs `/aml unfreeze`."))
+        blocks.append(context(":ice_cube: amlbot is frozen: no job starts until an admin runs `/aml unfreeze`."))
     if request.state is State.PENDING:
         if approvers:
-            blocks.append(_context(_approvers_line(approvers)))
-        blocks.append(_context(f"Expires {_when(request.expires_at)} if nobody decides."))
+            blocks.append(context(_approvers_line(approvers)))
+        blocks.append(context(f"Expires {_when(request.expires_at)} if nobody decides."))
     buttons = _BUTTONS.get(request.state)
     if buttons:
         blocks.append({"type": "actions", "block_id": f"decide:{request.id}", "elements": [b(request.id) for b in buttons]})
@@ -207,6 +209,11 @@ _BUTTONS: dict[State, tuple[Callable[[str], Block], ...]] = {
     State.QUEUED: (_CANCEL_BUTTON,),
     State.RUNNING: (_CANCEL_BUTTON,),  # stops between steps, with a partial receipt
 }
+
+
+def approval_buttons(request_id: str) -> list[Block]:
+    """Approve and Reject exactly as the card has them, for other places that list what waits (App Home)."""
+    return [_APPROVE_BUTTON(request_id), _REJECT_BUTTON(request_id)]
 
 
 def card_text(request: RequestRecord) -> str:
@@ -254,8 +261,8 @@ def progress_text(done: int, total: int, done_bytes: int, total_bytes: int, rate
 
 def export_result(link: str, size: int, sha256: str, expires_at: str) -> list[Block]:
     return [
-        _section(f":package: *Export ready* — {human_bytes(size)}\n<{link}|Download the archive> (read-only, expires {expires_at})"),
-        _context(f"SHA-256 `{sha256}`", "The archive holds `manifest.json` with each file's source, size and SHA-256."),
+        section(f":package: *Export ready* — {human_bytes(size)}\n<{link}|Download the archive> (read-only, expires {expires_at})"),
+        context(f"SHA-256 `{sha256}`", "The archive holds `manifest.json` with each file's source, size and SHA-256."),
     ]
 
 
@@ -269,7 +276,7 @@ def receipt_summary(document: dict[str, Any]) -> list[Block]:
         lines.append(f"• failed `{escape(item['ref'])}`: {escape(item['reason'])}")
     if document["appeared_and_left_alone"]:
         lines.append(f"{len(document['appeared_and_left_alone'])} item(s) appeared after the plan and were left alone.")
-    return [_section("\n".join(lines)), _context(f"Plan `{document['plan_hash'][:19]}…` · verify with `amlbot audit verify-receipt`")]
+    return [section("\n".join(lines)), context(f"Plan `{document['plan_hash'][:19]}…` · verify with `amlbot audit verify-receipt`")]
 
 
 def error_text(message: str, usage: str | None = None, hint: str | None = None) -> str:

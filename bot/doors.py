@@ -1,13 +1,14 @@
-"""The doors to each configured workspace (storage and control plane), opened on first use."""
+"""The doors to each configured workspace (storage and control plane), opened on first use, with every
+Azure call they make measured (bot.metrics)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot import metrics
 from commands.azure.blobs import WorkspaceBlobs
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
-from commands.azure.door import WorkspaceDoor
 
 
 class Doors:
@@ -21,17 +22,19 @@ class Doors:
         self._configs = workspaces
         self._credential = credential  # None: DefaultAzureCredential, made on first use
         self._client_kwargs = client_kwargs or {}
-        self._blobs: dict[str, WorkspaceDoor] = {}
+        self._blobs: dict[str, WorkspaceBlobs] = {}
         self._controls: dict[str, WorkspaceControl] = {}
 
-    def get(self, alias: str) -> WorkspaceDoor:
+    def get(self, alias: str) -> WorkspaceBlobs:
         if alias not in self._blobs:
-            self._blobs[alias] = WorkspaceBlobs(self._configs[alias])
+            self._blobs[alias] = WorkspaceBlobs(self._configs[alias], client_kwargs=metrics.STORAGE_KWARGS)
         return self._blobs[alias]
 
     def control(self, alias: str) -> WorkspaceControl:
         if alias not in self._controls:
-            self._controls[alias] = WorkspaceControl(self._configs[alias], self._credential, self._client_kwargs)
+            self._controls[alias] = WorkspaceControl(
+                self._configs[alias], self._credential, metrics.management_kwargs(self._client_kwargs)
+            )
         return self._controls[alias]
 
     async def close(self) -> None:

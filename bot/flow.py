@@ -13,10 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import cards, policy
+from bot import cards, metrics, policy
 from bot.doors import Doors
 from bot.lifecycle import FINAL, IllegalTransition, State
 from bot.settings import AppConfig, Settings
@@ -39,9 +40,18 @@ from commands.operations.base import Context, OperationError
 
 log = logging.getLogger(__name__)
 
+# What a Slack call raises when Slack refuses it, or cannot be reached once the client's retries are spent.
+SLACK_TROUBLE = (SlackApiError, aiohttp.ClientError, TimeoutError)
 ALL_ACTIONS = [f"{verb.value} {kind.value}" for verb, kinds in KINDS_BY_VERB.items() for kind in kinds]
 OPEN = frozenset(State) - FINAL  # requests whose card can still change
 CARD_LOCKS = 64
+
+
+def slack_error(error: BaseException) -> str:
+    """Slack's error code, or what kept the call from reaching Slack."""
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error"))
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclass
@@ -61,6 +71,9 @@ class Where:
     user: str
 
 
+HOME_TAB = "app_home"  # Where.channel of a click on the App Home tab, which has no channel
+
+
 def intent_to_dict(intent: Intent) -> dict[str, object]:
     return {"text": grammar.render(intent)}
 
@@ -72,6 +85,7 @@ class Flow:
         # One request's card edits go out one at a time, each rendered from a fresh read, so a
         # slow edit can never overwrite a newer one. Striped: memory stays bounded.
         self._card_locks = [asyncio.Lock() for _ in range(CARD_LOCKS)]
+        self.on_change: list[Callable[[RequestRecord], Awaitable[None]]] = []  # told after each card refresh
 
     @property
     def store(self) -> Store:
@@ -108,6 +122,7 @@ class Flow:
             self.store.audit, actor=where.user, event=event, outcome="refused", request_id=request_id,
             channel_id=where.channel, detail={"reason": reason, **detail},
         )
+        metrics.refused(event)
         return f":no_entry: {reason}"
 
     async def submit(self, intent: Intent, text: str, where: Where) -> str:
@@ -304,7 +319,7 @@ class Flow:
         if handler is None or not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
             return await self._refuse(where, "click.refused", "That button does not name a request.", value=str(value)[:40])
         record = await asyncio.to_thread(self.store.get, value)
-        if record is None or record.channel_id != where.channel or record.team_id != where.team:
+        if record is None or where.channel not in (record.channel_id, HOME_TAB) or record.team_id != where.team:
             return await self._refuse(where, "click.refused", "That request does not exist in this channel.", value=value)
         return await handler(record, where)
 
@@ -332,6 +347,7 @@ class Flow:
             return await self._refuse(where, "approve.refused", str(error), request_id=record.id)
         if not result.added:
             return f"You have already approved {record.id}."
+        metrics.approved()
         await self.refresh_card(result.request)
         if not result.quorum_reached_now:
             return f"Your approval of {record.id} is recorded: {result.count} of {record.approvals_required}."
@@ -394,8 +410,10 @@ class Flow:
                 await self.client.chat_update(
                     channel=fresh.channel_id, ts=fresh.card_ts, text=cards.card_text(fresh), blocks=await self._card(fresh)
                 )
-            except SlackApiError as error:
-                log.warning("card update failed", extra={"request_id": fresh.id, "error": error.response.get("error")})
+            except SLACK_TROUBLE as error:
+                log.warning("card update failed", extra={"request_id": fresh.id, "error": slack_error(error)})
+        for listener in self.on_change:
+            await listener(fresh)
 
     async def tell(self, record: RequestRecord, text: str) -> None:
         """A post in the card's thread (a decision, a reminder); Slack trouble never undoes the change."""
@@ -405,7 +423,7 @@ class Flow:
     async def _post(self, record: RequestRecord, **message: str) -> None:
         try:
             await self.client.chat_postMessage(**message)
-        except SlackApiError as error:
-            log.warning("post failed", extra={"request_id": record.id, "error": error.response.get("error")})
+        except SLACK_TROUBLE as error:
+            log.warning("post failed", extra={"request_id": record.id, "error": slack_error(error)})
 
 

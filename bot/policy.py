@@ -178,3 +178,12 @@ def requestable_actions(policy: PolicyConfig, actor: Actor, actions: Iterable[st
             for key, rule in policy.requesters.items()
         )
     ]
+
+
+def actions_on_workspace(policy: PolicyConfig, actions: Iterable[str], workspace: str) -> list[str]:
+    """The actions someone may request on `workspace` (anyone, anywhere): what its set-up must allow."""
+    return [
+        action
+        for action in actions
+        if any(_matches(key, action) and _on_workspace(rule, workspace) for key, rule in policy.requesters.items())
+    ]

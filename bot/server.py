@@ -1,4 +1,9 @@
-"""The process: Slack's HTTP mode (or Socket Mode), /healthz, and the worker, started together."""
+"""The process: Slack's HTTP mode (or Socket Mode), /healthz, and the worker, started together;
+or the worker alone (`amlbot worker`).
+
+SIGTERM (or SIGINT) stops taking jobs at once; running jobs get AMLBOT_SHUTDOWN_GRACE seconds to
+reach the end of a step, then hand their leases back so the next process resumes them.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot import metrics
 from bot.app import build_app, slack_client
 from bot.doors import Doors
 from bot.flow import Flow, Services
@@ -30,6 +37,7 @@ class Bot:
     app: AsyncApp
     flow: Flow
     worker: Worker
+    worker_task: asyncio.Task[None] | None = None  # while it runs; /readyz looks at it
 
 
 def assemble(settings: Settings, config: AppConfig, audit_key: bytes, doors: Doors | None = None) -> Bot:
@@ -44,8 +52,26 @@ def assemble(settings: Settings, config: AppConfig, audit_key: bytes, doors: Doo
         groups=GroupResolver(client, config.policy),
     )
     app, flow = build_app(services, client)
-    worker = Worker(flow, concurrency=settings.amlbot_worker_concurrency)
+    worker = Worker(
+        flow,
+        concurrency=settings.amlbot_worker_concurrency,
+        lease=timedelta(seconds=settings.amlbot_lease_seconds),
+        grace=settings.amlbot_shutdown_grace,
+    )
     return Bot(services, app, flow, worker)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(bot: Bot) -> AsyncIterator[None]:
+    """The worker runs while inside; on leaving it drains (see Worker.stop) and the doors close."""
+    task = bot.worker_task = asyncio.create_task(bot.worker.run())
+    try:
+        yield
+    finally:
+        bot.worker.stop()
+        await task
+        await bot.services.doors.close()
+        bot.services.store.close()
 
 
 def web_app(bot: Bot) -> web.Application:
@@ -64,37 +90,32 @@ def web_app(bot: Bot) -> web.Application:
         return web.json_response({"ok": True})
 
     async def worker_context(_: web.Application) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(bot.worker.run(stop))
-        yield
-        stop.set()
-        bot.services.wake_worker.set()
-        await task
-        await bot.services.doors.close()
-        bot.services.store.close()
+        async with running_worker(bot):
+            yield
 
     application = web.Application()
     application.router.add_post("/slack/events", events)
     application.router.add_get("/healthz", healthz)
+    metrics.add_routes(application, bot)  # /metrics and /readyz
     application.cleanup_ctx.append(worker_context)
     return application
 
 
 async def serve_http(bot: Bot, port: int, host: str = "0.0.0.0") -> None:
-    runner = web.AppRunner(web_app(bot), shutdown_timeout=30)
+    runner = web.AppRunner(web_app(bot), shutdown_timeout=bot.worker.grace)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("serving Slack HTTP mode", extra={"port": port, "path": "/slack/events"})
     await _until_signalled()
-    await runner.cleanup()
+    await _shut_down(bot, runner)
 
 
 async def serve_socket_mode(bot: Bot, app_token: str, port: int) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     # /healthz and the worker still run over HTTP; Slack's traffic comes over the socket.
-    runner = web.AppRunner(web_app(bot))
+    runner = web.AppRunner(web_app(bot), shutdown_timeout=bot.worker.grace)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port).start()
     handler = AsyncSocketModeHandler(bot.app, app_token)
@@ -102,6 +123,20 @@ async def serve_socket_mode(bot: Bot, app_token: str, port: int) -> None:
     log.info("connected in Socket Mode")
     await _until_signalled()
     await handler.close_async()
+    await _shut_down(bot, runner)
+
+
+async def work(bot: Bot) -> None:
+    """`amlbot worker`: jobs and timers only; another process takes Slack's requests."""
+    async with running_worker(bot):
+        log.info("worker started", extra={"owner": bot.worker.owner, "concurrency": bot.worker.concurrency})
+        await _until_signalled()
+        log.info("shutting down", extra={"grace_seconds": bot.worker.grace})
+
+
+async def _shut_down(bot: Bot, runner: web.AppRunner) -> None:
+    log.info("shutting down", extra={"grace_seconds": bot.worker.grace})
+    bot.worker.stop()  # jobs start winding down now, while HTTP drains
     await runner.cleanup()
 
 

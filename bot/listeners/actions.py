@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -12,7 +11,7 @@ from bot.flow import Flow, Where
 
 
 def register(app: AsyncApp, flow: Flow) -> None:
-    @app.action(re.compile("^(" + "|".join(re.escape(a) for a in cards.ACTION_IDS) + ")$"))
+    @app.action(cards.ACTION_PATTERN)
     async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         where = Where(

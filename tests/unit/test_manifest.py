@@ -1,4 +1,5 @@
-"""manifest.yml asks for exactly what the code uses: its command, and the scopes of the calls it makes."""
+"""manifest.yml asks for exactly what the code uses: its command, the events it listens to, and the
+scopes of the calls it makes — the scopes `amlbot doctor` checks the token for."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.doctor import MANIFEST_SCOPES
 from bot.listeners.commands import COMMAND
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,12 +28,15 @@ SCOPE_OF = {
 }
 
 
-def _calls_in_code() -> set[str]:
-    pattern = re.compile(r"\.(" + "|".join(SCOPE_OF) + r")\(")
+def _found_in_code(pattern: re.Pattern[str]) -> set[str]:
     found: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
         found |= set(pattern.findall(path.read_text()))
     return found
+
+
+def _calls_in_code() -> set[str]:
+    return _found_in_code(re.compile(r"\.(" + "|".join(SCOPE_OF) + r")\("))
 
 
 def test_manifest_matches_the_code() -> None:
@@ -43,4 +48,15 @@ def test_manifest_matches_the_code() -> None:
     calls = _calls_in_code()
     assert "chat_postMessage" in calls  # the scan itself works
     needed = {"commands"} | {scope for c in calls for scope in (SCOPE_OF[c] or "").split()}
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed == MANIFEST_SCOPES
+
+
+def test_manifest_subscribes_to_the_events_the_app_listens_to() -> None:
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    events = _found_in_code(re.compile(r"@app\.event\(\"(\w+)\"\)"))
+    assert events == {"app_home_opened"}
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == events
+    assert manifest["settings"]["event_subscriptions"]["request_url"] == manifest["settings"]["interactivity"]["request_url"]
+    # The Home tab is published with views.publish, and only there.
+    assert "views_publish" in _calls_in_code()
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True

@@ -1,0 +1,352 @@
+"""`amlbot doctor`: checks the whole set-up, one line per check, with the fix for each failure.
+
+The exit status is 0 only when every check passes. Nothing is changed, except that a missing exports
+container is created, as the first export would. Azure rights are shown by harmless reads, one for
+each kind of thing the allowed actions touch: a read proves the identity reaches it and may read it,
+not that it may delete (only a deletion proves that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Connection, create_engine, func, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import audit, policy
+from bot.cli import KEY_FILE
+from bot.doors import Doors
+from bot.settings import AppConfig, ConfigError, Settings, load_config
+from bot.store import schema
+from bot.store.db import normalise_url
+from commands.azure.config import WorkspaceConfig
+from commands.operations import OPERATIONS
+
+# The bot scopes manifest.yml asks for (tests/unit/test_manifest.py keeps the two equal); the
+# installed image has no manifest to read.
+MANIFEST_SCOPES = frozenset({"commands", "chat:write", "files:write", "usergroups:read", "users:read", "users:read.email"})
+DB_TIMEOUT = 5  # seconds to connect to PostgreSQL
+# One retry: a check must answer in seconds, not wait out the jobs' back-off (storage reads: none).
+CLIENT_KWARGS = {"retry_total": 1}
+
+TOKEN_FIX = (
+    "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…): api.slack.com/apps → your app → OAuth & Permissions"
+)
+SIGN_IN_FIX = (
+    "amlbot signs in with DefaultAzureCredential: give the process a managed identity or workload identity, "
+    "or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET, or run `az login`"
+)
+
+# The roles each harmless read stands for (README, "Connect Azure").
+ROLES = {
+    "storage": "Storage Blob Data Contributor on the workspace storage account",
+    "exports": "Storage Blob Data Contributor on the workspace storage account",
+    "computes": "AzureML Compute Operator on the workspace",
+    "endpoints": "AzureML Data Scientist on the workspace",
+    "jobs": "AzureML Data Scientist on the workspace",
+    "models": "AzureML Data Scientist on the workspace",
+    "resource group": "Contributor on the workspace and its resource group",
+    "workspace": "at least Reader on the workspace",
+}
+# What the actions on each kind of object read first; every export also writes to the exports container.
+KIND_READS = {
+    "run": ("storage",),
+    "experiment": ("storage", "jobs"),
+    "user": ("storage", "jobs"),
+    "model": ("storage", "models"),
+    "compute": ("computes",),
+    "computes": ("computes",),
+    "endpoint": ("endpoints",),
+    "workspace": ("resource group",),
+    "exports": ("exports",),
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+        return text if self.ok else f"{text} — fix: {self.fix}"
+
+
+def passed(name: str, detail: str) -> Check:
+    return Check(name, True, detail)
+
+
+def failed(name: str, detail: str, fix: str) -> Check:
+    return Check(name, False, detail, fix)
+
+
+# ---- configuration and Slack ------------------------------------------------------------------
+
+
+def check_config(settings: Settings) -> tuple[Check, AppConfig | None]:
+    path = settings.amlbot_config
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        return failed("config", str(error), f"correct {path} (AMLBOT_CONFIG); every key is in README.md and config.example.yml"), None
+    return passed("config", f"{path}: workspaces {', '.join(sorted(config.workspaces))}"), config
+
+
+def check_signing_secret(settings: Settings) -> Check:
+    if settings.slack_signing_secret:
+        return passed("slack signing secret", "set")
+    if settings.slack_app_token:
+        return passed("slack signing secret", "not needed: Socket Mode (SLACK_APP_TOKEN is set)")
+    return failed(
+        "slack signing secret", "SLACK_SIGNING_SECRET is not set: every request from Slack would be refused",
+        "set it from api.slack.com/apps → your app → Basic Information → App Credentials → Signing Secret",
+    )
+
+
+def granted_scopes(headers: dict[str, Any]) -> frozenset[str] | None:
+    """What Slack says the token holds (`x-oauth-scopes`), or None when it did not say."""
+    value = next((v for k, v in headers.items() if k.lower() == "x-oauth-scopes"), None)
+    if isinstance(value, list):  # some HTTP clients hand headers over as lists
+        value = ",".join(value)
+    return frozenset(s.strip() for s in value.split(",") if s.strip()) if value is not None else None
+
+
+async def check_slack(settings: Settings) -> list[Check]:
+    if not settings.slack_bot_token:
+        return [failed("slack token", "SLACK_BOT_TOKEN is not set", TOKEN_FIX)]
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    try:
+        response = await client.auth_test()
+    except SlackApiError as error:
+        return [failed("slack token", f"auth.test answered {error.response.get('error')}", TOKEN_FIX + " (and reinstall the app if it was revoked)")]
+    except (aiohttp.ClientError, TimeoutError) as error:
+        return [failed("slack token", f"cannot reach {settings.slack_api_url}: {type(error).__name__}: {error}",
+                       "let the bot reach slack.com over HTTPS (proxy, firewall, DNS); SLACK_API_URL must be unset in production")]
+    token = passed("slack token", f"bot {response.get('user')} ({response.get('user_id')}) in {response.get('team')} ({response.get('team_id')})")
+    return [token, check_scopes(granted_scopes(response.headers))]
+
+
+def check_scopes(granted: frozenset[str] | None) -> Check:
+    if granted is None:
+        return failed("slack scopes", "Slack did not say which scopes the token holds (no x-oauth-scopes header)",
+                      "check that no proxy strips response headers between the bot and slack.com")
+    missing = sorted(MANIFEST_SCOPES - granted)
+    if missing:
+        return failed(
+            "slack scopes", f"the token lacks {', '.join(missing)}",
+            "add them under OAuth & Permissions → Bot Token Scopes (or re-create the app from manifest.yml), "
+            "then reinstall the app and update SLACK_BOT_TOKEN",
+        )
+    return passed("slack scopes", f"all {len(MANIFEST_SCOPES)} scopes of manifest.yml granted")
+
+
+# ---- the database -----------------------------------------------------------------------------
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    return Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") else None
+
+
+def _schema_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    return int(conn.execute(select(func.max(schema.schema_version.c.version))).scalar() or 0)
+
+
+def _audit_key(settings: Settings) -> bytes | None:
+    """The key `amlbot serve` would use, without generating one."""
+    if settings.amlbot_audit_key:
+        return settings.amlbot_audit_key.encode()
+    return KEY_FILE.read_text().strip().encode() if KEY_FILE.exists() else None
+
+
+def check_database(settings: Settings) -> list[Check]:
+    url = normalise_url(settings.amlbot_database_url)
+    shown = make_url(url).render_as_string(hide_password=True)
+    serve_fix = "start `amlbot serve` (or `amlbot worker`) once with this AMLBOT_DATABASE_URL: it migrates at start"
+    file = _sqlite_file(url)
+    if file is not None and not file.exists():
+        return [failed("database", f"{shown}: the file does not exist yet", serve_fix + " (or correct the path)")]
+    options = {"connect_args": {"connect_timeout": DB_TIMEOUT}} if url.startswith("postgresql") else {}
+    engine = create_engine(url, **options)
+    try:
+        with engine.connect() as conn:
+            version = _schema_version(conn)
+            head = conn.execute(select(schema.audit_head)).first() if version else None
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        return [failed("database", f"{shown} unreachable: {reason}",
+                       "check AMLBOT_DATABASE_URL (host, port, user, database name) and that the server is up and lets this host in")]
+    finally:
+        engine.dispose()
+    current = len(schema.MIGRATIONS)
+    if version < current:
+        return [failed("database", f"{shown}: schema version {version}, this amlbot needs {current}", serve_fix)]
+    if version > current:
+        return [failed("database", f"{shown}: schema version {version} is newer than this amlbot ({current})",
+                       "run the amlbot version that migrated it (or newer) on every replica")]
+    return [passed("database", f"{shown}: reachable, schema version {current} (current)"), check_audit_key(settings, head)]
+
+
+def check_audit_key(settings: Settings, head: Any) -> Check:
+    key = _audit_key(settings)
+    if key is None:
+        note = "AMLBOT_AUDIT_KEY not set: `amlbot serve` will generate amlbot-audit.key (one local replica only)"
+        if head is None:
+            return passed("audit key", note)
+        return failed("audit key", "AMLBOT_AUDIT_KEY is not set and the audit log already has a signed head",
+                      "set AMLBOT_AUDIT_KEY to the key that signed it (every replica uses the same key)")
+    source = "AMLBOT_AUDIT_KEY" if settings.amlbot_audit_key else str(KEY_FILE)
+    if head is not None and not audit.signature_ok(audit.head_message(head.seq, head.hash), head.signature, key):
+        return failed(
+            "audit key", f"{source} did not sign the head of the audit log (entry {head.seq})",
+            "set AMLBOT_AUDIT_KEY to the key every replica uses; after a deliberate rotation see the runbook (README)",
+        )
+    return passed("audit key", f"{source} signs the head of the audit log" if head is not None else f"{source} set; the audit log is empty")
+
+
+# ---- Azure ------------------------------------------------------------------------------------
+
+
+def reads_for(actions: Iterable[str]) -> dict[str, list[str]]:
+    """Each harmless read the actions need, with the actions that need it."""
+    reads: dict[str, list[str]] = {}
+    for action in actions:
+        verb, kind = action.split(" ", 1)
+        for read in (*KIND_READS.get(kind, ()), *(("exports",) if verb == "export" else ())):
+            reads.setdefault(read, []).append(action)
+    return reads
+
+
+def explain(error: BaseException, read: str, where: str) -> tuple[str, str]:
+    """What went wrong with one read, and the fix."""
+    if isinstance(error, ClientAuthenticationError) or getattr(error, "status_code", None) == 401:
+        return f"cannot sign in to Azure: {_short(error)}", SIGN_IN_FIX
+    if isinstance(error, ResourceNotFoundError):
+        return f"{where} not found", f"correct the config: {_NOT_FOUND_FIX.get(read, 'the workspace names')}"
+    if isinstance(error, HttpResponseError) and error.status_code == 403:
+        return f"the identity may not read {where}: {_short(error)}", f"grant the identity {ROLES[read]}"
+    if isinstance(error, ServiceRequestError | aiohttp.ClientError | OSError | TimeoutError):
+        return f"cannot reach {where}: {_short(error)}", _UNREACHABLE_FIX.get(read, "check arm_endpoint, DNS, proxy and firewall")
+    if isinstance(error, ValueError):
+        return str(error), "set storage_account_url (or storage_connection_string) for the workspace"
+    return f"{where}: {_short(error)}", f"see the error above; the identity needs {ROLES[read]}"
+
+
+_NOT_FOUND_FIX = {
+    "workspace": "subscription_id, resource_group and workspace_name must name an existing workspace",
+    "storage": "artifact_container must name the container of the workspace's `workspaceartifactstore` datastore",
+    "resource group": "resource_group must name the workspace's resource group",
+}
+_UNREACHABLE_FIX = {
+    "storage": "check storage_account_url / storage_connection_string, DNS, firewall and private endpoints of the storage account",
+    "exports": "check storage_account_url / storage_connection_string, DNS, firewall and private endpoints of the storage account",
+}
+
+
+def _short(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return str(text).strip().splitlines()[0][:300]
+
+
+async def _exports(blobs: Any, container: str) -> str:
+    """The exports container exists, or is created now (what the first export would do)."""
+    try:
+        await blobs.probe(container)
+        return "exists"
+    except ResourceNotFoundError:
+        await blobs.ensure_container(container, retry_total=0)
+        return "created"
+
+
+def _probes(alias: str, workspace: WorkspaceConfig, doors: Doors) -> dict[str, tuple[str, Callable[[], Awaitable[Any]]]]:
+    """read -> (what it reads, the read). A listing reads one item of its first page."""
+    control = doors.control(alias)
+
+    def first(listing: Callable[[], Iterable[Any]]) -> Callable[[], Awaitable[Any]]:
+        return lambda: control.call(lambda: next(iter(listing()), None))
+
+    def blobs() -> Any:
+        return doors.get(alias)
+
+    ml = control.ml
+    rg = workspace.resource_group
+    return {
+        "workspace": (f"workspace {workspace.workspace_name} in {rg}", lambda: control.call(ml().workspaces.get, workspace.workspace_name)),
+        "storage": (f"container {workspace.artifact_container}", lambda: blobs().probe(workspace.artifact_container)),
+        "exports": (f"exports container {workspace.exports_container}", lambda: _exports(blobs(), workspace.exports_container)),
+        "computes": ("the workspace's computes", first(lambda: ml().compute.list())),
+        "endpoints": ("the workspace's online endpoints", first(lambda: ml().online_endpoints.list())),
+        "jobs": ("the workspace's jobs", first(lambda: ml().jobs.list())),
+        "models": ("the workspace's models", first(lambda: ml().models.list())),
+        "resource group": (f"resource group {rg}", lambda: control.call(control.arm().resource_groups.get, rg)),
+    }
+
+
+async def check_workspace(alias: str, config: AppConfig, doors: Doors) -> list[Check]:
+    workspace = config.workspaces[alias]
+    probes = _probes(alias, workspace, doors)
+    allowed = policy.actions_on_workspace(config.policy, OPERATIONS, alias)
+    checks = []
+    for read, actions in [("workspace", ["every action"]), *reads_for(allowed).items()]:
+        what, probe = probes[read]
+        name = f"workspace {alias}: {read}"
+        try:
+            outcome = await probe()
+        except Exception as error:  # every failure becomes a line with its fix; the doctor goes on
+            checks.append(failed(name, *explain(error, read, what)))
+            if read == "workspace":
+                break  # the reads below would fail the same way
+            continue
+        done = f"{what} {outcome}" if isinstance(outcome, str) else f"{what} readable"
+        checks.append(passed(name, f"{done} (for {', '.join(actions)})"))
+    return checks
+
+
+def default_doors(config: AppConfig) -> Doors:
+    return Doors(config.workspaces, client_kwargs=CLIENT_KWARGS)
+
+
+async def diagnose(settings: Settings, doors_for: Callable[[AppConfig], Doors] = default_doors) -> list[Check]:
+    config_check, config = check_config(settings)
+    checks = [config_check, *await check_slack(settings), check_signing_secret(settings)]
+    checks += await asyncio.to_thread(check_database, settings)
+    if config is None:
+        return checks
+    doors = doors_for(config)
+    try:
+        for alias in sorted(config.workspaces):
+            checks += await check_workspace(alias, config, doors)
+    finally:
+        await doors.close()
+    return checks
+
+
+def report(checks: list[Check]) -> tuple[str, int]:
+    """The printout, one line per check and a summary, and the exit status: 0 only when all passed."""
+    failures = sum(not c.ok for c in checks)
+    summary = f"{len(checks) - failures} of {len(checks)} checks passed" + (f"; fix the {failures} above" if failures else "")
+    return "\n".join([*(c.line() for c in checks), summary]), 1 if failures else 0
+
+
+def main(settings: Settings) -> int:
+    text, status = report(asyncio.run(diagnose(settings)))
+    print(text)
+    return status

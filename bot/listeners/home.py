@@ -1,0 +1,108 @@
+"""The App Home tab: published when a user opens it, again after each change to a request that
+concerns someone who has opened it, and after a click on it, with the answer on top."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot import cards, policy
+from bot.flow import HOME_TAB, Flow, Where
+from bot.home import MAX_MINE, HomeContent, home_view
+from bot.lifecycle import FINAL, State
+from bot.store.store import RequestRecord, now
+
+log = logging.getLogger(__name__)
+
+PENDING_SCAN = 200  # pending requests looked at for one tab; more than that waiting is an incident anyway
+RESULT_SCAN = 100  # latest finished requests looked at for exports and receipts
+
+
+def _may_approve(rules: policy.PolicyConfig, actor: policy.Actor, record: RequestRecord) -> bool:
+    item_count = len((record.plan or {}).get("items", []))
+    return policy.may_approve(
+        rules, actor, requester=record.requester, action=record.action, workspace=record.workspace, item_count=item_count
+    ).allowed
+
+
+def _has_result(record: RequestRecord) -> bool:
+    result = record.result or {}
+    return bool((result.get("extras") or {}).get("link") or result.get("receipt_sha256"))
+
+
+class HomeTab:
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        # Who opened the tab since this process started: the tabs it keeps fresh after each change.
+        self.viewers: set[str] = set()
+
+    async def content(self, user: str, notice: str | None = None) -> HomeContent:
+        store, rules = self.flow.store, self.flow.s.config.policy
+        actor = await self.flow.s.groups.actor(user)
+        pending = await asyncio.to_thread(store.list_requests, states=frozenset({State.PENDING}), limit=PENDING_SCAN)
+        mine = await asyncio.to_thread(store.list_requests, requester=user, limit=MAX_MINE)
+        finished = await asyncio.to_thread(store.list_requests, states=FINAL, limit=RESULT_SCAN)
+        return HomeContent(
+            user=user,
+            waiting=[r for r in pending if user not in r.approvers and _may_approve(rules, actor, r)],
+            mine=mine,
+            # An export link or a receipt is shown to whoever asked for it or approved it.
+            results=[r for r in finished if (r.requester == user or user in r.approvers) and _has_result(r)],
+            frozen=await asyncio.to_thread(store.frozen),
+            notice=notice,
+        )
+
+    async def publish(self, user: str, notice: str | None = None) -> None:
+        view = home_view(await self.content(user, notice), now())
+        try:
+            await self.flow.client.views_publish(user_id=user, view=view)
+        except SlackApiError as error:
+            log.warning("home tab publish failed", extra={"user": user, "error": error.response.get("error")})
+
+    async def changed(self, record: RequestRecord) -> None:
+        """Re-publish the open tabs this request shows on: its requester's, its approvers', and those
+        of everyone who may approve on its workspace (it waits for them, or has just stopped waiting)."""
+        try:
+            pool = policy.approver_pool(self.flow.s.config.policy, await self.flow.s.groups.all_members(), record.workspace)
+            for user in sorted(self.viewers & ({record.requester, *record.approvers} | pool)):
+                await self.publish(user)
+        except Exception:  # a stale tab is repaired when it is next opened; it never stops a decision or a job
+            log.exception("home tab refresh failed", extra={"request_id": record.id})
+
+
+def _id(part: Any) -> str:
+    """A user's or team's id from a payload; anything but a string counts as none."""
+    value = part.get("id") if isinstance(part, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+async def _from_home(body: dict[str, Any]) -> bool:
+    container, view = body.get("container"), body.get("view")
+    return isinstance(container, dict) and container.get("type") == "view" and isinstance(view, dict) and view.get("type") == "home"
+
+
+def register(app: AsyncApp, flow: Flow) -> HomeTab:
+    tab = HomeTab(flow)
+    flow.on_change.append(tab.changed)
+
+    @app.event("app_home_opened")
+    async def opened(event: dict[str, Any]) -> None:
+        if event.get("tab") == "home":  # the Messages tab opens with the same event
+            tab.viewers.add(event["user"])
+            await tab.publish(event["user"])
+
+    @app.action(cards.ACTION_PATTERN, matchers=[_from_home])
+    async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        # A click on the tab has no channel and no response_url: the answer goes on top of the tab.
+        await ack()
+        user = _id(body.get("user"))
+        where = Where(team=_id(body.get("team")), channel=HOME_TAB, user=user)
+        reply = await flow.click(action["action_id"], action.get("value"), where)
+        tab.viewers.add(user)
+        await tab.publish(user, notice=reply)
+
+    return tab

@@ -1,0 +1,184 @@
+"""The App Home tab through signed Events API deliveries and signed clicks on the tab, against the
+running app: what waits for an approver (with working buttons), one's own requests, and the export
+links and receipts one may see, kept fresh as requests change."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk.models.views import View
+
+from bot import cards
+from bot.lifecycle import State
+from tests.e2e.harness import APPROVER_1, APPROVER_2, REQUESTER, STRANGER, TEAM, Harness, start_harness, stop_harness
+from tests.standins.slack_signing import new_trigger_id
+
+RUN = "home_train_1700000000_abcd1234"
+PREFIX = f"ExperimentRun/dcid.{RUN}/"
+
+
+def app_home_opened(user: str, tab: str = "home") -> bytes:
+    """An Events API delivery, as Slack posts it: one JSON body."""
+    event = {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": tab, "event_ts": f"{time.time():.6f}"}
+    return json.dumps({
+        "token": "verification-token-not-checked", "team_id": TEAM, "api_app_id": "A0AMLBOT01", "event": event,
+        "type": "event_callback", "event_id": "Ev" + uuid.uuid4().hex[:10].upper(), "event_time": int(time.time()),
+    }).encode()
+
+
+def home_click(action_id: str, value: str, user: str) -> bytes:
+    """A button clicked on the Home tab: the container is the view; no channel, no response_url."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+        "api_app_id": "A0AMLBOT01",
+        "token": "verification-token-not-checked",
+        "container": {"type": "view", "view_id": "VHOME00001"},
+        "trigger_id": new_trigger_id(),
+        "team": {"id": TEAM, "domain": "amlbot-test"},
+        "view": {"id": "VHOME00001", "type": "home", "blocks": [], "callback_id": "", "state": {"values": {}}},
+        "actions": [{"action_id": action_id, "block_id": f"home:{value}", "value": value, "type": "button", "action_ts": f"{time.time():.6f}"}],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+async def open_home(harness: Harness, user: str) -> dict[str, Any]:
+    publishes = len([c for c in harness.slack.calls_to("views.publish") if c.args.get("user_id") == user])
+    status, _ = await harness.sender.send(app_home_opened(user), content_type="application/json")
+    assert status == 200
+    return await next_home(harness, user, publishes)
+
+
+async def next_home(harness: Harness, user: str, after: int) -> dict[str, Any]:
+    """The view of the publish after the first `after` ones for `user`."""
+    def published() -> dict[str, Any] | None:
+        calls = [c for c in harness.slack.calls_to("views.publish") if c.args.get("user_id") == user]
+        return calls[after].args["view"] if len(calls) > after and calls[after].ok else None
+
+    return await harness.slack.wait_for(published, description=f"a Home tab published for {user}")
+
+
+def publishes(harness: Harness, user: str) -> int:
+    return len([c for c in harness.slack.calls_to("views.publish") if c.args.get("user_id") == user])
+
+
+def text_of(view: dict[str, Any]) -> str:
+    return json.dumps(view["blocks"], ensure_ascii=False)
+
+
+def buttons(view: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["action_id"], e["value"]) for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
+
+
+async def test_an_approver_sees_what_waits_for_them_with_the_cards_buttons(harness: Harness) -> None:
+    await harness.seed({f"{PREFIX}logs/a.txt": b"a" * 10})
+    request = await harness.submit(f"delete run {RUN}")
+
+    view = await open_home(harness, APPROVER_1)
+    View(**view).validate_json()  # Slack's own limits, as slack_sdk knows them
+    assert view["type"] == "home" and len(view["blocks"]) <= 100
+    assert buttons(view) == [(cards.APPROVE, request.id), (cards.REJECT, request.id)]
+    card_buttons = [e for b in harness.card(request.id)["blocks"] if b["type"] == "actions" for e in b["elements"]][:2]
+    assert [b for b in view["blocks"] if b["type"] == "actions"][0]["elements"] == card_buttons  # the very same buttons
+    assert f"*{request.id}* `delete run` on `dev` for <@{REQUESTER}>" in text_of(view) and "1 item(s)" in text_of(view)
+
+    mine = await open_home(harness, REQUESTER)
+    assert buttons(mine) == []  # nobody approves their own deletion
+    assert f"{request.id}" in text_of(mine) and "Waiting for approval" in text_of(mine)
+    assert "Nothing waits for you." in text_of(await open_home(harness, STRANGER))
+
+
+async def test_approving_from_the_home_tab_runs_the_request_and_refreshes_the_tabs(harness: Harness) -> None:
+    await harness.seed({f"{PREFIX}logs/a.txt": b"a" * 10})
+    request = await harness.submit(f"delete run {RUN}")
+    await open_home(harness, REQUESTER)
+    await open_home(harness, APPROVER_1)
+    seen = publishes(harness, REQUESTER)
+
+    status, _ = await harness.sender.send(home_click(cards.APPROVE, request.id, APPROVER_1))
+    assert status == 200
+    done = await harness.wait_state(request.id, State.SUCCEEDED)
+    assert done.approvers == (APPROVER_1,)
+    await harness.slack.wait_for(lambda: "Done" in json.dumps(harness.card(request.id)["blocks"]))  # the card moved too
+    assert "request.approved" in harness.events(request.id)
+
+    # The requester did nothing: their open tab followed the request to its receipt.
+    def requester_tab_says_done() -> bool:
+        calls = [c for c in harness.slack.calls_to("views.publish") if c.args.get("user_id") == REQUESTER][seen:]
+        return any("Done" in text_of(c.args["view"]) and ":receipt:" in text_of(c.args["view"]) for c in calls)
+
+    await harness.slack.wait_for(requester_tab_says_done, description="the requester's tab showing the receipt")
+    approver = await open_home(harness, APPROVER_1)
+    assert buttons(approver) == [] and "Nothing waits for you." in text_of(approver)
+    assert f"`amlbot audit show {request.id}`" in text_of(approver)  # they approved it: they see its receipt
+
+
+async def test_a_click_on_the_tab_is_checked_like_any_other_and_answered_on_the_tab(harness: Harness) -> None:
+    await harness.seed({f"{PREFIX}logs/a.txt": b"a"})
+    request = await harness.submit(f"delete run {RUN}")
+    seen = publishes(harness, STRANGER)
+    await harness.sender.send(home_click(cards.APPROVE, request.id, STRANGER))
+    view = await next_home(harness, STRANGER, seen)
+    assert view["blocks"][1] == cards.section(":no_entry: You are not an approver.")  # on top, under the title
+    assert harness.request(request.id).state is State.PENDING
+    refused = [e for e in harness.store.audit_entries(request.id) if e.event == "approve.refused"]
+    assert [(e.actor, e.channel_id) for e in refused] == [(STRANGER, "app_home")]
+
+    seen = publishes(harness, STRANGER)
+    await harness.sender.send(home_click(cards.APPROVE, "R-NOTHERE", STRANGER))
+    assert "does not name a request" in text_of(await next_home(harness, STRANGER, seen))
+
+
+@pytest.fixture
+async def two_approvals(tmp_path: Path, azurite_connection: str) -> AsyncIterator[Harness]:
+    running = await start_harness(tmp_path, azurite_connection, approvals_required={"delete run": 2})
+    yield running
+    await stop_harness(running)
+
+
+async def test_a_partial_approval_says_so_on_the_tab(two_approvals: Harness) -> None:
+    h = two_approvals
+    await h.seed({f"{PREFIX}logs/a.txt": b"a"})
+    request = await h.submit(f"delete run {RUN}")
+    seen = publishes(h, APPROVER_1)
+    await h.sender.send(home_click(cards.APPROVE, request.id, APPROVER_1))
+    answer = f"Your approval of {request.id} is recorded: 1 of 2."
+
+    def answered() -> bool:
+        calls = [c for c in h.slack.calls_to("views.publish") if c.args.get("user_id") == APPROVER_1][seen:]
+        return any(answer in text_of(c.args["view"]) for c in calls)
+
+    await h.slack.wait_for(answered, description="the answer on the approver's tab")
+    assert buttons(await open_home(h, APPROVER_2)) == [(cards.APPROVE, request.id), (cards.REJECT, request.id)]
+    assert buttons(await open_home(h, APPROVER_1)) == []  # approved once already
+
+
+async def test_export_links_are_shown_to_those_who_may_see_them(harness: Harness) -> None:
+    await harness.seed({f"{PREFIX}outputs/model.bin": b"m" * 2048})
+    request = await harness.submit(f"export run {RUN}")
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.wait_state(request.id, State.SUCCEEDED)
+    link = harness.request(request.id).result["extras"]["link"]  # type: ignore[index]
+
+    assert "Download the archive" in text_of(mine := await open_home(harness, REQUESTER)) and link in text_of(mine)
+    assert link in text_of(await open_home(harness, APPROVER_1))
+    stranger = await open_home(harness, STRANGER)
+    assert link not in text_of(stranger) and "No export or receipt of yours yet." in text_of(stranger)
+
+
+async def test_only_the_home_tab_and_each_delivery_once(harness: Harness) -> None:
+    await harness.sender.send(app_home_opened(APPROVER_2, tab="messages"), content_type="application/json")
+    body = app_home_opened(APPROVER_2)
+    for retry in (None, 1):  # Slack's retry of the same event: the tab is published once
+        status, _ = await harness.sender.send(body, content_type="application/json", retry_num=retry)
+        assert status == 200
+    await next_home(harness, APPROVER_2, 0)
+    assert publishes(harness, APPROVER_2) == 1
+    assert harness.slack.calls_to("chat.postMessage") == []  # nothing posted anywhere
