@@ -1,0 +1,197 @@
+"""`python -m bench` (what `make bench` runs): every figure beside its baseline, measured in this run.
+
+Prints a table (figure, amlbot, baseline, ratio, goal) and writes the whole run as JSON to
+bench/results/ (bench-<UTC time>.json and latest.json). See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import MB, ROOT
+
+SECTIONS = ("startup", "ack", "export", "delete")
+
+
+def log(message: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
+    parser.add_argument("--small-count", type=int, default=10_000, help="small run-history blobs to export (default 10000)")
+    parser.add_argument("--big-mb", type=int, default=1024, help="size of the one large blob to export, MiB (default 1024)")
+    parser.add_argument("--delete-count", type=int, default=3_000,
+                        help="blobs to delete, each way (default 3000: Azurite's deletes slow down with the number of blobs it holds)")
+    parser.add_argument("--ack-export-mb", type=int, default=512, help="size of each of the two exports running under the ack load, MiB")
+    parser.add_argument("--ack-rate", type=float, default=10.0, help="steady deliveries per second")
+    parser.add_argument("--ack-seconds", type=float, default=20.0, help="length of the steady phase, s")
+    parser.add_argument("--ack-bursts", type=int, default=5, help="bursts after the steady phase (1 s apart)")
+    parser.add_argument("--ack-burst-size", type=int, default=25, help="deliveries sent at once in each burst")
+    parser.add_argument("--starts", type=int, default=3, help="cold starts of each process (median reported)")
+    parser.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run of a minute or two")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.small_count, args.big_mb, args.delete_count, args.ack_export_mb = 500, 64, 500, 64
+        args.ack_seconds, args.ack_bursts, args.starts = 5.0, 2, 1
+    return args
+
+
+# ---- the table ---------------------------------------------------------------------------------
+
+
+def _row(figure: str, value: str, baseline: str, ratio: float | None, goal: str, met: bool | None) -> dict[str, Any]:
+    return {"figure": figure, "amlbot": value, "baseline": baseline, "ratio": ratio, "goal": goal,
+            "met": met}
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if "ack" in results:
+        ack = results["ack"]
+        for phase in ("steady", "burst"):
+            bot, bare = ack["amlbot"][phase], ack["bare"][phase]
+            for stat, goal in (("p50", ""), ("p99", "≤ 1.5× and < 3 s"), ("max", "< 3 s")):
+                key = f"{stat}_ms"
+                ratio = bot[key] / bare[key] if bare[key] else None
+                if stat == "p99":
+                    met = ratio is not None and ratio <= 1.5 and bot[key] < 3000
+                elif stat == "max":
+                    met = bot[key] < 3000 and bot["errors"] == 0
+                else:
+                    met = None
+                share = ack["amlbot"].get("share_sent_while_both_exports_ran", 1.0)
+                running = "2 exports running" if share >= 0.999 else f"2 exports running for {share:.0%}"
+                out.append(_row(f"ack {phase} {stat} ({running})", f"{bot[key]:.1f} ms", f"{bare[key]:.1f} ms", ratio, goal, met))
+            idle = ack["amlbot_idle"][phase]
+            out.append(_row(f"ack {phase} p99, amlbot idle", f"{idle['p99_ms']:.1f} ms", f"{bare['p99_ms']:.1f} ms",
+                            idle["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else None, "", None))
+    if "export" in results:
+        for name, label in (("small", "small blobs"), ("big", "one large blob")):
+            section = results["export"][name]
+            export, raw = section["export"], section["raw"]
+            rate, raw_rate = export["bytes"] / export["seconds"], raw["bytes"] / raw["seconds"]
+            items = f", {export['items'] / export['seconds']:.0f} blobs/s" if name == "small" else ""
+            raw_items = f", {raw['items'] / raw['seconds']:.0f} blobs/s" if name == "small" else ""
+            count = f"{export['items']} " if name == "small" else ""
+            out.append(_row(
+                f"export {count}{label} ({export['bytes'] / MB:.0f} MiB)",
+                f"{rate / MB:.1f} MiB/s{items}", f"{raw_rate / MB:.1f} MiB/s{raw_items}", rate / raw_rate, "≥ 0.8×",
+                rate / raw_rate >= 0.8,
+            ))
+        big = results["export"]["big"]
+        upload = big.get("raw_upload")
+        if upload:  # the archive is as big as the blob: Azurite must take it in as well
+            rate, ingest = big["export"]["bytes"] / big["export"]["seconds"], upload["bytes"] / upload["seconds"]
+            out.append(_row("  the same, against Azurite's upload rate", f"{rate / MB:.1f} MiB/s", f"{ingest / MB:.1f} MiB/s",
+                            rate / ingest, "", None))
+        peak, raw_peak = big["export"]["rss_peak"], big["raw"]["rss_peak"]
+        out.append(_row(
+            f"peak RSS, {big['export']['bytes'] / MB:.0f} MiB export (start {big['export']['rss_start'] / MB:.0f} MiB)",
+            f"{peak / MB:.0f} MiB", f"{raw_peak / MB:.0f} MiB", peak / raw_peak, "< 200 MiB", peak < 200 * MB,
+        ))
+    if "delete" in results:
+        delete = results["delete"]
+        batch = delete["batch"]["items"] / delete["batch"]["seconds"]
+        single = delete["one_by_one"]["items"] / delete["one_by_one"]["seconds"]
+        out.append(_row(
+            f"delete {delete['batch']['items']} blobs (batches) vs one by one",
+            f"{batch:.0f} blobs/s", f"{single:.0f} blobs/s", batch / single, "≥ 10×", batch / single >= 10,
+        ))
+    if "startup" in results:
+        start = results["startup"]
+        bot, bare = statistics.median(start["cold"]["amlbot_s"]), statistics.median(start["cold"]["bare_s"])
+        out.append(_row("cold start to /healthz", f"{bot:.2f} s", f"{bare:.2f} s", bot / bare, "< 2 s", bot < 2.0))
+        ml = start["ml"]["median"]
+        first = ml["import"] + ml["first_call"]
+        out.append(_row(
+            "first Azure ML call (import + MLClient + jobs.list)", f"{first:.2f} s (import {ml['import']:.2f} s)",
+            f"{ml['warm_call'] * 1000:.0f} ms warm", first / ml["warm_call"], "off the event loop", None,
+        ))
+    return out
+
+
+def table(lines: list[dict[str, Any]]) -> str:
+    header = ("figure", "amlbot", "baseline", "ratio", "goal", "met")
+    cells = [
+        (r["figure"], r["amlbot"], r["baseline"], f"{r['ratio']:.2f}×" if r["ratio"] is not None else "",
+         r["goal"], {True: "yes", False: "NO", None: "-"}[r["met"]])
+        for r in lines
+    ]
+    widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt.format(*header), rule, *(fmt.format(*c) for c in cells)])
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+async def section(name: str, args: argparse.Namespace, connection: str, workdir: Path) -> dict[str, Any]:
+    from bench import ack, startup, storage
+
+    if name == "startup":
+        log("cold start and first Azure ML call")
+        return {
+            "cold": await startup.cold_start(connection, workdir, args.starts, log),
+            "ml": await startup.first_ml_call(args.starts, log),
+        }
+    if name == "ack":
+        log("ack latency under load, two exports running")
+        return await ack.ack_latency(
+            connection, workdir, args.ack_export_mb * MB, args.ack_rate, args.ack_seconds, args.ack_bursts,
+            args.ack_burst_size, log,
+        )
+    if name == "export":
+        log("export throughput")
+        return await storage.export_throughput(connection, args.small_count, args.big_mb * MB, log)
+    log("delete throughput")
+    return await storage.delete_throughput(connection, args.delete_count, args.delete_count, log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    from tests.support.azurite import azurite
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="amlbot-bench-") as tmp:
+        for name in SECTIONS:
+            if name in args.only:
+                # A fresh Azurite for each section: its costs grow with every blob it holds.
+                with azurite() as connection:
+                    results[name] = asyncio.run(section(name, args, connection, Path(tmp)))
+    lines = rows(results)
+    print(table(lines))
+    document = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": time.perf_counter() - started,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "table": lines,
+        "results": results,
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(document, indent=2, default=str)
+    (args.results / f"bench-{stamp}.json").write_text(text)
+    (args.results / "latest.json").write_text(text)
+    print(f"\n{len(lines)} figures in {document['seconds']:.0f} s; JSON: {args.results / f'bench-{stamp}.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""What every benchmark shares: data, timing, memory, the workspace config, a no-op checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "python")
+SIGNING_SECRET = "bench-signing-secret"
+TEAM, CHANNEL = "T0001", "C0BENCH001"
+REQUESTER, APPROVER = "UREQ00001", "UAPP00001"
+MB = 1024 * 1024
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child Python process: this repository importable, quiet logs."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AMLBOT_LOG_LEVEL": "WARNING", **extra}
+    return env
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+_BLOCK = os.urandom(4 * MB)  # incompressible: deflate finds nothing to match within its 32 KiB window
+
+
+def payload(size: int) -> bytes:
+    """`size` bytes that do not compress (the export's worst case)."""
+    return (_BLOCK * (size // len(_BLOCK) + 1))[:size]
+
+
+async def big_chunks(size: int, chunk: int = 4 * MB) -> Any:
+    sent = 0
+    while sent < size:
+        piece = _BLOCK[: min(chunk, size - sent)]
+        sent += len(piece)
+        yield piece
+
+
+async def bounded(coros: Iterable[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(make: Callable[[], Awaitable[Any]]) -> Any:
+        async with gate:
+            return await make()
+
+    return await asyncio.gather(*(one(make) for make in coros))
+
+
+async def ensure_container(service: Any, container: str) -> Any:
+    from azure.core.exceptions import ResourceExistsError
+
+    client = service.get_container_client(container)
+    try:
+        await client.create_container()
+    except ResourceExistsError:
+        pass
+    return client
+
+
+async def seed_small(service: Any, container: str, prefix: str, count: int, size: int = 2048) -> int:
+    """`count` run-history-sized blobs under `prefix`; returns their total bytes."""
+    client = await ensure_container(service, container)
+    data = payload(size)
+    names = [f"{prefix}logs/azureml/part-{i:06d}.txt" for i in range(count)]
+    await bounded([lambda n=n: client.upload_blob(n, data, overwrite=True) for n in names], 64)
+    return count * size
+
+
+async def seed_big(service: Any, container: str, name: str, size: int) -> None:
+    client = await ensure_container(service, container)
+    await client.get_blob_client(name).upload_blob(big_chunks(size), length=size, overwrite=True, max_concurrency=4)
+
+
+# ---- timing and memory --------------------------------------------------------------------------
+
+
+@dataclass
+class Stopwatch:
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    return {
+        "n": len(latencies),
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "max_ms": max(latencies) * 1000 if latencies else float("nan"),
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+    }
+
+
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of a process, in bytes."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(rest.split()[0]) * 1024
+    return found
+
+
+class PeakRss:
+    """Samples this process's RSS every 50 ms from a thread (VmHWM also counts the imports)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, proc_status()["VmRSS"])
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self.peak = proc_status()["VmRSS"]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, proc_status()["VmRSS"])
+
+
+# ---- the workspace, as the bot sees it -----------------------------------------------------------
+
+
+def workspace_config(connection_string: str, container: str) -> Any:
+    from commands.azure.config import WorkspaceConfig
+
+    fields: dict[str, Any] = {
+        "subscription_id": "00000000-0000-0000-0000-000000000001",
+        "resource_group": "rg-bench",
+        "workspace_name": "mlw-bench",
+        "storage_connection_string": connection_string,
+        "artifact_container": container,
+        "exports_container": f"exports-{container}",
+    }
+    if "blobstore_container" in WorkspaceConfig.model_fields:  # runs' outputs: no datastore lookup
+        fields["blobstore_container"] = f"blobstore-{container}"
+    return WorkspaceConfig(**fields)
+
+
+def context(config: Any, door: Any, request_id: str = "R-BENCH001") -> Any:
+    from datetime import timedelta
+
+    from commands.azure.control import WorkspaceControl
+    from commands.operations.base import Context
+
+    return Context(
+        alias="bench", config=config, door=door, control=WorkspaceControl(config),
+        settings={"request_id": request_id, "link_expiry": timedelta(days=7)},
+    )
+
+
+class NullCheckpoint:
+    """The worker's checkpoint without its database: the figures are the operation's own."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, Any] = {}
+        self.progress_calls = 0
+
+    async def record(self, results: dict[str, Any]) -> None:
+        return None
+
+    async def progress(self, done: int, total: int, done_bytes: int, total_bytes: int) -> None:
+        self.progress_calls += 1
+
+    async def cancelled(self) -> bool:
+        return False
+
+
+def intent(text: str) -> Any:
+    from commands import grammar
+
+    return grammar.parse(text)

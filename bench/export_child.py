@@ -1,0 +1,116 @@
+"""One export (or its raw baseline) in a process of its own, so its peak memory is its own.
+
+    python -m bench.export_child export|raw CONNECTION_STRING CONTAINER RUN
+
+Prints one JSON line: seconds, bytes, items, the RSS when the work started and its peak during it.
+`export` is the real ExportRun (preview, then execute: download, zip, SHA-256 manifest, upload to
+the exports container, link). `raw` downloads the same blobs with azure-storage-blob directly, as
+fast as it goes: 32 small blobs at once, a large one with the SDK's parallel ranged reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from bench.common import NullCheckpoint, PeakRss, Stopwatch, context, intent, proc_status, workspace_config
+
+RAW_SMALL_CONCURRENCY = 32
+RAW_BIG_CONCURRENCY = 4
+
+
+class NullSink:
+    """A seekable stream that keeps nothing, so the SDK may write ranges in parallel."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        self.position += len(data)
+        return len(data)
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = offset
+        return offset
+
+    def tell(self) -> int:
+        return self.position
+
+
+async def export(connection: str, container: str, run: str) -> dict[str, Any]:
+    from commands.azure.blobs import WorkspaceBlobs
+    from commands.operations import operation_for
+
+    config = workspace_config(connection, container)
+    door = WorkspaceBlobs(config)
+    ctx = context(config, door)
+    operation = operation_for("export run")
+    assert operation is not None
+    try:
+        watch = Stopwatch()
+        plan = await operation.preview(intent(f"export run {run}"), ctx)
+        preview_s = watch.seconds
+        start_rss = proc_status()["VmRSS"]
+        with PeakRss() as peak:
+            watch = Stopwatch()
+            execution = await operation.execute(plan, ctx, NullCheckpoint())
+            seconds = watch.seconds
+    finally:
+        await door.close()
+    return {
+        "items": len(plan.items), "bytes": plan.total_bytes, "preview_s": preview_s, "seconds": seconds,
+        "archive_bytes": execution.extras.get("size"), "rss_start": start_rss, "rss_peak": peak.peak,
+        "vmhwm": proc_status()["VmHWM"],
+    }
+
+
+async def raw(connection: str, container: str, run: str) -> dict[str, Any]:
+    from azure.storage.blob.aio import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(connection)
+    client = service.get_container_client(container)
+    try:
+        watch = Stopwatch()
+        blobs = [(b.name, b.size) async for b in client.list_blobs(name_starts_with=f"ExperimentRun/dcid.{run}/")]
+        list_s = watch.seconds
+        start_rss = proc_status()["VmRSS"]
+        gate = asyncio.Semaphore(RAW_SMALL_CONCURRENCY)
+
+        async def small(name: str) -> int:
+            async with gate:
+                return len(await (await client.download_blob(name)).readall())
+
+        async def big(name: str) -> int:
+            sink = NullSink()
+            downloader = await client.download_blob(name, max_concurrency=RAW_BIG_CONCURRENCY)
+            await downloader.readinto(sink)
+            return sink.written
+
+        with PeakRss() as peak:
+            watch = Stopwatch()
+            sizes = await asyncio.gather(*(big(n) if s > 64 * 1024 * 1024 else small(n) for n, s in blobs))
+            seconds = watch.seconds
+    finally:
+        await service.close()
+    return {
+        "items": len(blobs), "bytes": sum(sizes), "list_s": list_s, "seconds": seconds,
+        "rss_start": start_rss, "rss_peak": peak.peak, "vmhwm": proc_status()["VmHWM"],
+    }
+
+
+def main(argv: list[str]) -> int:
+    mode, connection, container, run = argv
+    result = asyncio.run((export if mode == "export" else raw)(connection, container, run))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

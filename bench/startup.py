@@ -1,0 +1,56 @@
+"""Cold start of `amlbot serve` until /healthz answers, beside the bare Bolt app; and the cost of
+the first Azure ML call in a fresh process (against the control-plane stand-in)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench import processes
+from bench.common import PYTHON, child_env
+
+SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE = "00000000-0000-0000-0000-000000000001", "rg-bench", "mlw-bench"
+
+
+async def cold_start(connection: str, workdir: Path, runs: int, log: Any) -> dict[str, Any]:
+    from tests.standins.slack_api import SlackWebApiStandIn
+
+    async with SlackWebApiStandIn() as slack:
+        bot = await asyncio.to_thread(processes.cold_starts, "amlbot", runs, workdir, connection, "bench-start", slack.url)
+        bare = await asyncio.to_thread(processes.cold_starts, "bare", runs, workdir, connection, "bench-start", slack.url)
+    log(f"cold start: amlbot {statistics.median(bot):.2f} s, bare Bolt {statistics.median(bare):.2f} s (median of {runs})")
+    return {"amlbot_s": bot, "bare_s": bare}
+
+
+async def first_ml_call(runs: int, log: Any) -> dict[str, Any]:
+    from tests.standins.azure.client import standin_environment
+    from tests.standins.azure.server import AzureStandIn
+
+    async with AzureStandIn() as azure:
+        workspace = azure.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+        for i in range(5):
+            workspace.add_job(f"bench-job-{i}")
+        env = child_env()
+        for name, value in standin_environment(azure).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        env.pop("AZUREML_CURRENT_CLOUD", None)
+        samples = []
+        for _ in range(runs):
+            done = await asyncio.to_thread(
+                subprocess.run, [PYTHON, "-m", "bench.mlclient_child", azure.url], env=env,
+                capture_output=True, text=True, timeout=300, check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"bench.mlclient_child failed:\n{done.stderr[-3000:]}")
+            samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    median = {key: statistics.median(s[key] for s in samples) for key in ("import", "first_call", "warm_call")}
+    log(f"first Azure ML call: import {median['import']:.2f} s, first call {median['first_call']:.2f} s, "
+        f"warm call {median['warm_call'] * 1000:.0f} ms")
+    return {"runs": samples, "median": median}
