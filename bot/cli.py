@@ -1,4 +1,4 @@
-"""`amlbot serve | audit verify | audit show <id> | audit verify-receipt FILE`."""
+"""`amlbot serve | worker | doctor | audit verify | audit show <id> | audit verify-receipt FILE`."""
 
 from __future__ import annotations
 
@@ -38,10 +38,11 @@ def audit_key(settings: Settings) -> bytes:
     return KEY_FILE.read_text().strip().encode()
 
 
-def _serve(settings: Settings) -> int:
-    from bot.server import assemble, serve_http, serve_socket_mode
+def _start(settings: Settings, command: str) -> int:
+    """`serve`: Slack's requests and the worker in one process; `worker`: the worker alone."""
+    from bot.server import assemble, serve_http, serve_socket_mode, work
 
-    missing = settings.missing_for_slack()
+    missing = settings.missing_for_slack(requests=command == "serve")
     if missing:
         print(SLACK_HELP.format(missing=" and ".join(missing)), file=sys.stderr)
         return 2
@@ -51,7 +52,9 @@ def _serve(settings: Settings) -> int:
         print(f"amlbot cannot start: {error}", file=sys.stderr)
         return 2
     bot = assemble(settings, config, audit_key(settings))
-    if settings.slack_app_token:
+    if command == "worker":
+        asyncio.run(work(bot))
+    elif settings.slack_app_token:
         asyncio.run(serve_socket_mode(bot, settings.slack_app_token, settings.port))
     else:
         asyncio.run(serve_http(bot, settings.port))
@@ -101,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="amlbot", description="Export or delete Azure ML workspace data from Slack, safely.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the bot: Slack HTTP mode (or Socket Mode), /healthz and the job worker")
+    sub.add_parser("worker", help="run the job worker alone (no HTTP): it shares the database with `serve` replicas")
+    sub.add_parser("sandbox", help="try it with no accounts: the real bot, a Slack-like console on localhost, Azure stand-ins")
+    sub.add_parser("doctor", help="check the set-up (config, Slack, Azure, database): one line per check; exit 0 when all pass")
     audit = sub.add_parser("audit", help="check the audit log and receipts")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the whole hash chain and its signed head")
@@ -111,9 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    configure(settings.amlbot_log_level)
-    if args.command == "serve":
-        return _serve(settings)
+    configure(settings.amlbot_log_level, secrets=(settings.slack_bot_token, settings.slack_signing_secret,
+                                                  settings.slack_app_token, settings.amlbot_audit_key))
+    if args.command in ("serve", "worker"):
+        return _start(settings, args.command)
+    if args.command == "sandbox":
+        from sandbox.app import main as sandbox
+
+        return sandbox(settings.port)
+    if args.command == "doctor":
+        from bot import doctor
+
+        return doctor.main(settings)
     return _audit(settings, args)
 
 
