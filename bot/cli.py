@@ -22,6 +22,8 @@ amlbot cannot start: {missing} not set.
   SLACK_SIGNING_SECRET  api.slack.com/apps → your app → Basic Information → App Credentials.
   SLACK_APP_TOKEN       (Socket Mode instead of a public URL) an app-level token (xapp-…) with
                         connections:write: Basic Information → App-Level Tokens.
+
+To try amlbot without any account first: `amlbot sandbox` (or `make run` with no Slack token).
 """
 
 KEY_FILE = Path("amlbot-audit.key")
