@@ -11,13 +11,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
 from bot.app import build_app, slack_client
@@ -74,16 +77,63 @@ async def running_worker(bot: Bot) -> AsyncIterator[None]:
         bot.services.store.close()
 
 
+# Objects Bolt reads while building a request's context: another JSON type would make it raise (a 500).
+_OBJECTS = ("container", "event", "view")
+_IDS_OR_OBJECTS = ("user", "channel", "team")  # Slack sends these as an id or as an object
+
+
+def signed(secret: str | None, raw: bytes, headers: Mapping[str, str]) -> bool:
+    """The signature checked on the raw bytes, before anything parses them."""
+    if not secret:
+        return False  # nothing can be verified: nothing is accepted
+    verifier = SignatureVerifier(secret)
+    try:
+        return verifier.is_valid(raw, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature"))
+    except ValueError:  # a timestamp that is not a number, a body that is not UTF-8: forged, not broken
+        return False
+
+
+def well_formed(raw: bytes, content_type: str | None) -> bool:
+    """A body Bolt can take without raising: a JSON object (or form) whose objects are objects."""
+    try:
+        body = parse_body(raw.decode("utf-8"), content_type)  # as Bolt parses it
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return False
+    if not isinstance(body, dict):
+        return False
+    if not all(isinstance(body.get(key), dict | None) for key in _OBJECTS):
+        return False
+    if not all(isinstance(body.get(key), dict | str | None) for key in _IDS_OR_OBJECTS):
+        return False
+    return "actions" not in body or _actions_well_formed(body)
+
+
+def _actions_well_formed(body: dict[str, Any]) -> bool:
+    # Bolt takes body["actions"][0] for every middleware, and matches block actions on its action_id.
+    actions = body["actions"]
+    if not isinstance(actions, list) or not actions or not all(isinstance(a, dict) for a in actions):
+        return False
+    return body.get("type") != "block_actions" or all(isinstance(a.get("action_id"), str) for a in actions)
+
+
 def web_app(bot: Bot) -> web.Application:
+    async def rejected(request: web.Request) -> None:
+        # Forged, stale or replayed: recorded, never acted on.
+        await asyncio.to_thread(
+            bot.services.store.audit, actor="unknown", event="signature.rejected", outcome="refused",
+            detail={"remote": request.remote or "", "retry": request.headers.get("X-Slack-Retry-Num")},
+        )
+
     async def events(request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
-        bolt_response = await bot.app.async_dispatch(bolt_request)
-        if bolt_response.status == 401:
-            # Forged, stale or replayed: recorded, never acted on.
-            await asyncio.to_thread(
-                bot.services.store.audit, actor="unknown", event="signature.rejected", outcome="refused",
-                detail={"remote": request.remote or "", "retry": request.headers.get("X-Slack-Retry-Num")},
-            )
+        raw = await request.read()
+        if not signed(bot.services.settings.slack_signing_secret, raw, request.headers):
+            await rejected(request)
+            return web.Response(status=401)
+        if not well_formed(raw, request.content_type):
+            return web.Response(status=400)  # signed, yet not a payload Slack sends: nothing to act on
+        bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
+        if bolt_response.status == 401:  # Bolt checks again: a delivery that went stale meanwhile
+            await rejected(request)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:

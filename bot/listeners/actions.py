@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import cards
 from bot.flow import Flow, Where
+from bot.listeners.payload import DATABASE_DOWN, id_of
+
+log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, flow: Flow) -> None:
     @app.action(cards.ACTION_PATTERN)
     async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        where = Where(
-            team=(body.get("team") or {}).get("id", ""),
-            channel=(body.get("channel") or {}).get("id", ""),
-            user=(body.get("user") or {}).get("id", ""),
-        )
-        # The flow checks the value: a malformed one is refused and audited like any other click.
-        reply = await flow.click(action["action_id"], action.get("value"), where)
+        # Ids of another JSON type count as none: the flow refuses them, and the audit hashes what it stores.
+        where = Where(team=id_of(body.get("team")), channel=id_of(body.get("channel")), user=id_of(body.get("user")))
+        try:
+            # The flow checks the value: a malformed one is refused and audited like any other click.
+            reply = await flow.click(action["action_id"], action.get("value"), where)
+        except SQLAlchemyError:
+            # Slack already has its 200: without this the person would hear nothing at all.
+            log.exception("database error on a click", extra={"action_id": action["action_id"]})
+            reply = DATABASE_DOWN
         if reply:
             await respond(text=reply, response_type="ephemeral", replace_original=False)

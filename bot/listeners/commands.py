@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.flow import Flow, Where
+from bot.listeners.payload import DATABASE_DOWN
+
+log = logging.getLogger(__name__)
 
 COMMAND = "/aml"
 
@@ -16,6 +21,11 @@ def register(app: AsyncApp, flow: Flow) -> None:
     async def aml(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         where = Where(team=body.get("team_id", ""), channel=body.get("channel_id", ""), user=body.get("user_id", ""))
-        reply = await flow.command(body.get("text", ""), where)
+        try:
+            reply = await flow.command(body.get("text", ""), where)
+        except SQLAlchemyError:
+            # Slack already has its 200: without this the person would hear nothing at all.
+            log.exception("database error on a command")
+            reply = DATABASE_DOWN
         if reply:
             await respond(text=reply, response_type="ephemeral")

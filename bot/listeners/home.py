@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot import cards, policy
 from bot.flow import HOME_TAB, Flow, Where
 from bot.home import MAX_MINE, HomeContent, home_view
+from bot.listeners.payload import id_of
 from bot.lifecycle import FINAL, State
 from bot.store.store import RequestRecord, now
 
@@ -74,12 +75,6 @@ class HomeTab:
             log.exception("home tab refresh failed", extra={"request_id": record.id})
 
 
-def _id(part: Any) -> str:
-    """A user's or team's id from a payload; anything but a string counts as none."""
-    value = part.get("id") if isinstance(part, dict) else None
-    return value if isinstance(value, str) else ""
-
-
 async def _from_home(body: dict[str, Any]) -> bool:
     container, view = body.get("container"), body.get("view")
     return isinstance(container, dict) and container.get("type") == "view" and isinstance(view, dict) and view.get("type") == "home"
@@ -99,8 +94,8 @@ def register(app: AsyncApp, flow: Flow) -> HomeTab:
     async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         # A click on the tab has no channel and no response_url: the answer goes on top of the tab.
         await ack()
-        user = _id(body.get("user"))
-        where = Where(team=_id(body.get("team")), channel=HOME_TAB, user=user)
+        user = id_of(body.get("user"))
+        where = Where(team=id_of(body.get("team")), channel=HOME_TAB, user=user)
         reply = await flow.click(action["action_id"], action.get("value"), where)
         tab.viewers.add(user)
         await tab.publish(user, notice=reply)

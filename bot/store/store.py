@@ -124,6 +124,10 @@ class Store:
         channel_id: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> audit.AuditEntry:
+        # The hash is taken over these values as given, the row stores them as text: a number (or a
+        # None actor) would be stored as something other than what was hashed, and fail verification.
+        if not isinstance(actor, str) or not isinstance(channel_id, str | None):
+            raise TypeError(f"audit actor and channel_id must be strings, not {type(actor).__name__}/{type(channel_id).__name__}")
         # Lock the head row so concurrent appends queue up behind it (PostgreSQL); SQLite's
         # BEGIN IMMEDIATE already serialises writers.
         head = conn.execute(

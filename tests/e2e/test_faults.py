@@ -345,12 +345,6 @@ async def test_database_locked_while_a_job_checkpoints_is_waited_out_and_the_rec
     assert store.verify_audit().ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A database error after the ack is only logged: the person gets no answer. "
-    "Fix: bot/listeners/commands.py and actions.py catch sqlalchemy.exc.SQLAlchemyError around "
-    "flow.command / flow.click and respond privately that the database is unavailable and nothing was recorded.",
-)
 async def test_database_failure_after_the_ack_is_told_to_the_person_and_records_nothing(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
