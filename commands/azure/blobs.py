@@ -22,6 +22,14 @@ from commands.azure.retry import storage_retry
 
 BATCH_SIZE = 256  # the Blob service's limit per batch request
 CHUNK = 4 * 1024 * 1024
+# Transfers in 4 MiB pieces (the SDK's defaults are 32 MiB single gets and puts, 4 MiB chunks and
+# blocks): a download or upload in flight holds a few MiB, not tens, so an export's memory stays flat.
+TRANSFER_SIZES = {
+    "max_single_get_size": CHUNK,
+    "max_chunk_get_size": CHUNK,
+    "max_single_put_size": CHUNK,
+    "max_block_size": CHUNK,
+}
 
 
 def _credential() -> Any:
@@ -37,8 +45,8 @@ class WorkspaceBlobs:
         """`client_kwargs` go to every storage client (the bot adds its measuring policy there)."""
         self.config = config
         extra = client_kwargs or {}
-        sync_options = {**storage_retry(asynchronous=False), **extra}
-        async_options = {**storage_retry(asynchronous=True), **extra}
+        sync_options = {**storage_retry(asynchronous=False), **TRANSFER_SIZES, **extra}
+        async_options = {**storage_retry(asynchronous=True), **TRANSFER_SIZES, **extra}
         if config.storage_connection_string:
             self._sync = BlobServiceClient.from_connection_string(config.storage_connection_string, **sync_options)
             self._async = AsyncBlobServiceClient.from_connection_string(config.storage_connection_string, **async_options)
