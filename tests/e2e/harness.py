@@ -129,7 +129,10 @@ class Harness:
             fresh = [r for r in self.store.list_requests(limit=1000) if r.id not in before and r.card_ts]
             return fresh[0] if fresh else None
 
-        return await self.slack.wait_for(created, description=f"a request card for {text!r}")
+        record: RequestRecord = await self.slack.wait_for(created, description=f"a request card for {text!r}")
+        # The private confirmation is the command's last act: after it, nothing more is in flight.
+        await self.wait_reply(user, f"{record.id} is waiting for approval")
+        return self.request(record.id)
 
     async def wait_state(self, request_id: str, *states: State, timeout: float = 20.0) -> RequestRecord:
         return await self.slack.wait_for(
