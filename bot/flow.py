@@ -329,10 +329,7 @@ class Flow:
 
     async def _may_approve(self, record: RequestRecord, where: Where) -> policy.Decision:
         actor = await self.s.groups.actor(where.user)
-        return policy.may_approve(
-            self.s.config.policy, actor, requester=record.requester, action=record.action,
-            workspace=record.workspace, item_count=len((record.plan or {}).get("items", [])),
-        )
+        return policy.may_approve_request(self.s.config.policy, actor, record)
 
     async def _approve(self, record: RequestRecord, where: Where) -> str | None:
         if record.state is not State.PENDING:

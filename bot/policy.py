@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bot.settings import PolicyConfig, Rule
+
+if TYPE_CHECKING:
+    from bot.store.store import RequestRecord
 
 # A workspace deletion takes two approvers whatever the file says.
 MIN_APPROVALS = {"delete workspace": 2}
@@ -109,6 +113,14 @@ def may_approve(
     if own:
         return Decision(False, "You cannot approve your own request: another approver must.")
     return _eligible_approver(policy, actor, workspace)
+
+
+def may_approve_request(policy: PolicyConfig, actor: Actor, request: RequestRecord) -> Decision:
+    """`may_approve` for a stored request: the card and the Home tab ask the same question."""
+    return may_approve(
+        policy, actor, requester=request.requester, action=request.action,
+        workspace=request.workspace, item_count=len((request.plan or {}).get("items", [])),
+    )
 
 
 def may_cancel(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str) -> Decision:

@@ -23,13 +23,6 @@ PENDING_SCAN = 200  # pending requests looked at for one tab; more than that wai
 RESULT_SCAN = 100  # latest finished requests looked at for exports and receipts
 
 
-def _may_approve(rules: policy.PolicyConfig, actor: policy.Actor, record: RequestRecord) -> bool:
-    item_count = len((record.plan or {}).get("items", []))
-    return policy.may_approve(
-        rules, actor, requester=record.requester, action=record.action, workspace=record.workspace, item_count=item_count
-    ).allowed
-
-
 def _has_result(record: RequestRecord) -> bool:
     result = record.result or {}
     return bool((result.get("extras") or {}).get("link") or result.get("receipt_sha256"))
@@ -49,7 +42,7 @@ class HomeTab:
         finished = await asyncio.to_thread(store.list_requests, states=FINAL, limit=RESULT_SCAN)
         return HomeContent(
             user=user,
-            waiting=[r for r in pending if user not in r.approvers and _may_approve(rules, actor, r)],
+            waiting=[r for r in pending if user not in r.approvers and policy.may_approve_request(rules, actor, r).allowed],
             mine=mine,
             # An export link or a receipt is shown to whoever asked for it or approved it.
             results=[r for r in finished if (r.requester == user or user in r.approvers) and _has_result(r)],
