@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from commands.azure.control import WorkspaceControl, outcome_of_delete
@@ -10,6 +11,7 @@ from commands.azure.door import ItemResult, Status
 from commands.durations import format_duration
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
+from commands.operations.run_data import RecordDelete, delete_planned
 from commands.plan import ItemKind, Plan, PlanItem
 
 
@@ -22,21 +24,9 @@ async def _get_or_none(control: WorkspaceControl, getter: Any, *args: Any, **kwa
         return None
 
 
-async def _delete_each(
-    plan: Plan, ctx: Context, checkpoint: Checkpoint, delete: Any
-) -> Execution:
-    """Delete the plan's resources one by one (each polled to completion), checkpointing each."""
-    results = dict(checkpoint.done)
-    for item in plan.items:
-        if item.key in results:
-            continue
-        if await checkpoint.cancelled():
-            return Execution(results, stopped_early=True)
-        result = await ctx.control.call(outcome_of_delete, lambda item=item: delete(item))
-        await checkpoint.record({item.key: result})
-        results[item.key] = result
-        await checkpoint.progress(len(results), len(plan.items), 0, 0)
-    return Execution(results)
+def _deleting(delete: Callable[[PlanItem], Any]) -> RecordDelete:
+    """A record delete for `delete_planned`: runs one SDK delete to completion, 404 as already absent."""
+    return lambda item: outcome_of_delete(lambda: delete(item))
 
 
 class DeleteCompute:
@@ -59,7 +49,7 @@ class DeleteCompute:
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         ml = ctx.control.ml()
-        return await _delete_each(plan, ctx, checkpoint, lambda item: ml.compute.begin_delete(plan.notes["name"]))
+        return await delete_planned(plan, ctx, checkpoint, _deleting(lambda item: ml.compute.begin_delete(plan.notes["name"])))
 
 
 class DeleteEndpoint:
@@ -91,7 +81,7 @@ class DeleteEndpoint:
             operations = ml.online_endpoints if "/onlineEndpoints/" in item.ref else ml.batch_endpoints
             return operations.begin_delete(name=name)
 
-        return await _delete_each(plan, ctx, checkpoint, delete)
+        return await delete_planned(plan, ctx, checkpoint, _deleting(delete))
 
 
 class DeleteWorkspace:
@@ -189,7 +179,7 @@ class CleanupComputes:
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         ml = ctx.control.ml()
-        return await _delete_each(plan, ctx, checkpoint, lambda item: ml.compute.begin_delete(item.ref.rsplit("/", 1)[1]))
+        return await delete_planned(plan, ctx, checkpoint, _deleting(lambda item: ml.compute.begin_delete(item.ref.rsplit("/", 1)[1])))
 
 
 COMPUTE_API = "2023-08-01-preview"
