@@ -157,7 +157,7 @@ async def serve_http(bot: Bot, port: int, host: str = "0.0.0.0") -> None:
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("serving Slack HTTP mode", extra={"port": port, "path": "/slack/events"})
-    await _until_signalled()
+    await until_signalled()
     await _shut_down(bot, runner)
 
 
@@ -171,7 +171,7 @@ async def serve_socket_mode(bot: Bot, app_token: str, port: int) -> None:
     handler = AsyncSocketModeHandler(bot.app, app_token)
     await handler.connect_async()
     log.info("connected in Socket Mode")
-    await _until_signalled()
+    await until_signalled()
     await handler.close_async()
     await _shut_down(bot, runner)
 
@@ -180,7 +180,7 @@ async def work(bot: Bot) -> None:
     """`amlbot worker`: jobs and timers only; another process takes Slack's requests."""
     async with running_worker(bot):
         log.info("worker started", extra={"owner": bot.worker.owner, "concurrency": bot.worker.concurrency})
-        await _until_signalled()
+        await until_signalled()
         log.info("shutting down", extra={"grace_seconds": bot.worker.grace})
 
 
@@ -190,7 +190,8 @@ async def _shut_down(bot: Bot, runner: web.AppRunner) -> None:
     await runner.cleanup()
 
 
-async def _until_signalled() -> None:
+async def until_signalled() -> None:
+    """Wait for SIGTERM or SIGINT (Ctrl-C)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import socket
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.doors import Doors
-from bot.server import Bot, assemble, web_app
+from bot.server import Bot, assemble, until_signalled, web_app
 from bot.settings import Settings, parse_config
 from sandbox import demo
 from sandbox.console import ConsoleStandIn
@@ -166,12 +165,7 @@ async def run_sandbox(port: int = DEFAULT_PORT) -> None:
     """Start the sandbox, print where to open it, and run until Ctrl-C or SIGTERM."""
     async with running_sandbox(port) as sandbox:
         print(banner(sandbox), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_signalled()
         print("stopping the sandbox…", flush=True)
 
 
