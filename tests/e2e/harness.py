@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -105,6 +106,15 @@ class Harness:
             return next((t for t in self.thread_texts(request_id) if containing in t), None)
 
         return await self.slack.wait_for(found, description=f"a thread post of {request_id} containing {containing!r}")
+
+    async def receipt(self, request_id: str) -> dict[str, Any]:
+        """The signed receipt file in the request's thread (a long plan is posted there as a file too)."""
+        card_ts = self.request(request_id).card_ts
+        files = await self.slack.wait_for(
+            lambda: [f for f in self.slack.files if f.thread_ts == card_ts and f.filename.endswith("-receipt.json")],
+            description=f"the receipt file of {request_id}",
+        )
+        return json.loads(files[0].content)
 
     def events(self, request_id: str | None = None) -> list[str]:
         """Audit events, oldest first."""

@@ -49,12 +49,6 @@ async def _approve(harness: Harness, text: str, *final: State) -> tuple[Any, dic
     return request, harness.card(request.id)
 
 
-async def _receipt(harness: Harness, request_id: str) -> dict[str, Any]:
-    card_ts = harness.request(request_id).card_ts
-    files = await harness.slack.wait_for(lambda: [f for f in harness.slack.files if f.thread_ts == card_ts])
-    return json.loads(files[0].content)
-
-
 def _by_ref(receipt: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {item["ref"].rsplit("/", 1)[-1] if item["kind"] != "blob" else item["ref"]: (item["status"], item["reason"]) for item in receipt["items"]}
 
@@ -110,7 +104,7 @@ async def test_delete_experiment_takes_finished_runs_and_keeps_the_running_one(
     for kept in ("churn-live-1", "fraud-train-1"):
         assert len(await azure_harness.blob_names(f"ExperimentRun/dcid.{kept}/")) == 2
     assert _job_names(azure) == {"churn-live-1", "fraud-train-1"}
-    receipt = _by_ref(await _receipt(azure_harness, request.id))
+    receipt = _by_ref(await azure_harness.receipt(request.id))
     assert receipt["churn-train-1"] == ("deleted", "") and receipt["churn-pipe-1"] == ("deleted", "")
     assert receipt["churn-live-1"][0] == "retained" and "still running" in receipt["churn-live-1"][1]
     assert sum(status == "deleted" for status, _ in receipt.values()) == 2 + 6  # two records, six blobs
@@ -177,7 +171,7 @@ async def test_delete_model_deletes_versions_and_files_and_reports_a_refused_del
     assert [b.name async for b in remaining] == []
     assert _versions(azure, "churn") == {"1": True}
     assert _versions(azure, "fraud") == {"1": False}
-    receipt = _by_ref(await _receipt(azure_harness, request.id))
+    receipt = _by_ref(await azure_harness.receipt(request.id))
     assert receipt["1"] == ("retained", "archived: the service only archives")
     assert receipt["2"] == receipt["3"] == ("deleted", "")
     assert all(receipt[name] == ("deleted", "") for name in uploaded)
@@ -237,7 +231,7 @@ async def test_delete_user_by_email_lists_what_it_keeps(azure_harness: Harness, 
         assert len(await azure_harness.blob_names(f"ExperimentRun/dcid.{kept}/")) == 2
     assert _job_names(azure) == {"alice-live", "bob-1"}
     assert _versions(azure, "alice-model") == {"1": False}
-    receipt = _by_ref(await _receipt(azure_harness, request.id))
+    receipt = _by_ref(await azure_harness.receipt(request.id))
     assert receipt["alice-1"] == receipt["alice-app-1"] == ("deleted", "")
     assert receipt["alice-live"][0] == receipt["1"][0] == "retained"
     assert "bob-1" not in receipt

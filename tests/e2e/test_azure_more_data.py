@@ -57,15 +57,6 @@ def _folder(uri: str) -> str:
     return (uri.split("/paths/", 1)[1] if "/paths/" in uri else uri.split(".net/", 1)[1].split("/", 1)[1]).rstrip("/")
 
 
-async def _receipt(harness: Harness, request_id: str) -> dict:
-    """The signed receipt in the thread (a plan too long for its card is posted there as a file too)."""
-    card_ts = harness.request(request_id).card_ts
-    posted = await harness.slack.wait_for(
-        lambda: [f for f in harness.slack.files if f.thread_ts == card_ts and f.filename.endswith("-receipt.json")]
-    )
-    return json.loads(posted[0].content)
-
-
 def _by_name(receipt: dict) -> dict[str, tuple[str, str]]:
     """Receipt outcomes by record name (`alice-data:1`, `alice-1`) or by file path."""
     outcomes = {}
@@ -124,7 +115,7 @@ async def test_erasure_plan_lists_all_they_made_and_the_receipt_gives_each_an_ou
     await bot.click(cards.APPROVE, request.id, APPROVER_1)
     await bot.wait_state(request.id, State.PARTIALLY_SUCCEEDED)
 
-    receipt = await _receipt(bot, request.id)
+    receipt = await bot.receipt(request.id)
     assert len(receipt["items"]) == len(request.plan["items"])
     assert not [i for i in receipt["items"] if i["reason"].startswith("not attempted")]
     outcome = _by_name(receipt)
@@ -184,7 +175,7 @@ async def test_delete_data_keeps_files_a_run_reads_unless_include_shared(bot: Ha
     request, card = await _approve(bot, "delete data churn-data:1", State.PARTIALLY_SUCCEEDED)
 
     assert "1 file(s) are also used by `run train-7`: they are kept. `--include-shared` deletes them too." in str(card["blocks"])
-    outcome = _by_name(await _receipt(bot, request.id))
+    outcome = _by_name(await bot.receipt(request.id))
     assert outcome["churn-data:1"][0] == "archived"
     assert outcome[f"{folder}/part-0.csv"] == ("retained", "also used by run train-7")
     assert await _blobs(bot, workspace.blob_container, folder) == {f"{folder}/part-0.csv"}
@@ -193,7 +184,7 @@ async def test_delete_data_keeps_files_a_run_reads_unless_include_shared(bot: Ha
 
     assert "also used by `run train-7`: deleted anyway (`--include-shared`)" in str(card["blocks"])
     assert await _blobs(bot, workspace.blob_container, folder) == set()
-    assert _by_name(await _receipt(bot, again.id))[f"{folder}/part-0.csv"][0] == "deleted"
+    assert _by_name(await bot.receipt(again.id))[f"{folder}/part-0.csv"][0] == "deleted"
 
 
 async def test_export_data_has_its_files_and_metadata(bot: Harness, azure: AzureStandIn) -> None:
@@ -226,7 +217,7 @@ async def test_notebooks_export_then_delete_leaves_late_arrivals_alone(bot: Harn
     await bot.click(cards.APPROVE, request.id, APPROVER_1)
     await bot.wait_state(request.id, State.PARTIALLY_SUCCEEDED)
 
-    receipt = await _receipt(bot, request.id)
+    receipt = await bot.receipt(request.id)
     outcome = _by_name(receipt)
     assert {outcome[path] for path in ALICE_NOTEBOOKS} == {("deleted", "")}
     assert outcome["Users/alice/scratch"][0] == outcome["Users/alice"][0] == "retained"
@@ -244,6 +235,6 @@ async def test_delete_schedule_disables_it_then_deletes_it(bot: Harness, azure: 
     calls = [c.method for c in azure.calls if c.path.endswith("/schedules/nightly-retrain") and c.method != "GET"]
     assert calls == ["PUT", "DELETE"]
     assert workspace.schedules == {}
-    assert [i["status"] for i in (await _receipt(bot, request.id))["items"]] == ["deleted"]
+    assert [i["status"] for i in (await bot.receipt(request.id))["items"]] == ["deleted"]
     await bot.command("delete schedule nightly-retrain")
     await bot.wait_reply(containing="No schedule `nightly-retrain` in workspace `dev`")

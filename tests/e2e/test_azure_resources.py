@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 from bot import cards
 from bot.lifecycle import State
 from tests.e2e.harness import APPROVER_1, APPROVER_2, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
 from tests.standins.azure.server import AzureStandIn
-
-
-async def _receipt(harness: Harness, request_id: str) -> dict:
-    card_ts = harness.request(request_id).card_ts
-    files = await harness.slack.wait_for(lambda: [f for f in harness.slack.files if f.thread_ts == card_ts])
-    return json.loads(files[0].content)
 
 
 async def test_delete_compute_end_to_end(azure_harness: Harness, azure: AzureStandIn) -> None:
@@ -24,7 +17,7 @@ async def test_delete_compute_end_to_end(azure_harness: Harness, azure: AzureSta
     assert request.plan["items"][0]["ref"].endswith("/computes/gpu-old")
     await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
-    receipt = await _receipt(azure_harness, request.id)
+    receipt = await azure_harness.receipt(request.id)
     assert [item["status"] for item in receipt["items"]] == ["deleted"]
     assert any(path.endswith("/computes/gpu-old") for path in azure.state.deleted)
     assert not any(path.endswith("/computes/cpu-keep") for path in azure.state.deleted)
@@ -53,9 +46,9 @@ async def test_delete_workspace_needs_two_approvers_and_purges_dependents(azure_
     assert azure_harness.request(request.id).state is State.PENDING
     await azure_harness.click(cards.APPROVE, request.id, APPROVER_2)
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
-    assert any("forceToPurge=true" in f"{path}?{query}" or query.get("forceToPurge") == "true"
-               for method, path, query in azure.calls if method == "DELETE" and path.endswith("/workspaces/mlw-dev"))
-    receipt = await _receipt(azure_harness, request.id)
+    deletes = [call for call in azure.calls if call.method == "DELETE" and call.path.endswith("/workspaces/mlw-dev")]
+    assert [call.query.get("forceToPurge") for call in deletes] == ["true"]
+    receipt = await azure_harness.receipt(request.id)
     assert {item["status"] for item in receipt["items"]} == {"deleted"}
 
 

@@ -70,15 +70,6 @@ def _run_files(count: int) -> dict[str, bytes]:
     return {f"{PREFIX}logs/part-{i:04d}.txt": f"line {i}\n".encode() * 3 for i in range(count)}
 
 
-async def _receipt(harness: Harness, request_id: str) -> dict[str, Any]:
-    card_ts = harness.request(request_id).card_ts
-    files = await harness.slack.wait_for(
-        lambda: [f for f in harness.slack.files if f.thread_ts == card_ts and f.filename.endswith("-receipt.json")],
-        description=f"the receipt file of {request_id}",
-    )
-    return json.loads(files[0].content)
-
-
 # ---- Azure storage: busy in bursts ------------------------------------------------------------
 
 
@@ -103,7 +94,7 @@ async def test_storage_busy_bursts_are_retried_and_the_deletion_completes(
     assert [e.status for e in batches if not e.injected] == [202, 202]
     assert await proxied.blob_names(PREFIX) == set()
     assert await proxied.blob_names("ExperimentRun/dcid.other_run/") == {"ExperimentRun/dcid.other_run/keep.txt"}
-    receipt = await _receipt(proxied, request.id)
+    receipt = await proxied.receipt(request.id)
     assert receipt["totals"] == {"deleted": 300}
     assert proxied.store.verify_audit().ok
 
@@ -171,7 +162,7 @@ async def test_control_plane_429_and_503_bursts_are_retried_and_the_job_finishes
         assert [s for m, p, s in statuses if m == "DELETE" and p == job][:2] == [503, 503]
     with azure.state.lock:
         assert not set(workspace.jobs) & {"faults-train-1", "faults-train-2"}
-    receipt = await _receipt(azure_harness, request.id)
+    receipt = await azure_harness.receipt(request.id)
     assert receipt["totals"] == {"deleted": 4}
 
 
@@ -204,7 +195,7 @@ async def test_slack_rate_limits_are_honoured_and_nothing_is_lost(harness: Harne
         harness.slack.rate_limit(method, times=1, retry_after=1)
     await harness.click(cards.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
-    receipt = await _receipt(harness, request.id)
+    receipt = await harness.receipt(request.id)
     assert receipt["totals"] == {"deleted": 3}
 
     for method in ("chat.postMessage", "chat.update", "files.completeUploadExternal"):
@@ -339,7 +330,7 @@ async def test_database_locked_while_a_job_checkpoints_is_waited_out_and_the_rec
     await harness.click(cards.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     assert locked
-    receipt = await _receipt(harness, request.id)
+    receipt = await harness.receipt(request.id)
     assert receipt["totals"] == {"deleted": 20}
     assert len(store.item_outcomes(request.id)) == 20
     assert store.verify_audit().ok
