@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import cards, metrics, policy
 from bot.doors import Doors
+from bot.people import NameNotFound, SlackPeople
 from bot.lifecycle import FINAL, IllegalTransition, State
 from bot.settings import AppConfig, Settings
 from bot.store.store import REQUEST_ID, RequestRecord, Store, now
@@ -33,6 +34,7 @@ from commands.intents import (
     ListCommand,
     StatusCommand,
     UnfreezeCommand,
+    UserRef,
     UserRefType,
 )
 from commands.operations import operation_for
@@ -86,6 +88,7 @@ class Flow:
         # slow edit can never overwrite a newer one. Striped: memory stays bounded.
         self._card_locks = [asyncio.Lock() for _ in range(CARD_LOCKS)]
         self.on_change: list[Callable[[RequestRecord], Awaitable[None]]] = []  # told after each card refresh
+        self.people = SlackPeople(client)
 
     @property
     def store(self) -> Store:
@@ -125,8 +128,24 @@ class Flow:
         metrics.refused(event)
         return f":no_entry: {reason}"
 
+    async def _named_person(self, intent: Intent) -> Intent | str:
+        """A plain `@name` becomes the mention of the one person it names, or a private error."""
+        if intent.user is None or intent.user.type is not UserRefType.SLACK_NAME:
+            return intent
+        try:
+            person = await self.people.find(intent.user.value)
+        except NameNotFound as error:
+            return cards.error_text(str(error))
+        except SLACK_TROUBLE as error:
+            return cards.error_text(f"Slack could not list its people to find `@{intent.user.value}` ({slack_error(error)}).")
+        return dataclasses.replace(intent, user=UserRef(UserRefType.SLACK, person.id))
+
     async def submit(self, intent: Intent, text: str, where: Where) -> str:
         config = self.s.config
+        named = await self._named_person(intent)
+        if isinstance(named, str):
+            return named
+        intent = named
         alias = config.workspace_for(intent.workspace, where.channel)
         if alias is None:
             return cards.error_text(

@@ -152,6 +152,8 @@ _VERSION = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _ALIAS = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _REQUEST_ID = re.compile(r"[Rr]-[A-Za-z0-9]{8}")
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{2,31})(?:\|[^<>]*)?>")
+# `@alice` as Slack sends it when the command does not escape mentions: a handle or a display name.
+_AT_NAME = re.compile(r"@([A-Za-z0-9][A-Za-z0-9._'\-]{0,79})")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'\-]{1,64}@(?:[A-Za-z0-9\-]{1,63}\.)+[A-Za-z]{2,63}")
 _GUID = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
 
@@ -349,16 +351,16 @@ def _alias(action: str, token: str) -> str:
 def _user(action: str, token: str) -> UserRef:
     if mention := _MENTION.fullmatch(token):
         return UserRef(UserRefType.SLACK, mention.group(1))
+    if at_name := _AT_NAME.fullmatch(token):
+        return UserRef(UserRefType.SLACK_NAME, at_name.group(1))
     if len(token) <= 254 and _EMAIL.fullmatch(token):
         return UserRef(UserRefType.EMAIL, token.lower())
     if _GUID.fullmatch(token):
         return UserRef(UserRefType.OBJECT_ID, token.lower())
-    hint = "Pick the person from Slack's `@` autocomplete so it becomes a mention."
     raise GrammarError(
         f"{_q(token)} isn't a user I can look up: mention them, "
         "or give their email or Entra object id.",
         USAGE[action],
-        hint if token.startswith("@") else None,
     )
 
 

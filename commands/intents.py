@@ -49,6 +49,7 @@ KINDS_BY_VERB: dict[Verb, tuple[Kind, ...]] = {
 
 class UserRefType(StrEnum):
     SLACK = "slack"  # a Slack mention: <@U123ABC>
+    SLACK_NAME = "slack_name"  # `@alice` as plain text (no escaping): looked up among the workspace's people
     EMAIL = "email"
     OBJECT_ID = "object_id"  # an Entra ID (AAD) object id, a GUID
 
@@ -59,7 +60,12 @@ class UserRef:
     value: str
 
     def __str__(self) -> str:
-        return f"<@{self.value}>" if self.type is UserRefType.SLACK else self.value
+        match self.type:
+            case UserRefType.SLACK:
+                return f"<@{self.value}>"
+            case UserRefType.SLACK_NAME:
+                return f"@{self.value}"
+        return self.value
 
 
 @dataclass(frozen=True)

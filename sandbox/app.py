@@ -21,8 +21,8 @@ from bot.doors import Doors
 from bot.server import Bot, assemble, until_signalled, web_app
 from bot.settings import Settings, parse_config
 from sandbox import demo
-from sandbox.console import ConsoleStandIn
-from sandbox.parts import FAST_CLIENT_KWARGS, AzureStandIn, FakeCredential, azurite, free_port, standin_environment
+from sandbox.console import ConsoleStandIn, command_escapes
+from sandbox.parts import FAST_CLIENT_KWARGS, MANIFEST, AzureStandIn, FakeCredential, azurite, free_port, standin_environment
 
 log = logging.getLogger("amlbot.sandbox")
 
@@ -100,6 +100,7 @@ async def _console(port: int, host: str) -> AsyncIterator[ConsoleStandIn]:
         roles={p.id: p.role for p in people},
         switchable=[p.id for p in people if p.switchable],
         suggestions=list(demo.SUGGESTIONS),
+        should_escape=command_escapes(MANIFEST),
         host=host,
         port=port,
     )

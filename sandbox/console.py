@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from sandbox.parts import SlackSender, SlackWebApiStandIn, block_actions_body, slash_command_body
@@ -24,6 +25,14 @@ from sandbox.parts import SlackSender, SlackWebApiStandIn, block_actions_body, s
 STATIC = Path(__file__).parent / "static"
 KEEP_ALIVE = 15.0  # seconds between comments on an idle event stream
 MAX_TEXT = 4000  # what the message box accepts, like Slack's composer
+
+
+def command_escapes(manifest: Path, command: str = "/aml") -> bool:
+    """The `should_escape` of `command` in an app manifest: how Slack sends mentions to it."""
+    for entry in yaml.safe_load(manifest.read_text())["features"]["slash_commands"]:
+        if entry["command"] == command:
+            return bool(entry.get("should_escape", False))
+    raise ValueError(f"{manifest} has no {command} command")
 
 
 class ConsoleStandIn(SlackWebApiStandIn):
@@ -36,9 +45,11 @@ class ConsoleStandIn(SlackWebApiStandIn):
         switchable: list[str] | None = None,
         title: str = "amlbot sandbox",
         suggestions: list[str] | None = None,
+        should_escape: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.should_escape = should_escape  # the slash command's setting in manifest.yml
         self.roles = dict(roles or {})  # user id -> what the switcher calls them
         self.switchable = list(switchable or [])  # the people one may act as, in order
         self.title = title
@@ -232,10 +243,13 @@ class ConsoleStandIn(SlackWebApiStandIn):
             note["thread_ts"] = thread_ts
         self._notes.append(note)
 
-    def typed(self, text: str) -> str:
-        """What Slack sends for typed text: its three characters escaped, and `@name` picked from
-        the autocomplete sent as a mention."""
+    def typed(self, text: str, *, command: bool = False) -> str:
+        """What Slack sends for typed text: its three characters escaped, and `@name` of someone
+        in the workspace sent as a mention — except in a slash command whose manifest entry says
+        `should_escape: false`, which gets the plain text `@name`."""
         escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        if command and not self.should_escape:
+            return escaped
         by_name = {u["name"].lower(): uid for uid, u in self.users.items()}
 
         def mention(match: re.Match[str]) -> str:
@@ -255,7 +269,7 @@ class ConsoleStandIn(SlackWebApiStandIn):
             return web.json_response({"ok": False, "error": "unknown_command"})
         status, answer = await self._deliver(
             slash_command_body(
-                self.typed(text.strip()), user, channel, team_id=self.team_id, team_domain=self.team_domain,
+                self.typed(text.strip(), command=True), user, channel, team_id=self.team_id, team_domain=self.team_domain,
                 api_app_id=self.app_id, user_name=self.users[user]["name"],
                 channel_name=self.channels[channel].get("name"),
                 response_url=self.response_url_for(channel, user=user),

@@ -11,6 +11,7 @@ from pathlib import Path
 # Until the stand-ins live in an installed package, a repository checkout provides them: the
 # console script `amlbot` does not have the checkout on its import path, `python -m sandbox` does.
 _CHECKOUT = Path(__file__).resolve().parents[1]
+MANIFEST = _CHECKOUT / "manifest.yml"  # the Slack app the console plays Slack for
 if (_CHECKOUT / "tests" / "standins").is_dir() and str(_CHECKOUT) not in sys.path:
     sys.path.append(str(_CHECKOUT))
 
@@ -28,6 +29,7 @@ __all__ = [
     "AzureStandIn",
     "AzureState",
     "FakeCredential",
+    "MANIFEST",
     "Identity",
     "SlackSender",
     "SlackWebApiStandIn",

@@ -10,6 +10,7 @@ import zipfile
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bot import cards
 from bot.lifecycle import State
@@ -258,6 +259,46 @@ async def test_user_named_by_slack_mention_needs_an_email(azure_harness: Harness
     await azure_harness.command("delete user <@U0ALICE01>")
 
     await azure_harness.wait_reply(containing="Name them by email or Entra object id")
+    assert azure_harness.store.list_requests() == []
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        "<@U0ALICE01|alice>",  # should_escape: true (manifest.yml): Slack sends the mention
+        "@alice",  # should_escape: false, or typed without the autocomplete: the plain name
+        "@Alice.C",  # the display name, in any case
+    ],
+)
+async def test_a_person_named_either_way_slack_sends_is_found(azure_harness: Harness, azure: AzureStandIn, named: str) -> None:
+    await _seed_people(azure_harness, azure)
+    slack = azure_harness.slack
+    slack.add_user("U0ALICE01", "alice", real_name="Alice Example", display_name="alice.c", email="alice@contoso.com")
+    for n in range(4):
+        slack.add_user(f"U0PEOPLE{n}", f"person{n}")
+    slack.users_page_max = 2  # the lookup has to follow users.list's cursor
+
+    request = await azure_harness.submit(f"export user {named}")
+
+    assert request.intent == {"text": "export user <@U0ALICE01> --workspace dev"}
+    runs = {item["ref"].split("/")[1] for item in request.plan["items"] if item["kind"] == "blob"}
+    assert runs == {"dcid.alice-1", "dcid.alice-app-1", "dcid.alice-live"}
+
+
+async def test_a_plain_name_that_means_nobody_or_several_people_is_refused(azure_harness: Harness, azure: AzureStandIn) -> None:
+    await _seed_people(azure_harness, azure)
+    slack = azure_harness.slack
+    slack.add_user("U0ALICE01", "alice", real_name="Alice Example", display_name="ali")
+    slack.add_user("U0ALICE02", "alice2", real_name="Alice Other", display_name="ali")
+    slack.add_user("U0GONE001", "carol", deleted=True)
+
+    await azure_harness.command("export user @bob")
+    assert "Nobody in this Slack workspace is called `@bob`" in await azure_harness.wait_reply(containing="@bob")
+    await azure_harness.command("export user @carol")  # deactivated
+    assert "Nobody" in await azure_harness.wait_reply(containing="@carol")
+    await azure_harness.command("export user @ali")
+    reply = await azure_harness.wait_reply(containing="@ali`")
+    assert "could be any of 2 people" in reply and "Alice Example (@alice)" in reply and "Alice Other (@alice2)" in reply
     assert azure_harness.store.list_requests() == []
 
 

@@ -307,3 +307,19 @@ async def test_the_console_speaks_slack_to_the_bot() -> None:
         await console.wait_for(lambda: "Export ready" in json.dumps(console.thread(demo.CHANNEL, posted["ts"])), timeout=30)
         events = [entry.event for entry in sandbox.bot.services.store.audit_entries()]
         assert "signature.rejected" not in events  # every request the console sent was signed as Slack signs
+
+
+@pytest.mark.parametrize(
+    ("should_escape", "sent"),
+    [(True, "export user <@U0ALICE01|alice> &lt;x&gt; @nobody"), (False, "export user @alice &lt;x&gt; @nobody")],
+)
+def test_the_console_sends_mentions_as_slack_does_for_the_manifest(should_escape: bool, sent: str) -> None:
+    from sandbox.console import ConsoleStandIn, command_escapes
+    from sandbox.parts import MANIFEST
+
+    console = ConsoleStandIn(should_escape=should_escape)
+    console.add_user("U0ALICE01", "alice")
+    assert console.typed("export user @alice <x> @nobody", command=True) == sent
+    # Messages typed in the channel always carry mentions; the setting is the slash command's.
+    assert console.typed("hi @alice").startswith("hi <@U0ALICE01|alice>")
+    assert command_escapes(MANIFEST) is True  # what the sandbox plays: the manifest's own setting

@@ -9,6 +9,7 @@ replies) and records every call so tests can assert on what the bot actually sen
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import inspect
 import json
@@ -168,6 +169,7 @@ class SlackWebApiStandIn:
             "chat.getPermalink": self._chat_get_permalink,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "users.list": self._users_list,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "views.publish": self._views_publish,
@@ -175,6 +177,9 @@ class SlackWebApiStandIn:
             "files.completeUploadExternal": self._files_complete_upload_external,
         }
         self._last_ts_us = 0
+        # users.list may answer fewer members than `limit` asks for, as Slack says it may: a small
+        # number here makes the caller follow `response_metadata.next_cursor`.
+        self.users_page_max = 1000
         self._init_state()
 
     def _init_state(self) -> None:
@@ -644,6 +649,33 @@ class SlackWebApiStandIn:
             if email and str(user["profile"].get("email") or "").lower() == email:
                 return {"user": self._user_object(user_id)}
         raise _MethodError("users_not_found")  # sic: Slack's error for this method is plural
+
+    async def _users_list(self, args: JsonDict) -> JsonDict:
+        """Paged like Slack: `cursor` is opaque (base64 of "user:<next id>"), the last page's
+        `next_cursor` is "", and `limit` 0 or absent is treated as Slack's maximum page."""
+        ids = sorted(self.users)
+        start = 0
+        if args.get("cursor"):
+            try:
+                kind, _, first = base64.b64decode(str(args["cursor"]), validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise _MethodError("invalid_cursor") from None
+            if kind != "user" or first not in self.users:
+                raise _MethodError("invalid_cursor")
+            start = ids.index(first)
+        try:
+            limit = int(args.get("limit") or 0)
+        except ValueError:
+            raise _MethodError("invalid_arguments") from None
+        size = min(limit or 1000, 1000, self.users_page_max)
+        page = ids[start : start + size]
+        rest = ids[start + size :]
+        cursor = base64.b64encode(f"user:{rest[0]}".encode()).decode() if rest else ""
+        return {
+            "members": [self._user_object(u) for u in page],
+            "cache_ts": int(time.time()),
+            "response_metadata": {"next_cursor": cursor},
+        }
 
     async def _usergroups_users_list(self, args: JsonDict) -> JsonDict:
         group = args.get("usergroup")

@@ -149,6 +149,26 @@ async def test_users_and_groups(slack: SlackWebApiStandIn, client: AsyncWebClien
     assert info["channel"]["name"] == "aml-ops" and info["channel"]["is_private"] is False
 
 
+async def test_users_list_pages_with_next_cursor(slack: SlackWebApiStandIn, client: AsyncWebClient) -> None:
+    for n in range(5):
+        slack.add_user(f"U0P{n}", f"person{n}")
+    slack.users_page_max = 2  # Slack may answer fewer members than asked for
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await client.users_list(limit=200, cursor=cursor)
+        seen += [m["id"] for m in page["members"]]
+        pages += 1
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(slack.users) and len(seen) == len(set(seen)) and pages == 4
+    with pytest.raises(SlackApiError) as err:
+        await client.users_list(cursor="not-a-cursor")
+    assert err.value.response["error"] == "invalid_cursor"
+
+
 async def test_views_publish(slack: SlackWebApiStandIn, client: AsyncWebClient) -> None:
     view = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]}
     response = await client.views_publish(user_id="U0ALICE", view=view)

@@ -398,7 +398,8 @@ def test_bad_request_id(bad: str) -> None:
         "<#C123ABC|general>",
         "<!channel>",
         "bob@",
-        "@bob",
+        "@",
+        "@-bob",
         "1234-5678",
         GUID + "0",
     ],
@@ -409,8 +410,10 @@ def test_bad_user_reference(bad: str) -> None:
     assert e.usage == USAGE["delete user"]
 
 
-def test_at_name_hint() -> None:
-    assert "autocomplete" in (error("export user @bob").hint or "")
+def test_plain_at_name_is_a_name_to_look_up() -> None:
+    # What Slack sends for `@bob` when the command does not escape mentions.
+    assert parse("export user @bob.smith") == Intent(E, Kind.USER, user=UserRef(UserRefType.SLACK_NAME, "bob.smith"))
+    assert render(Intent(D, Kind.NOTEBOOKS, user=UserRef(UserRefType.SLACK_NAME, "bob"))) == "delete notebooks @bob"
 
 
 def test_list_scope_and_help_topic() -> None:

@@ -22,6 +22,7 @@ SCOPE_OF = {
     "usergroups_users_list": "usergroups:read",
     "users_info": "users:read users:read.email",  # the email that names a person in Azure
     "users_lookupByEmail": "users:read.email",
+    "users_list": "users:read",  # a plain `@name` looked up
     "conversations_info": "channels:read",
     "views_publish": None,  # App Home needs no scope of its own
     "chat_getPermalink": None,
