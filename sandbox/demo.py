@@ -205,10 +205,11 @@ def seed_workspace(state: AzureState) -> Workspace:
         workspace.add_model_version("churn", "2", job_name="churn-train-02", created_by=alice,
                                     created_at=now - dt.timedelta(days=11))
         workspace.add_model_version("fraud", "1", created_by=bob, created_at=now - dt.timedelta(days=8))
-        workspace.add_compute("cpu-cluster", modified_on=now - dt.timedelta(days=21))
-        workspace.add_compute("gpu-a100", vm_size="STANDARD_NC24ADS_A100_V4", max_nodes=2,
-                              modified_on=now - dt.timedelta(days=9))
-        workspace.add_compute("cpu-busy", min_nodes=1, current_nodes=2, modified_on=now - dt.timedelta(hours=6))
+        workspace.add_compute("cpu-cluster", created_on=now - dt.timedelta(days=60), allocation_changed=now - dt.timedelta(days=21))
+        workspace.add_compute("gpu-a100", vm_size="STANDARD_NC24ADS_A100_V4", max_nodes=2, created_on=now - dt.timedelta(days=60),
+                              allocation_changed=now - dt.timedelta(days=9))
+        workspace.add_compute("cpu-busy", min_nodes=1, current_nodes=2, running_nodes=2, created_on=now - dt.timedelta(days=60),
+                              allocation_changed=now - dt.timedelta(hours=6))
         workspace.add_online_endpoint("churn-online", traffic={"blue": 100}, created_by=alice)
         workspace.add_batch_endpoint("fraud-batch", default_deployment="nightly", created_by=bob)
     return workspace

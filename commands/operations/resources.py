@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from commands.azure.control import WorkspaceControl, outcome_of_delete
@@ -11,6 +12,7 @@ from commands.azure.door import ItemResult, Status
 from commands.durations import format_duration
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
+from commands.operations.compute_activity import compute_activity
 from commands.operations.run_data import RecordDelete, delete_planned
 from commands.plan import ItemKind, Plan, PlanItem
 
@@ -33,23 +35,38 @@ class DeleteCompute:
     action = "delete compute"
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        ml = ctx.control.ml()
-        compute = await _get_or_none(ctx.control, ml.compute.get, intent.target)
-        if compute is None:
+        resource_id = ctx.control.child_id("computes", intent.target or "")
+        raw = await _get_or_none(ctx.control, ctx.control.arm().resources.get_by_id, resource_id, api_version=COMPUTE_API)
+        if raw is None:
             raise OperationError(f"No compute `{intent.target}` in workspace `{ctx.alias}`.")
-        warnings = ()
-        nodes = getattr(compute, "current_node_count", None)
-        if nodes:
-            warnings = (f"{nodes} node(s) are running: their jobs will be stopped.",)
+        activity = compute_activity(raw.properties or {})
+        warnings = []
+        if activity.attached:
+            warnings.append(f"`{intent.target}` is attached ({activity.compute_type}): it is detached from the workspace; the resource behind it is kept.")
+        if activity.busy_nodes:
+            warnings.append(f"{activity.busy_nodes} node(s) are running or preparing jobs: those jobs will be stopped.")
+        elif activity.resizing:
+            warnings.append("The cluster is resizing (work may be queued on it): that work will be stopped.")
+        # underlyingResourceAction: the resource behind an attached compute is not ours to delete.
+        action = "Detach" if activity.attached else "Delete"
         return Plan(
             action=intent.action, workspace=ctx.alias, target=intent.target or "",
-            items=(PlanItem(ItemKind.RESOURCE, ctx.control.child_id("computes", intent.target or "")),),
-            warnings=warnings, notes={"name": intent.target, "type": getattr(compute, "type", "compute")},
+            items=(PlanItem(ItemKind.RESOURCE, resource_id),), warnings=tuple(warnings),
+            notes={"name": intent.target, "type": activity.compute_type, "action": action},
         )
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         ml = ctx.control.ml()
-        return await delete_planned(plan, ctx, checkpoint, _deleting(lambda item: ml.compute.begin_delete(plan.notes["name"])))
+        action = plan.notes.get("action", "Delete")
+
+        def delete(item: PlanItem) -> ItemResult:
+            done = outcome_of_delete(lambda: ml.compute.begin_delete(plan.notes["name"], action=action))
+            return replace(done, reason=DETACHED) if action == "Detach" and done.status is Status.DELETED else done
+
+        return await delete_planned(plan, ctx, checkpoint, delete)
+
+
+DETACHED = "detached from the workspace; the resource behind it is kept"
 
 
 class DeleteEndpoint:
@@ -154,7 +171,8 @@ def _api_version(resource_id: str) -> str:
 
 
 class CleanupComputes:
-    """`cleanup computes --idle <duration>`: AmlCompute clusters at zero nodes, unchanged for that long."""
+    """`cleanup computes --idle <duration>`: AmlCompute clusters at zero nodes whose allocation has
+    not changed for that long."""
 
     action = "cleanup computes"
 
@@ -165,9 +183,9 @@ class CleanupComputes:
         items = []
         for compute in await ctx.control.call(lambda: list(ml.compute.list())):
             resource_id = ctx.control.child_id("computes", compute.name)
-            # The SDK's compute entity drops node counts; the raw resource keeps them.
+            # The SDK's compute entity drops node counts and allocation times; the raw resource keeps them.
             raw = await _get_or_none(ctx.control, arm.resources.get_by_id, resource_id, api_version=COMPUTE_API)
-            if raw is None or not _idle_since(raw.properties or {}, cutoff):
+            if raw is None or not compute_activity(raw.properties or {}).idle_since(cutoff):
                 continue
             items.append(PlanItem(ItemKind.RESOURCE, resource_id))
         if not items:
@@ -182,14 +200,4 @@ class CleanupComputes:
         return await delete_planned(plan, ctx, checkpoint, _deleting(lambda item: ml.compute.begin_delete(item.ref.rsplit("/", 1)[1])))
 
 
-COMPUTE_API = "2023-08-01-preview"
-
-
-def _idle_since(properties: dict[str, Any], cutoff: datetime) -> bool:
-    inner = properties.get("properties") or {}
-    if properties.get("computeType") != "AmlCompute" or inner.get("currentNodeCount", 0) != 0:
-        return False
-    modified = properties.get("modifiedOn") or properties.get("createdOn")
-    if not modified:
-        return False
-    return bool(datetime.fromisoformat(str(modified).replace("Z", "+00:00")) < cutoff)
+COMPUTE_API = "2024-04-01"  # GA: AmlCompute's REST properties carry node counts and allocation times

@@ -52,22 +52,54 @@ async def test_delete_workspace_needs_two_approvers_and_purges_dependents(azure_
     assert {item["status"] for item in receipt["items"]} == {"deleted"}
 
 
-async def test_oncall_cleans_up_idle_computes_only(azure_harness: Harness, azure: AzureStandIn) -> None:
+async def test_oncall_cleans_up_computes_idle_by_their_allocation_not_their_settings(azure_harness: Harness, azure: AzureStandIn) -> None:
     from datetime import UTC, datetime, timedelta
 
     from tests.e2e.harness import ONCALL
 
     workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
-    long_ago = datetime.now(UTC) - timedelta(days=30)
-    workspace.add_compute("idle-cluster", current_nodes=0, modified_on=long_ago)
-    workspace.add_compute("busy-cluster", current_nodes=2, modified_on=long_ago)
-    workspace.add_compute("fresh-cluster", current_nodes=0)
+    now = datetime.now(UTC)
+    long_ago, yesterday = now - timedelta(days=30), now - timedelta(days=1)
+    created = now - timedelta(days=60)
+    # At zero nodes for 30 days; someone edited its settings yesterday (modifiedOn): still idle.
+    workspace.add_compute("idle-cluster", created_on=created, allocation_changed=long_ago, modified_on=yesterday)
+    # Settings untouched for 30 days, but it scaled down from a job yesterday: not idle.
+    workspace.add_compute("ran-yesterday", created_on=created, allocation_changed=yesterday, modified_on=long_ago)
+    workspace.add_compute("busy-cluster", created_on=created, current_nodes=2, running_nodes=1, allocation_changed=long_ago)
+    # Idle nodes kept warm (minNodeCount 1) say nothing about when it last ran a job.
+    workspace.add_compute("warm-cluster", created_on=created, min_nodes=1, current_nodes=1, allocation_changed=long_ago)
+    workspace.add_compute("scaling-up", created_on=created, allocation_state="Resizing", allocation_changed=long_ago)
     request = await azure_harness.submit("cleanup computes --idle 7d", user=ONCALL)
     assert [item["ref"].rsplit("/", 1)[1] for item in request.plan["items"]] == ["idle-cluster"]
     await azure_harness.click(cards.APPROVE, request.id, ONCALL)  # on-call, within the cap
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
     gone = {path.rsplit("/", 1)[1] for path in azure.state.deleted if "/computes/" in path}
     assert gone == {"idle-cluster"}
+
+
+async def test_busy_compute_deletion_warns_from_the_node_states(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    workspace.add_compute("gpu-busy", current_nodes=3, running_nodes=2, preparing_nodes=1)
+    workspace.add_compute("gpu-warm", min_nodes=2, current_nodes=2)  # two idle nodes: nothing to stop
+    busy = await azure_harness.submit("delete compute gpu-busy")
+    assert busy.plan["warnings"] == ["3 node(s) are running or preparing jobs: those jobs will be stopped."]
+    warm = await azure_harness.submit("delete compute gpu-warm")
+    assert warm.plan["warnings"] == []
+
+
+async def test_attached_compute_is_detached_and_the_machine_behind_it_kept(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    vm = azure.state.add_generic_resource(SUBSCRIPTION, RESOURCE_GROUP, "Microsoft.Compute/virtualMachines", "dsvm-team")
+    workspace.add_attached_compute("team-vm", vm)
+    request = await azure_harness.submit("delete compute team-vm")
+    assert "it is detached from the workspace; the resource behind it is kept" in " ".join(request.plan["warnings"])
+    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.wait_state(request.id, State.SUCCEEDED)
+    (delete,) = [c for c in azure.calls if c.method == "DELETE" and c.path.endswith("/computes/team-vm")]
+    assert delete.query["underlyingResourceAction"] == "Detach"
+    assert azure.state.generic_resource(vm) is not None
+    receipt = await azure_harness.receipt(request.id)
+    assert [(i["status"], i["reason"]) for i in receipt["items"]] == [("deleted", "detached from the workspace; the resource behind it is kept")]
 
 
 async def test_delete_run_reaches_its_outputs_on_the_default_datastore(azure_harness: Harness, azure: AzureStandIn) -> None:

@@ -748,10 +748,16 @@ class AzureStandIn(ThreadedServer):
         if action is None or action.lower() not in ("delete", "detach"):
             raise ArmError(400, "BadRequest", "Query parameter 'underlyingResourceAction' must be Delete or Detach.")
         workspace, compute = self._child(ctx, "computes", "computes")
-        return self._delete_child(ctx, workspace, "computes", compute)
+        behind = compute["properties"].get("resourceId")
+        # Delete (not Detach) takes the resource behind an attached compute with it.
+        also = behind if action.lower() == "delete" and compute["properties"].get("isAttachedCompute") and behind else None
+        return self._delete_child(ctx, workspace, "computes", compute, also=also)
 
-    def _delete_child(self, ctx: _Ctx, workspace: Workspace, attribute: str, item: Json) -> web.Response:
-        """A child delete as an LRO: ``Deleting`` until the operation completes, then gone."""
+    def _delete_child(
+        self, ctx: _Ctx, workspace: Workspace, attribute: str, item: Json, *, also: str | None = None
+    ) -> web.Response:
+        """A child delete as an LRO: ``Deleting`` until the operation completes, then gone (with the
+        resource ``also`` names, if any)."""
         props = item["properties"]
         if props.get("provisioningState") == "Deleting":
             raise ArmError(409, "Conflict", f"'{item['name']}' is already being deleted.")
@@ -761,6 +767,8 @@ class AzureStandIn(ThreadedServer):
         def complete() -> None:
             if getattr(workspace, attribute).pop(item["name"].lower(), None) is not None:
                 self.state.deleted.append(item["id"])
+            if also is not None:
+                self.state.remove_generic_resource(also)
 
         def rollback() -> None:
             props["provisioningState"] = previous

@@ -560,14 +560,20 @@ class Workspace:
         min_nodes: int = 0,
         max_nodes: int = 4,
         current_nodes: int = 0,
+        running_nodes: int = 0,
+        preparing_nodes: int = 0,
         allocation_state: str = "Steady",
+        allocation_changed: dt.datetime | str | None = None,
         idle_before_scale_down: str = "PT2M",
         provisioning_state: str = "Succeeded",
         created_on: dt.datetime | str | None = None,
         modified_on: dt.datetime | str | None = None,
         created_by: Identity | str | None = None,
     ) -> Json:
-        """Seed an AmlCompute cluster."""
+        """Seed an AmlCompute cluster. Of its ``current_nodes``, ``running_nodes`` run jobs and
+        ``preparing_nodes`` get ready for one; the rest are idle. ``allocation_changed`` is when it
+        last scaled (``allocationStateTransitionTime``), by default when it was created."""
+        assert running_nodes + preparing_nodes <= current_nodes, "busy nodes are among the current ones"
         who = _identity(created_by)
         created = iso(created_on)
         compute = {
@@ -600,15 +606,15 @@ class Workspace:
                     "currentNodeCount": current_nodes,
                     "targetNodeCount": current_nodes,
                     "nodeStateCounts": {
-                        "idleNodeCount": current_nodes,
-                        "runningNodeCount": 0,
-                        "preparingNodeCount": 0,
+                        "idleNodeCount": current_nodes - running_nodes - preparing_nodes,
+                        "runningNodeCount": running_nodes,
+                        "preparingNodeCount": preparing_nodes,
                         "unusableNodeCount": 0,
                         "leavingNodeCount": 0,
                         "preemptedNodeCount": 0,
                     },
                     "allocationState": allocation_state,
-                    "allocationStateTransitionTime": created,
+                    "allocationStateTransitionTime": iso(allocation_changed) if allocation_changed else created,
                     "errors": None,
                     "remoteLoginPortPublicAccess": "Enabled",
                     "osType": "Linux",
@@ -619,6 +625,37 @@ class Workspace:
                 },
             },
             "systemData": who.system_data(created),
+        }
+        self.computes[name.lower()] = compute
+        return compute
+
+    def add_attached_compute(
+        self, name: str, resource_id: str, *, compute_type: str = "VirtualMachine", created_on: dt.datetime | str | None = None
+    ) -> Json:
+        """Seed a compute attached from elsewhere (a VM, a Kubernetes cluster): ``resourceId`` names
+        the resource behind it, which a DELETE with ``underlyingResourceAction=Delete`` removes too."""
+        created = iso(created_on)
+        compute = {
+            "id": self.child_id("computes", name),
+            "name": name,
+            "type": f"{WORKSPACE_TYPE}/computes",
+            "location": self.location,
+            "tags": {},
+            "identity": None,
+            "properties": {
+                "computeType": compute_type,
+                "computeLocation": self.location,
+                "provisioningState": "Succeeded",
+                "description": None,
+                "createdOn": created,
+                "modifiedOn": created,
+                "resourceId": resource_id,
+                "provisioningErrors": None,
+                "isAttachedCompute": True,
+                "disableLocalAuth": True,
+                "properties": {},
+            },
+            "systemData": self.created_by.system_data(created),
         }
         self.computes[name.lower()] = compute
         return compute
