@@ -574,59 +574,38 @@ class Workspace:
         ``preparing_nodes`` get ready for one; the rest are idle. ``allocation_changed`` is when it
         last scaled (``allocationStateTransitionTime``), by default when it was created."""
         assert running_nodes + preparing_nodes <= current_nodes, "busy nodes are among the current ones"
-        who = _identity(created_by)
         created = iso(created_on)
-        compute = {
-            "id": self.child_id("computes", name),
-            "name": name,
-            "type": f"{WORKSPACE_TYPE}/computes",
-            "location": self.location,
-            "tags": {},
-            "identity": None,
-            "properties": {
-                "computeType": "AmlCompute",
-                "computeLocation": self.location,
-                "provisioningState": provisioning_state,
-                "description": None,
-                "createdOn": created,
-                "modifiedOn": iso(modified_on) if modified_on else created,
-                "resourceId": None,
-                "provisioningErrors": None,
-                "isAttachedCompute": False,
-                "disableLocalAuth": True,
-                "properties": {
-                    "vmSize": vm_size,
-                    "vmPriority": "Dedicated",
-                    "scaleSettings": {
-                        "maxNodeCount": max_nodes,
-                        "minNodeCount": min_nodes,
-                        "nodeIdleTimeBeforeScaleDown": idle_before_scale_down,
-                    },
-                    "subnet": None,
-                    "currentNodeCount": current_nodes,
-                    "targetNodeCount": current_nodes,
-                    "nodeStateCounts": {
-                        "idleNodeCount": current_nodes - running_nodes - preparing_nodes,
-                        "runningNodeCount": running_nodes,
-                        "preparingNodeCount": preparing_nodes,
-                        "unusableNodeCount": 0,
-                        "leavingNodeCount": 0,
-                        "preemptedNodeCount": 0,
-                    },
-                    "allocationState": allocation_state,
-                    "allocationStateTransitionTime": iso(allocation_changed) if allocation_changed else created,
-                    "errors": None,
-                    "remoteLoginPortPublicAccess": "Enabled",
-                    "osType": "Linux",
-                    "virtualMachineImage": None,
-                    "isolatedNetwork": False,
-                    "enableNodePublicIp": True,
-                    "propertyBag": None,
-                },
+        inner = {
+            "vmSize": vm_size,
+            "vmPriority": "Dedicated",
+            "scaleSettings": {
+                "maxNodeCount": max_nodes,
+                "minNodeCount": min_nodes,
+                "nodeIdleTimeBeforeScaleDown": idle_before_scale_down,
             },
-            "systemData": who.system_data(created),
+            "subnet": None,
+            "currentNodeCount": current_nodes,
+            "targetNodeCount": current_nodes,
+            "nodeStateCounts": {
+                "idleNodeCount": current_nodes - running_nodes - preparing_nodes,
+                "runningNodeCount": running_nodes,
+                "preparingNodeCount": preparing_nodes,
+                "unusableNodeCount": 0,
+                "leavingNodeCount": 0,
+                "preemptedNodeCount": 0,
+            },
+            "allocationState": allocation_state,
+            "allocationStateTransitionTime": iso(allocation_changed) if allocation_changed else created,
+            "errors": None,
+            "remoteLoginPortPublicAccess": "Enabled",
+            "osType": "Linux",
+            "virtualMachineImage": None,
+            "isolatedNetwork": False,
+            "enableNodePublicIp": True,
+            "propertyBag": None,
         }
-        self.computes[name.lower()] = compute
+        compute = self._compute(name, "AmlCompute", inner, created, iso(modified_on) if modified_on else created, _identity(created_by))
+        compute["properties"]["provisioningState"] = provisioning_state
         return compute
 
     def add_attached_compute(
@@ -635,6 +614,11 @@ class Workspace:
         """Seed a compute attached from elsewhere (a VM, a Kubernetes cluster): ``resourceId`` names
         the resource behind it, which a DELETE with ``underlyingResourceAction=Delete`` removes too."""
         created = iso(created_on)
+        return self._compute(name, compute_type, {}, created, created, self.created_by, attached_to=resource_id)
+
+    def _compute(
+        self, name: str, compute_type: str, inner: Json, created: str, modified: str, who: Identity, *, attached_to: str | None = None
+    ) -> Json:
         compute = {
             "id": self.child_id("computes", name),
             "name": name,
@@ -648,14 +632,14 @@ class Workspace:
                 "provisioningState": "Succeeded",
                 "description": None,
                 "createdOn": created,
-                "modifiedOn": created,
-                "resourceId": resource_id,
+                "modifiedOn": modified,
+                "resourceId": attached_to,
                 "provisioningErrors": None,
-                "isAttachedCompute": True,
+                "isAttachedCompute": attached_to is not None,
                 "disableLocalAuth": True,
-                "properties": {},
+                "properties": inner,
             },
-            "systemData": self.created_by.system_data(created),
+            "systemData": who.system_data(created),
         }
         self.computes[name.lower()] = compute
         return compute
