@@ -1,7 +1,8 @@
 """Versioned assets — data, environments, components, models: listed, located, shared, archived.
 
-azure-ai-ml only archives data, environment and component versions (GET, then PUT with
-`isArchived`); their files stay until deleted at the storage level. Files are often shared: uploads
+azure-ai-ml only archives asset versions (GET, then PUT with `isArchived`); model and data versions
+are deleted through the REST API instead, environment and component versions archived. Their files
+stay until deleted at the storage level. Files are often shared: uploads
 are content-addressed, so identical data, build contexts or code land in one `LocalUpload/<hash>/`
 folder, and runs point at data by URI or by asset reference. Before deleting files, a plan asks
 what else in the workspace points at them.
@@ -17,7 +18,7 @@ from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
 from commands.operations.base import Context
 from commands.operations.datastores import Located, Stores, files_at, within
-from commands.operations.run_data import KEPT_LISTED, Prefix, RecordDelete, keep, record_name
+from commands.operations.run_data import KEPT_LISTED, ML_API_VERSION, Prefix, RecordDelete, keep, record_name
 from commands.plan import ItemKind, Plan, PlanItem
 
 ARCHIVED = "archived: the service keeps the record, hidden from lists"
@@ -177,12 +178,41 @@ def keep_shared(plan: Plan, shared: dict[str, list[str]], hint: str) -> Plan:
 
 
 def archive_version(ctx: Context) -> RecordDelete:
-    """Archive a data, environment or component version: the most azure-ai-ml does to one."""
+    """Archive an environment or component version: the most azure-ai-ml does to one."""
 
     def archive(item: PlanItem) -> ItemResult:
-        name, version = record_name(item).rsplit(":", 1)
-        operations = getattr(ctx.control.ml(), KINDS[item.kind].collection)
-        done = outcome_of_delete(lambda: operations.archive(name, version=version))
+        done = outcome_of_delete(lambda: _archive(ctx, item))
         return replace(done, status=Status.ARCHIVED, reason=ARCHIVED) if done.status is Status.DELETED else done
 
     return archive
+
+
+def delete_version(ctx: Context) -> RecordDelete:
+    """Delete a model or data version through the REST API: api-version 2024-04-01 has
+    `DELETE …/{models|data}/{name}/versions/{version}` (200 or 204), which azure-ai-ml never calls (it
+    only archives). Where the service refuses it, the version is archived and reported as kept."""
+
+    def delete(item: PlanItem) -> ItemResult:
+        deleted = outcome_of_delete(lambda: ctx.control.arm().resources.begin_delete_by_id(item.ref, api_version=ML_API_VERSION))
+        if not _refused(deleted):
+            return deleted
+        archived = outcome_of_delete(lambda: _archive(ctx, item))
+        if archived.status is Status.DELETED:  # the archive call went through
+            return ItemResult(Status.RETAINED, ONLY_ARCHIVED, archived.azure_request_id)
+        return archived
+
+    return delete
+
+
+ONLY_ARCHIVED = "archived: the service only archives"
+
+
+def _archive(ctx: Context, item: PlanItem) -> Any:
+    name, version = record_name(item).rsplit(":", 1)
+    return getattr(ctx.control.ml(), KINDS[item.kind].collection).archive(name, version=version)
+
+
+def _refused(result: ItemResult) -> bool:
+    """The service turned the REST delete down as unsupported (its acceptance is unconfirmed)."""
+    reason = result.reason.lower()
+    return result.status is Status.FAILED and ("support" in reason or reason.startswith(("methodnotallowed", "http 405")))

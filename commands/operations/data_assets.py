@@ -1,8 +1,9 @@
 """`export data <name>[:<version>]` / `delete data … [--include-shared]`: data asset versions and the
 files they point at.
 
-A deletion deletes the files at the storage level, in batches, then archives each version (the
-most azure-ai-ml does). Files that other assets or runs point at too are kept and listed with who
+A deletion deletes the files at the storage level, in batches, then each version through the REST
+API (`DELETE …/data/<name>/versions/<v>`, api-version 2024-04-01; azure-ai-ml only archives). A
+version the service refuses to delete is archived and reported as kept. Files that other assets or runs point at too are kept and listed with who
 uses them, unless `--include-shared`; either way the plan names them.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from commands.intents import Intent
-from commands.operations.assets import DATA, archive_version, catalog, holders, keep_shared, plan_assets, sharing, users_of, versions
+from commands.operations.assets import DATA, catalog, delete_version, holders, keep_shared, plan_assets, sharing, users_of, versions
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.run_data import delete_planned, export_planned, list_jobs, ordered
@@ -19,7 +20,8 @@ from commands.plan import Plan
 
 ONLY_ARCHIVES = (
     "The Azure ML SDK only archives data asset versions: amlbot deletes their files at the storage "
-    "level, then archives each version."
+    "level, then each version through the REST API. Where the service refuses, the version is "
+    "archived and reported as retained."
 )
 
 
@@ -55,7 +57,7 @@ class DeleteData(_DataVersions):
     action = "delete data"
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        return await delete_planned(plan, ctx, checkpoint, archive_version(ctx))
+        return await delete_planned(plan, ctx, checkpoint, delete_version(ctx))
 
 
 class ExportData(_DataVersions):

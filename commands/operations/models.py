@@ -9,24 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.azure.control import outcome_of_delete
-from commands.azure.door import ItemResult, Status
 from commands.intents import Intent
-from commands.operations.assets import MODEL, asset_item, versions
+from commands.operations.assets import MODEL, asset_item, delete_version, versions
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores, files_at, within
-from commands.operations.run_data import (
-    ML_API_VERSION,
-    Prefix,
-    RecordDelete,
-    delete_planned,
-    export_planned,
-    ordered,
-    record_name,
-)
-from commands.plan import Plan, PlanItem
+from commands.operations.run_data import Prefix, delete_planned, export_planned, ordered
+from commands.plan import Plan
 
-ARCHIVED = "archived: the service only archives"
 ONLY_ARCHIVES = (
     "The Azure ML SDK only archives model versions: amlbot deletes each version through the REST API "
     "and its files at the storage level. Where the service refuses, the version is archived and "
@@ -80,28 +69,6 @@ class _ModelVersions:
             warnings=tuple(warnings),
             notes={"prefixes": [[c, p] for c, p in prefixes]},
         )
-
-
-def _refused(result: ItemResult) -> bool:
-    """The service turned the REST delete down as unsupported (its acceptance is unconfirmed)."""
-    reason = result.reason.lower()
-    return result.status is Status.FAILED and ("support" in reason or reason.startswith(("methodnotallowed", "http 405")))
-
-
-def delete_version(ctx: Context) -> RecordDelete:
-    control = ctx.control
-
-    def delete(item: PlanItem) -> ItemResult:
-        deleted = outcome_of_delete(lambda: control.arm().resources.begin_delete_by_id(item.ref, api_version=ML_API_VERSION))
-        if not _refused(deleted):
-            return deleted
-        name, version = record_name(item).rsplit(":", 1)
-        archived = outcome_of_delete(lambda: control.ml().models.archive(name, version=version))
-        if archived.status is Status.DELETED:  # the archive call went through
-            return ItemResult(Status.RETAINED, ARCHIVED, archived.azure_request_id)
-        return archived
-
-    return delete
 
 
 class DeleteModel(_ModelVersions):

@@ -2,8 +2,9 @@
 
 The control plane shows a creator as a UPN or a display name; the run-history record has the object
 id and the UPN. A plan takes their runs (files and records), the data, environment and component
-versions they created (files deleted, versions archived: the most the service allows; files that
-something else uses are kept and listed), the schedules they created (deleted first, so they start
+versions they created (files deleted; data versions deleted through the REST API, environment and
+component versions archived, the most the service allows; files that something else uses are kept
+and listed), the schedules they created (deleted first, so they start
 no new runs) and their Studio notebooks. Model versions they registered are exported, and on
 deletion listed as kept with the reason, never hidden.
 """
@@ -23,6 +24,7 @@ from commands.operations.assets import (
     archive_version,
     asset_item,
     catalog,
+    delete_version,
     holders,
     keep_shared,
     plan_assets,
@@ -113,7 +115,7 @@ class DeleteUser(_UserData):
             archive = archive_version(opened)
             delete = by_kind({
                 ItemKind.JOB: delete_job(opened),
-                ItemKind.DATA_VERSION: archive,
+                ItemKind.DATA_VERSION: delete_version(opened),
                 ItemKind.ENVIRONMENT_VERSION: archive,
                 ItemKind.COMPONENT_VERSION: archive,
                 ItemKind.SCHEDULE: delete_schedule(opened),

@@ -120,7 +120,9 @@ async def test_erasure_plan_lists_all_they_made_and_the_receipt_gives_each_an_ou
     assert not [i for i in receipt["items"] if i["reason"].startswith("not attempted")]
     outcome = _by_name(receipt)
     assert outcome["alice-1"] == outcome["alice-nightly"] == ("deleted", "")
-    for version in ("alice-data:1", "alice-shared:1", "alice-env:1", "alice-prep:1"):
+    # Data versions go through the REST DELETE; environments and components can only be archived.
+    assert outcome["alice-data:1"] == outcome["alice-shared:1"] == ("deleted", "")
+    for version in ("alice-env:1", "alice-prep:1"):
         assert outcome[version][0] == "archived"
     assert outcome["alice-model:1"][0] == "retained"
     assert outcome[f"{where['shared']}/all.csv"] == ("retained", "also used by run bob-1")
@@ -134,7 +136,7 @@ async def test_erasure_plan_lists_all_they_made_and_the_receipt_gives_each_an_ou
     assert await bot.blob_names("ExperimentRun/dcid.alice-1/") == set() and await bot.blob_names("ExperimentRun/dcid.bob-1/")
     with azure.state.lock:
         assert set(workspace.schedules) == {"bob-weekly"}
-        assert workspace.data["alice-data"].versions["1"]["properties"]["isArchived"] is True
+        assert workspace.data["alice-data"].versions == {}
         assert workspace.components["alice-prep"].versions["1"]["properties"]["isArchived"] is True
     # The schedule went first, so it could start no run while the rest was deleted.
     alice = [c for c in azure.calls if c.method in ("PUT", "DELETE") and "/workspaces/" in c.path and "alice" in c.path]
@@ -161,28 +163,39 @@ async def test_export_user_has_their_data_environments_components_schedules_and_
     assert files.files(NOTEBOOKS_SHARE) == ALICE_NOTEBOOKS | BOB_NOTEBOOKS  # an export deletes nothing
 
 
-async def test_delete_data_keeps_files_a_run_reads_unless_include_shared(bot: Harness, azure: AzureStandIn) -> None:
-    workspace = _workspace(azure)
-    version = workspace.add_data_version("churn-data", "1", created_by=ALICE)
+def _data_a_run_reads(workspace: Workspace, name: str) -> tuple[str, dict[str, bytes]]:
+    """A data version of three files, the first of which Bob's run reads; its folder and files."""
+    version = workspace.add_data_version(name, "1", created_by=ALICE)
     folder = _folder(version["properties"]["dataUri"])
-    workspace.add_job("train-7", created_by=BOB, inputs={"raw": {
+    workspace.add_job(f"train-{name}", created_by=BOB, inputs={"raw": {
         "jobInputType": "uri_file", "mode": "Download",
         "uri": f"azureml://datastores/workspaceblobstore/paths/{folder}/part-0.csv",
     }})
-    parts = {f"{folder}/part-{i}.csv": f"id\n{i}\n".encode() for i in range(3)}
+    return folder, {f"{folder}/part-{i}.csv": f"id\n{i}\n".encode() for i in range(3)}
+
+
+async def test_delete_data_deletes_the_version_and_keeps_files_a_run_reads_unless_include_shared(bot: Harness, azure: AzureStandIn) -> None:
+    workspace = _workspace(azure)
+    folder, parts = _data_a_run_reads(workspace, "churn-data")
     await _upload(bot, workspace.blob_container, parts)
 
     request, card = await _approve(bot, "delete data churn-data:1", State.PARTIALLY_SUCCEEDED)
 
-    assert "1 file(s) are also used by `run train-7`: they are kept. `--include-shared` deletes them too." in str(card["blocks"])
+    assert "1 file(s) are also used by `run train-churn-data`: they are kept. `--include-shared` deletes them too." in str(card["blocks"])
     outcome = _by_name(await bot.receipt(request.id))
-    assert outcome["churn-data:1"][0] == "archived"
-    assert outcome[f"{folder}/part-0.csv"] == ("retained", "also used by run train-7")
+    assert outcome["churn-data:1"] == ("deleted", "")
+    (delete,) = [c for c in azure.calls if c.method == "DELETE" and "/data/" in c.path]
+    assert delete.path.endswith("/data/churn-data/versions/1") and delete.query["api-version"] == "2024-04-01"
+    with azure.state.lock:
+        assert workspace.data["churn-data"].versions == {}
+    assert outcome[f"{folder}/part-0.csv"] == ("retained", "also used by run train-churn-data")
     assert await _blobs(bot, workspace.blob_container, folder) == {f"{folder}/part-0.csv"}
 
-    again, card = await _approve(bot, "delete data churn-data:1 --include-shared", State.SUCCEEDED)
+    folder, parts = _data_a_run_reads(workspace, "churn-more")
+    await _upload(bot, workspace.blob_container, parts)
+    again, card = await _approve(bot, "delete data churn-more:1 --include-shared", State.SUCCEEDED)
 
-    assert "also used by `run train-7`: deleted anyway (`--include-shared`)" in str(card["blocks"])
+    assert "also used by `run train-churn-more`: deleted anyway (`--include-shared`)" in str(card["blocks"])
     assert await _blobs(bot, workspace.blob_container, folder) == set()
     assert _by_name(await bot.receipt(again.id))[f"{folder}/part-0.csv"][0] == "deleted"
 
