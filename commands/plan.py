@@ -20,6 +20,7 @@ class ItemKind(StrEnum):
     DIRECTORY = "directory"  # a share's folder, removed once its files are
     RESOURCE = "resource"
     JOB = "job"
+    RUN_RECORD = "run_record"  # a run's run-history record (ref: the run id): exported, never deleted alone
     MODEL_VERSION = "model_version"
     DATA_VERSION = "data_version"
     ENVIRONMENT_VERSION = "environment_version"

@@ -137,21 +137,55 @@ class WorkspaceControl:
         except ResourceNotFoundError:
             return None
 
-    def run_creator(self, run_id: str) -> dict[str, Any]:
-        """Who created a run, from its run-history record (`userObjectId`, `upn`, … as on the wire).
-
-        The control plane shows only a UPN or a display name. azure-ai-ml has no public call for the
-        record: `jobs._runs_operations` is what its own `jobs.get` reads pipeline steps with."""
-        from azure.core.exceptions import ResourceNotFoundError
-
+    def _run_history(self) -> Any:
+        """Run history's REST operations. azure-ai-ml has no public call for run records:
+        `jobs._runs_operations` is what its own `jobs.get` reads pipeline steps with."""
         ml = self.ml()
         with self._lock:  # the SDK builds that client on first use, without a lock of its own
-            runs = ml.jobs._runs_operations
+            return ml.jobs._runs_operations
+
+    def run_record(self, run_id: str) -> dict[str, Any] | None:
+        """A run's run-history record as the service keeps it (`createdBy` with the object id and
+        UPN, `runType`, `dataContainerId`, …), or None if it is gone."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
-            run = runs.get_run(run_id)
+            return dict(self._run_history().get_run(run_id).as_dict())
         except ResourceNotFoundError:
-            return {}
-        return run.created_by.as_dict() if run.created_by else {}
+            return None
+
+    def run_creator(self, run_id: str) -> dict[str, Any]:
+        """Who created a run, from its run-history record (`userObjectId`, `upn`, … as on the wire).
+        The control plane shows only a UPN or a display name."""
+        return dict((self.run_record(run_id) or {}).get("createdBy") or {})
+
+    def run_children(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's direct children in run history, every page, as the service sends them.
+
+        Run history pages with `continuationToken` and no `nextLink`; azure-ai-ml's pager follows only
+        `nextLink`, so it stops after the first page. Each request is still the SDK's own; the token
+        is read from the answer and handed back as `$continuationtoken` until there is none."""
+        operations = self._run_history()._operation
+        c = self.config
+        children: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            pages: list[dict[str, Any]] = []
+
+            def keep_page(pipeline_response: Any) -> None:
+                response = pipeline_response.http_response
+                if response.status_code == 200:  # a retried try's error body is not a page
+                    pages.append(response.json())
+
+            for _ in operations.get_child(
+                c.subscription_id, c.resource_group, c.workspace_name, run_id,
+                continuationtoken=token, raw_response_hook=keep_page,
+            ):
+                pass  # the pages themselves are read by the hook, as sent
+            children += [run for page in pages for run in page.get("value") or []]
+            token = pages[-1].get("continuationToken") if pages else None
+            if not token:
+                return children
 
     @property
     def workspace_id(self) -> str:

@@ -32,6 +32,7 @@ ML_API_VERSION = "2024-04-01"  # GA api-version of the REST documents read by id
 # Job states after which nothing writes to a run any more (azure-ai-ml RunHistoryConstants).
 FINISHED = frozenset({"completed", "failed", "canceled", "notresponding", "paused"})
 KEPT_LISTED = 5  # retained items spelled out in the plan's warning; the receipt has them all
+TREE_READS = 8  # run-history reads at once while walking a run tree
 
 Prefix = tuple[str, str]  # (container, blob-name prefix)
 DEFAULT_DATASTORE = "workspaceblobstore"
@@ -52,6 +53,7 @@ HASH_OFF_LOOP = 256 * 1024  # chunks at least this big are hashed in a thread (h
 _HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-sha256")
 RECORD_FILE = {
     ItemKind.JOB: "run",
+    ItemKind.RUN_RECORD: "run-history",
     ItemKind.MODEL_VERSION: "model",
     ItemKind.DATA_VERSION: "data",
     ItemKind.ENVIRONMENT_VERSION: "environment",
@@ -161,12 +163,22 @@ async def list_jobs(ctx: Context) -> list[Any]:
     return await ctx.control.call(every_job)
 
 
-async def run_names(ctx: Context, job: Any) -> list[str]:
-    """The job's run and, for a pipeline, its steps' runs (each keeps its own `dcid.` prefix)."""
-    if getattr(job, "type", None) != "pipeline":
-        return [job.name]
-    steps = await ctx.control.call(lambda: [s.name for s in ctx.control.ml().jobs.list(parent_job_name=job.name) if s])
-    return [job.name, *steps]
+async def run_tree(ctx: Context, roots: list[str]) -> list[str]:
+    """The runs and every run under them, at any depth: pipeline steps (and the steps of pipelines
+    inside pipelines), sweep trials, AutoML children, nested MLflow runs. Each keeps its own
+    `dcid.` prefix. Run history is read a level at a time, a few runs at once."""
+    reads = asyncio.Semaphore(TREE_READS)
+
+    async def children(run: str) -> list[str]:
+        async with reads:
+            return [child["runId"] for child in await ctx.control.call(ctx.control.run_children, run)]
+
+    found, level = list(dict.fromkeys(roots)), list(dict.fromkeys(roots))
+    while level:
+        below = await asyncio.gather(*(children(run) for run in level))
+        level = [run for runs in below for run in runs if run not in found]
+        found += level
+    return found
 
 
 async def plan_runs(
@@ -182,14 +194,17 @@ async def plan_runs(
 
     A deletion keeps unfinished jobs: they are still writing."""
     records, reasons = list(other_records), dict(other_kept or {})
-    runs: list[str] = []
+    roots: list[str] = []
     for job in jobs:
         record = PlanItem(ItemKind.JOB, ctx.control.child_id("jobs", job.name))
         records.append(record)
         if intent.destructive and job_status(job) not in FINISHED:
             reasons[record.key] = f"still {job_status(job)}: cancel it or let it finish, then ask again; its files are kept too"
             continue
-        runs += await run_names(ctx, job)
+        roots.append(job.name)
+    runs = await run_tree(ctx, roots)
+    if not intent.destructive:  # who created each run, as run history has it (a job deletion takes them along)
+        records += [PlanItem(ItemKind.RUN_RECORD, run) for run in runs]
     prefixes = await run_prefixes_of(ctx, runs)
     plan = Plan(
         action=intent.action,
@@ -316,12 +331,19 @@ def record_path(item: PlanItem) -> str:
 async def _records(plan: Plan, ctx: Context) -> dict[str, bytes]:
     """The REST documents of the plan's records that still exist, by item key."""
     wanted = [item for item in plan.items if item.kind not in STORAGE]
-    documents = await asyncio.gather(*(ctx.control.call(ctx.control.document, item.ref, ML_API_VERSION) for item in wanted))
+    documents = await asyncio.gather(*(ctx.control.call(_reader(ctx, item), item.ref) for item in wanted))
     return {
         item.key: json.dumps(document, indent=2, sort_keys=True, default=str).encode()
         for item, document in zip(wanted, documents, strict=True)
         if document is not None
     }
+
+
+def _reader(ctx: Context, item: PlanItem) -> Callable[[str], dict[str, Any] | None]:
+    """How a record is read: a run-history record from run history, the rest from the control plane."""
+    if item.kind is ItemKind.RUN_RECORD:
+        return ctx.control.run_record
+    return lambda ref: ctx.control.document(ref, ML_API_VERSION)
 
 
 def _deflate() -> Any:

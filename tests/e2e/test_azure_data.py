@@ -246,7 +246,8 @@ async def test_export_user_by_object_id_has_their_runs_and_model_records(azure_h
     _, members = await _download(azure_harness, request.id)
     records = {name for name in members if name.endswith(".json")}
     # Her UPN, learned from run history, finds the model version she registered.
-    assert records == {"alice-1/run.json", "alice-app-1/run.json", "alice-live/run.json", "alice-model/1/model.json"}
+    runs = ("alice-1", "alice-app-1", "alice-live")
+    assert records == {*(f"{run}/run.json" for run in runs), *(f"{run}/run-history.json" for run in runs), "alice-model/1/model.json"}
     assert not any("bob" in name for name in members)
     assert members[f"{azure_harness.container}/ExperimentRun/dcid.alice-1/user_logs/std_log.txt"] == _run_files("alice-1")[
         "ExperimentRun/dcid.alice-1/user_logs/std_log.txt"

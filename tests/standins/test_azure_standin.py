@@ -14,10 +14,14 @@ from azure.ai.ml.constants import ListViewType
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from commands.azure.config import WorkspaceConfig
+from commands.azure.control import WorkspaceControl
+from tests.standins.azure.client import TEST_CLIENT_KWARGS
 from tests.standins.azure import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     AzureStandIn,
+    FakeCredential,
     Identity,
     Workspace,
     ml_client,
@@ -170,6 +174,28 @@ def test_pipeline_steps_come_from_run_history_through_discovery(
     assert step.name == "step-a"
     assert ("GET", "/discovery") in [(c.method, c.path) for c in azure.calls]
     assert _calls(azure, "GET", "/runs/pipe/children") and _calls(azure, "GET", "/runs/step-a")
+
+
+def test_run_history_pages_children_with_a_continuation_token_the_sdk_pager_does_not_follow(
+    azure: AzureStandIn, workspace: Workspace, ml: MLClient
+) -> None:
+    workspace.add_job("sweep", job_type="Sweep", created_by=ALICE)
+    for trial in range(5):
+        workspace.add_job(f"sweep_{trial}", parent_job_name="sweep", created_by=ALICE)
+
+    first_page = list(ml.jobs.list(parent_job_name="sweep"))
+    control = WorkspaceControl(
+        WorkspaceConfig(subscription_id=SUB, resource_group=RG, workspace_name=WS, arm_endpoint=azure.url),
+        FakeCredential(), TEST_CLIENT_KWARGS,
+    )
+    every = control.run_children("sweep")
+
+    assert ml.jobs.get("sweep").type == "sweep"  # the control plane's sweep job parses
+    assert [job.name for job in first_page] == ["sweep_0", "sweep_1"]  # page size 2, then the SDK stops
+    assert [run["runId"] for run in every] == [f"sweep_{n}" for n in range(5)]
+    assert {run["dataContainerId"] for run in every} == {f"dcid.sweep_{n}" for n in range(5)}
+    tokens = [query.get("$continuationtoken") for query in _calls(azure, "GET", "/runs/sweep/children")]
+    assert tokens[:2] == [None, None] and len(tokens) == 4 and all(tokens[2:])  # the SDK's one page, then ours
 
 
 def test_cancel_job_with_location_polling(azure: AzureStandIn, workspace: Workspace, ml: MLClient) -> None:

@@ -186,6 +186,18 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
+def _token(offset: int) -> str:
+    """An opaque continuation token for the page that starts at `offset`."""
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def _offset(token: str | None, code: str) -> int:
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["o"]) if token else 0
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArmError(400, code, "The continuation token is not valid.") from exc
+
+
 def _not_found(kind: str, name: str, where: str) -> ArmError:
     return ArmError(404, "ResourceNotFound", f"The Resource '{kind}/{name}' under {where} was not found.")
 
@@ -405,17 +417,13 @@ class AzureStandIn(ThreadedServer):
 
     def _page(self, ctx: _Ctx, items: list[Json]) -> web.Response:
         """One page of ``items``; the rest is behind ``nextLink`` with an opaque ``$skip`` token."""
-        token = ctx.query.get("$skip")
-        try:
-            offset = int(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["o"]) if token else 0
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArmError(400, "BadRequest", "The continuation token ($skip) is not valid.") from exc
+        offset = _offset(ctx.query.get("$skip"), "BadRequest")
         count = ctx.query.get("count", "")  # some lists (datastores, endpoints) ask for a page size
         end = offset + (min(self.page_size, int(count)) if count.isdigit() and int(count) > 0 else self.page_size)
         body: Json = {"value": items[offset:end]}
         if end < len(items):
             params = {k: v for k, v in ctx.query.items() if k != "$skip"}
-            params["$skip"] = base64.urlsafe_b64encode(json.dumps({"o": end}).encode()).decode().rstrip("=")
+            params["$skip"] = _token(end)
             body["nextLink"] = f"{self.url}{ctx.path}?{urlencode(params)}"
         return web.json_response(body)
 
@@ -817,10 +825,17 @@ class AzureStandIn(ThreadedServer):
         return web.json_response(run)
 
     def _run_children(self, ctx: _Ctx) -> web.Response:
+        """A run's direct children, oldest first, `page_size` at a time. Run history pages with
+        `continuationToken` (sent back as `$continuationtoken`) and answers `nextLink: null`, which is
+        why azure-ai-ml's pager stops after the first page (issue #12)."""
         workspace = self._workspace(ctx)
         if ctx.match["run"] not in workspace.runs:
             raise ArmError(404, "UserError", f"Run {ctx.match['run']} was not found")
         children = [run for run in workspace.runs.values() if run.get("parentRunId") == ctx.match["run"]]
+        children.sort(key=lambda run: (run["createdUtc"], run["runNumber"]))
         if top := ctx.query.get("$top"):
-            children = children[: int(top)]
-        return web.json_response({"value": children, "continuationToken": None, "nextLink": None})
+            return web.json_response({"value": children[: int(top)], "continuationToken": None, "nextLink": None})
+        offset = _offset(ctx.query.get("$continuationtoken"), "UserError")
+        end = offset + self.page_size
+        more = _token(end) if end < len(children) else None
+        return web.json_response({"value": children[offset:end], "continuationToken": more, "nextLink": None})

@@ -236,8 +236,10 @@ class Workspace:
         is_archived: bool = False,
         tags: dict[str, str] | None = None,
         properties: dict[str, str] | None = None,
+        run_type: str | None = None,
     ) -> Json:
-        """Seed a job. ``parent_job_name`` makes it a pipeline step: visible only through run history."""
+        """Seed a job. ``parent_job_name`` makes it a child run (a pipeline step, a sweep trial, an
+        AutoML child, at any depth): visible only through run history, under its parent."""
         name = name or f"job_{uuid.uuid4().hex[:10]}"
         who = _identity(created_by)
         created = iso(created_at)
@@ -285,6 +287,39 @@ class Workspace:
             )
         elif job_type == "Pipeline":
             props.update({"jobs": {}, "settings": {}})
+        elif job_type == "Sweep":  # as a sweep job's GET answers (recordings: sweep_job/test_sweep_job_submit_minimal)
+            props.update(
+                {
+                    "searchSpace": {"lr": ["uniform", [0.001, 0.1]]},
+                    "samplingAlgorithm": {"samplingAlgorithmType": "Random", "seed": None, "logbase": None, "rule": "Random"},
+                    "limits": {"jobLimitsType": "Sweep", "maxTotalTrials": 4, "maxConcurrentTrials": 2, "timeout": "PT1H"},
+                    "earlyTermination": None,
+                    "objective": {"primaryMetric": "accuracy", "goal": "Maximize"},
+                    "trial": {
+                        "command": "python sweep.py --lr ${{search_space.lr}}",
+                        "environmentId": "azureml://registries/azureml/environments/sklearn-1.5/versions/1",
+                        "environmentVariables": {},
+                        "resources": {"instanceCount": 1, "shmSize": "2g"},
+                    },
+                    "queueSettings": {"jobTier": "Null"},
+                }
+            )
+        elif job_type == "AutoML":
+            props.update(
+                {
+                    "environmentVariables": {},
+                    "resources": {"instanceCount": 1, "shmSize": "2g"},
+                    "taskDetails": {
+                        "taskType": "Classification",
+                        "targetColumnName": "y",
+                        "primaryMetric": "Accuracy",
+                        "trainingData": {"jobInputType": "mltable", "uri": "azureml:churn-train:1", "mode": "ReadOnlyMount"},
+                        "limitSettings": {"maxTrials": 4, "timeout": "PT1H"},
+                        "logVerbosity": "Info",
+                    },
+                    "queueSettings": {"jobTier": "Null"},
+                }
+            )
         job: Json = {
             "id": self.child_id("jobs", name),
             "name": name,
@@ -293,24 +328,32 @@ class Workspace:
             "systemData": who.system_data(created),
         }
         # Every job has a run-history record; pipeline steps have only that.
-        self.runs[name] = self._run_record(name, job, who, parent_job_name)
+        self.runs[name] = self._run_record(name, job, who, parent_job_name, run_type)
         if parent_job_name is None:
             self.jobs[name.lower()] = job
         return job
 
-    def _run_record(self, name: str, job: Json, who: Identity, parent: str | None) -> Json:
+    def _run_record(self, name: str, job: Json, who: Identity, parent: str | None, run_type: str | None) -> Json:
+        """A run-history record, with the fields run history answers for a pipeline step (recording
+        pipeline_job/test_pipeline_job_get_child_run: its `children` answer)."""
         props = job["properties"]
         user = who.run_history_user()
+        above = self.runs.get(parent) if parent else None
+        kind = run_type or ("azureml.StepRun" if parent else "azureml.scriptrun")
         return {
             "runId": name,
-            "runUuid": str(uuid.uuid4()),
+            "runUuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.id}/runs/{name}")),
             "parentRunId": parent,
-            "rootRunId": parent or name,
+            "rootRunId": above["rootRunId"] if above else name,
+            "parentRunUuid": above["runUuid"] if above else None,
+            "rootRunUuid": above["rootRunUuid"] if above else str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.id}/runs/{name}")),
+            "dataContainerId": f"dcid.{name}",
+            "runNumber": len(self.runs) + 1,
             "experimentId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.id}/{props['experimentName']}")),
             "name": props["displayName"],
             "displayName": props["displayName"],
             "status": props["status"],
-            "runType": "azureml.StepRun" if parent else "azureml.scriptrun",
+            "runType": kind,
             "createdUtc": job["systemData"]["createdAt"],
             "startTimeUtc": job["systemData"]["createdAt"],
             "endTimeUtc": job["systemData"]["createdAt"] if props["status"] in TERMINAL_JOB_STATES else None,
@@ -318,7 +361,7 @@ class Workspace:
             "lastModifiedBy": user,
             "userId": who.object_id,
             "target": (props.get("computeId") or "").rsplit("/", 1)[-1] or None,
-            "properties": {"azureml.runsource": "azureml.StepRun" if parent else "azureml.scriptrun"},
+            "properties": {"azureml.runsource": kind},
             "tags": dict(props.get("tags") or {}),
             "hidden": False,
         }
