@@ -24,8 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from commands.azure.config import WorkspaceConfig
-from commands.durations import parse_duration
+from commands.azure.config import USER_DELEGATION_LIMIT, WorkspaceConfig
+from commands.durations import format_duration, parse_duration
 
 ALIAS_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -149,6 +149,18 @@ class AppConfig(_Strict):
             if not re.match(ALIAS_PATTERN, alias):
                 raise ValueError(f"alias {alias!r} must be lowercase letters, digits and dashes")
         return value
+
+    @model_validator(mode="after")
+    def _links_a_delegation_key_can_sign(self) -> AppConfig:
+        # Without an account key, links are user-delegation SAS, whose key Azure issues for 7 days at most.
+        by_entra = sorted(alias for alias, ws in self.workspaces.items() if not ws.storage_connection_string)
+        if by_entra and self.export_link_expiry > USER_DELEGATION_LIMIT:
+            raise ValueError(
+                f"export_link_expiry: {format_duration(self.export_link_expiry)} is longer than "
+                f"{USER_DELEGATION_LIMIT.days} days, the most a link signed with Entra ID (a user-delegation SAS) "
+                f"lives; {', '.join(by_entra)} sign(s) links that way (no storage_connection_string)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _known_aliases(self) -> AppConfig:

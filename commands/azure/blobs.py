@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
-from commands.azure.config import WorkspaceConfig
+from commands.azure.config import USER_DELEGATION_LIMIT, WorkspaceConfig
 from commands.azure.door import BlobInfo, ItemResult, Status
 from commands.azure.retry import storage_retry
 
@@ -142,6 +142,8 @@ class WorkspaceBlobs:
                 permission=BlobSasPermissions(read=True), start=start, expiry=end, protocol=protocol,
             )
         else:
+            if expiry > USER_DELEGATION_LIMIT:
+                raise ValueError(f"a user-delegation link lives at most {USER_DELEGATION_LIMIT.days} days")
             key = await asyncio.to_thread(self._sync.get_user_delegation_key, start, end)
             sas = generate_blob_sas(
                 blob.account_name, container, name, user_delegation_key=key,

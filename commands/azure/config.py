@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel, ConfigDict
+
+# A user delegation key, and so every link it signs, must expire within 7 days of its issue.
+USER_DELEGATION_LIMIT = timedelta(days=7)
 
 
 class WorkspaceConfig(BaseModel):

@@ -372,6 +372,15 @@ async def test_user_delegation_links_have_the_same_terms(monkeypatch: pytest.Mon
     # The delegation key itself lapses with the link: it cannot sign anything that outlives it.
     [(start, end)] = asked
     assert end - start <= timedelta(days=7, minutes=6)
+    # Azure issues no delegation key for longer than 7 days: a longer link is refused before asking.
+    blobs = WorkspaceBlobs(config)
+    monkeypatch.setattr(blobs._sync, "get_user_delegation_key", delegation_key)
+    try:
+        with pytest.raises(ValueError, match="at most 7 days"):
+            await blobs.read_link("amlbot-exports", "exports/R-ABCDEFGH/R-ABCDEFGH.zip", timedelta(days=8))
+    finally:
+        await blobs.close()
+    assert len(asked) == 1
 
 
 async def test_the_posted_export_link_reads_that_archive_and_nothing_else(harness: Harness) -> None:

@@ -55,3 +55,23 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.port == 4000 and settings.missing_for_slack() == ["SLACK_SIGNING_SECRET"]
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
     assert Settings().missing_for_slack() == []
+
+
+ENTRA = "{subscription_id: s, resource_group: r, workspace_name: w}"
+KEYED = "{subscription_id: s, resource_group: r, workspace_name: w2, storage_connection_string: 'AccountName=a;AccountKey=a2V5'}"
+
+
+def test_link_expiry_past_seven_days_is_refused_where_links_are_user_delegation_sas(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(f"workspaces: {{prod: {ENTRA}, dev: {KEYED}}}\nexport_link_expiry: 8d")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "export_link_expiry: 8d is longer than 7 days" in str(error.value)
+    assert "; prod sign(s) links that way" in str(error.value)  # dev signs with its account key
+
+
+@pytest.mark.parametrize("body", [f"workspaces: {{prod: {ENTRA}}}\nexport_link_expiry: 7d", f"workspaces: {{dev: {KEYED}}}\nexport_link_expiry: 30d"])
+def test_link_expiry_within_what_signs_the_links_is_accepted(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(body)
+    assert load_config(path).export_link_expiry in (timedelta(days=7), timedelta(days=30))
