@@ -17,10 +17,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import cards, metrics, policy
+from bot import cards, metrics, policy, wording
 from bot.doors import Doors
+from bot.lifecycle import FINAL, WAITING, IllegalTransition, RequestExpired, State
 from bot.people import NameNotFound, SlackPeople
-from bot.lifecycle import FINAL, IllegalTransition, State
 from bot.settings import AppConfig, Settings
 from bot.store.store import REQUEST_ID, RequestRecord, Store, now
 from bot.usergroups import GroupResolver
@@ -314,8 +314,8 @@ class Flow:
             return await self._refuse(where, "cancel.refused", allowed.reason, request_id=record.id)
         try:
             result = await asyncio.to_thread(self.store.cancel, record.id, where.user)
-        except IllegalTransition as error:
-            return await self._refuse(where, "cancel.refused", str(error), request_id=record.id)
+        except IllegalTransition:
+            return await self._too_late(where, "cancel.refused", record)
         if result.stopping:
             await self.tell(result.request, f"<@{record.requester}> <@{where.user}> asked to stop {record.id}: "
                             "it stops after the current step, with a partial receipt.")
@@ -343,8 +343,10 @@ class Flow:
         return await handler(record, where)
 
     async def _too_late(self, where: Where, event: str, record: RequestRecord) -> str:
-        """A click on a card that has moved on (a stale card, a second click): refused, unchanged."""
-        return await self._refuse(where, event, f"{record.id} is already {record.state.value}.", request_id=record.id)
+        """A click on a card that has moved on (a stale card, a second click, a race): refused,
+        unchanged, and said as it stands now."""
+        current = await asyncio.to_thread(self.store.get, record.id) or record
+        return await self._refuse(where, event, wording.already(current), request_id=record.id)
 
     async def _may_approve(self, record: RequestRecord, where: Where) -> policy.Decision:
         actor = await self.s.groups.actor(where.user)
@@ -359,8 +361,11 @@ class Flow:
         wait = policy.cooling_off(self.s.config.policy, record.action)
         try:
             result = await asyncio.to_thread(self.store.approve, record.id, where.user, cooling_off=wait)
-        except IllegalTransition as error:
-            return await self._refuse(where, "approve.refused", str(error), request_id=record.id)
+        except RequestExpired:
+            await self.expire(record.id)  # the sweep may be late: the card says so now
+            return await self._refuse(where, "approve.refused", wording.expired(record), request_id=record.id)
+        except IllegalTransition:
+            return await self._too_late(where, "approve.refused", record)
         if not result.added:
             return f"You have already approved {record.id}."
         metrics.approved()
@@ -383,8 +388,8 @@ class Flow:
                 self.store.transition, record.id, State.REJECTED, actor=where.user, event="request.rejected",
                 expected=frozenset({State.PENDING}), decided_by=where.user, decided_at=now(),
             )
-        except IllegalTransition as error:
-            return await self._refuse(where, "reject.refused", str(error), request_id=record.id)
+        except IllegalTransition:
+            return await self._too_late(where, "reject.refused", record)
         await self.refresh_card(moved)
         await self.tell(moved, cards.decision_text(moved, where.user))
         return None
@@ -402,12 +407,24 @@ class Flow:
                 self.store.transition, record.id, State.QUEUED, actor=where.user, event="request.run_now",
                 expected=frozenset({State.APPROVED}),
             )
-        except IllegalTransition as error:
-            return await self._refuse(where, "run_now.refused", str(error), request_id=record.id)
+        except IllegalTransition:
+            return await self._too_late(where, "run_now.refused", record)
         self.s.wake_worker.set()
         await self.refresh_card(moved)
         await self.tell(moved, cards.decision_text(moved, where.user))
         return None
+
+    async def expire(self, request_id: str) -> None:
+        """A request past its deadline (or approved only after it) expires; its card and thread say so."""
+        try:
+            expired = await asyncio.to_thread(
+                self.store.transition, request_id, State.EXPIRED, actor="amlbot", event="request.expired",
+                expected=WAITING,
+            )
+        except IllegalTransition:
+            return  # decided, or expired, meanwhile
+        await self.refresh_card(expired)
+        await self.tell(expired, cards.decision_text(expired))
 
     # ---- Slack edges -----------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import cards, logs, metrics
+from bot import cards, logs, metrics, wording
 from bot.flow import SLACK_TROUBLE, Flow, slack_error
 from bot.lifecycle import IllegalTransition, State
 from bot.store.store import Claim, RequestRecord, Store, now
@@ -324,7 +324,7 @@ class Worker:
         if attempts > MAX_ATTEMPTS:
             return Execution(checkpoint.done), (
                 f"given up after {MAX_ATTEMPTS} attempts: each one ended without finishing (the worker crashed "
-                "or was killed). What was done before is listed; nothing else was touched."
+                "or was killed); what was done before is listed, and nothing else was touched"
             ), True
         operation = operation_for(record.action)
         try:
@@ -334,7 +334,8 @@ class Worker:
         except Exception as failure:  # the job ends with what it managed, never silently
             log.exception("job failed", extra={"request_id": record.id})
             done = await asyncio.to_thread(recorded_outcomes, self.store, record.id)
-            return Execution(done), f"{type(failure).__name__}: {failure}", False
+            # Slack and the receipt get a short reason; the error itself is in the log line above.
+            return Execution(done), wording.failure_reason(failure), False
 
     def _receipt(
         self, record: RequestRecord, plan: Plan, execution: Execution, state: State, started: datetime, error: str | None
@@ -379,7 +380,7 @@ class Worker:
             blocks = cards.export_result(extras["link"], extras["size"], extras["sha256"], extras["expires_at"])
             posts.append(partial(post, text=f"<@{record.requester}> your export is ready", blocks=blocks))
         elif result.get("error"):
-            posts.append(partial(post, text=f"<@{record.requester}> :x: {record.id} failed: {cards.escape(result['error'])[:500]}"))
+            posts.append(partial(post, text=f"<@{record.requester}> :x: {cards.escape(wording.failed(record.id, result['error']))}"))
         if document_text:
             summary = cards.receipt_summary(json.loads(document_text))
             posts.append(partial(post, text=f"<@{record.requester}> deletion receipt for {record.id}", blocks=summary))
@@ -429,16 +430,8 @@ class Worker:
         await self._post_unposted()
 
     async def _expire(self, moment: datetime) -> None:
-        for request_id in await asyncio.to_thread(self.store.due, State.PENDING, "expires_at", moment):
-            try:
-                expired = await asyncio.to_thread(
-                    self.store.transition, request_id, State.EXPIRED, actor="amlbot", event="request.expired",
-                    expected=frozenset({State.PENDING}),
-                )
-            except IllegalTransition:
-                continue  # decided meanwhile
-            await self.flow.refresh_card(expired)
-            await self.flow.tell(expired, cards.decision_text(expired))
+        for request_id in await asyncio.to_thread(self.store.due_expiry, moment):
+            await self.flow.expire(request_id)
 
     async def _remind(self, expiring_by: datetime) -> None:
         for request_id in await asyncio.to_thread(self.store.due_reminders, expiring_by):

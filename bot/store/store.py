@@ -15,13 +15,15 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 
 from bot import audit
-from bot.lifecycle import FINAL, IllegalTransition, State, is_legal
+from bot.lifecycle import FINAL, IllegalTransition, RequestExpired, State, is_legal
 from bot.store import schema as t
 from bot.store.db import create_store_engine, migrate_engine, transaction
 
 _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 DELIVERY_MEMORY = timedelta(hours=1)  # how long a delivery key is kept to recognise Slack's retries
 REQUEST_ID = re.compile(f"R-[{_ID_ALPHABET}]{{8}}")  # what new_request_id makes, and nothing else
+# Moves that count as an approval: only before the request's deadline.
+_APPROVING = frozenset({State.APPROVED, State.QUEUED})
 
 
 def now() -> datetime:
@@ -280,13 +282,18 @@ class Store:
     ) -> RequestRecord:
         if not is_legal(record.state, to):
             raise IllegalTransition(record.id, record.state, to)
+        at = now()
+        unchanged = [t.requests.c.id == record.id, t.requests.c.state == record.state.value]
+        approving = record.state is State.PENDING and to in _APPROVING
+        if approving:  # the deadline is part of the compare-and-set, whether or not the sweep has run
+            unchanged.append(t.requests.c.expires_at > at)
         changed = conn.execute(
-            update(t.requests)
-            .where(and_(t.requests.c.id == record.id, t.requests.c.state == record.state.value))
-            .values(state=to.value, updated_at=now(), **fields)
+            update(t.requests).where(and_(*unchanged)).values(state=to.value, updated_at=at, **fields)
         ).rowcount
-        if changed != 1:  # someone else moved it first
+        if changed != 1:  # someone else moved it first, or its deadline passed
             current = self._load(conn, record.id)
+            if approving and current is not None and current.state is State.PENDING:
+                raise RequestExpired(record.id, to)
             raise IllegalTransition(record.id, current.state if current else record.state, to)
         self._append_audit(
             conn,
@@ -331,6 +338,8 @@ class Store:
                 raise KeyError(request_id)
             if record.state is not State.PENDING:
                 raise IllegalTransition(request_id, record.state, State.APPROVED)
+            if record.expires_at <= now():  # not even a first approval is recorded past the deadline
+                raise RequestExpired(request_id, State.APPROVED)
             added = user_id not in record.approvers
             if added:
                 conn.execute(insert(t.approvals).values(request_id=request_id, user_id=user_id, at=now()))
@@ -379,6 +388,18 @@ class Store:
         with self.engine.connect() as conn:
             return list(
                 conn.execute(select(t.requests.c.id).where(and_(t.requests.c.state == state.value, col <= at))).scalars()
+            )
+
+    def due_expiry(self, at: datetime) -> list[str]:
+        """Ids of requests to expire: pending past their deadline, and any approved only after it
+        (by a replica that did not check the deadline): those are never started."""
+        requests = t.requests.c
+        late = and_(requests.state.in_([State.APPROVED.value, State.QUEUED.value]), requests.decided_at > requests.expires_at)
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(requests.id).where(or_(and_(requests.state == State.PENDING.value, requests.expires_at <= at), late))
+                ).scalars()
             )
 
     def due_reminders(self, expiring_by: datetime) -> list[str]:
@@ -437,6 +458,8 @@ class Store:
             .where(
                 t.requests.c.state.in_([State.QUEUED.value, State.RUNNING.value]),
                 or_(t.jobs.c.lease_until.is_(None), t.jobs.c.lease_until < at),
+                # Never start what was approved after its deadline (see due_expiry).
+                or_(t.requests.c.state == State.RUNNING.value, t.requests.c.decided_at <= t.requests.c.expires_at),
             )
             .order_by(t.requests.c.updated_at)
             .limit(1)

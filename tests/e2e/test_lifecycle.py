@@ -142,9 +142,9 @@ async def test_illegal_moves_are_refused_clearly_and_change_nothing(harness: Har
     before = harness.store.audit_entries(request.id)
 
     assert await click(harness, cards.APPROVE, request.id, APPROVER_1) == 200
-    assert f"{request.id} is already rejected" in await harness.wait_reply(APPROVER_1, request.id)
+    assert f"{request.id} was already rejected by <@{APPROVER_2}>." in await harness.wait_reply(APPROVER_1, request.id)
     await harness.command(f"cancel {request.id}")
-    assert f"{request.id} is rejected; it cannot become cancelled" in await harness.wait_reply(REQUESTER, "cannot")
+    assert f"{request.id} was already rejected by <@{APPROVER_2}>." in await harness.wait_reply(REQUESTER, ":no_entry:")
 
     after = harness.request(request.id)
     assert after.state is State.REJECTED and after.approvers == () and harness.store.count_jobs() == 0
@@ -440,7 +440,7 @@ async def test_a_pending_request_is_reminded_then_expires(make_harness: MakeHarn
     assert buttons(h, request.id) == []
     await h.wait_thread(request.id, f"<@{REQUESTER}> {request.id} expired — nothing was run.")
     await click(h, cards.APPROVE, request.id, APPROVER_1)
-    assert "is already expired" in await h.wait_reply(APPROVER_1, ":no_entry:")
+    assert f"{request.id} expired at" in await h.wait_reply(APPROVER_1, ":no_entry:")
     assert sum("Reminder:" in t for t in h.thread_texts(request.id)) == 1
     assert h.store.count_jobs() == 0 and len(await h.blob_names(PREFIX)) == 3
 

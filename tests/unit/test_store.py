@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from bot.lifecycle import IllegalTransition, State
-from bot.store.store import LeaseLost, Store
+from bot.lifecycle import WAITING, IllegalTransition, RequestExpired, State
+from bot.store.store import LeaseLost, Store, now
 
 LEASE = timedelta(seconds=60)
 PAST = {"past": "2000-01-01 00:00:00+00:00"}
@@ -189,3 +189,38 @@ def test_audit_verify_catches_tampering(store: Store, tamper: str, seq: int) -> 
             conn.execute(text(statement))
     result = store.verify_audit()
     assert not result.ok and result.first_bad_seq == seq, result
+
+
+def _set(store: Store, request_id: str, sql: str, **values: object) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text(f"UPDATE requests SET {sql} WHERE id = :id"), {"id": request_id, **values})
+
+
+def test_no_approval_is_recorded_past_the_deadline_even_before_the_sweep(store: Store) -> None:
+    request = _request(store, approvals=2)
+    store.approve(request.id, "UA", cooling_off=timedelta(0))
+    _set(store, request.id, "expires_at = :past", **PAST)
+    with pytest.raises(RequestExpired):
+        store.approve(request.id, "UB", cooling_off=timedelta(0))
+    after = store.get(request.id)
+    assert after.state is State.PENDING and after.approvers == ("UA",) and store.count_jobs() == 0
+    assert store.due_expiry(now()) == [request.id]
+
+
+def test_the_deadline_is_in_the_compare_and_set_of_the_move_itself(store: Store) -> None:
+    request = _request(store)
+    stale = store.get(request.id)  # read while it was in time
+    _set(store, request.id, "expires_at = :past", **PAST)
+    with store.engine.begin() as conn, pytest.raises(RequestExpired):
+        store._move(conn, stale, State.QUEUED, actor="UA", event="request.approved")
+    assert store.get(request.id).state is State.PENDING and store.count_jobs() == 0
+
+
+def test_a_request_approved_after_its_deadline_is_never_claimed_and_is_expired(store: Store) -> None:
+    request = _request(store)
+    store.approve(request.id, "UA", cooling_off=timedelta(0))
+    _set(store, request.id, "expires_at = :past", **PAST)  # as if approved late, by a replica that did not check
+    assert store.claim_job("w1", LEASE) is None
+    assert store.due_expiry(now()) == [request.id]
+    expired = store.transition(request.id, State.EXPIRED, actor="amlbot", event="request.expired", expected=WAITING)
+    assert expired.state is State.EXPIRED and store.claim_job("w1", LEASE) is None

@@ -1,0 +1,71 @@
+"""Plain words for people in Slack: where a request stands, why something failed.
+
+Pure. Never the state machine's vocabulary, an exception's text, SQL or an Azure error body:
+those go to the log, under the request id that the words here always name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from azure.core.exceptions import AzureError, HttpResponseError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.lifecycle import State
+from bot.store.store import RequestRecord
+from commands.operations.base import OperationError
+
+FINISHED = frozenset({State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED})
+MAX_REASON = 300  # characters of one of our own messages (an OperationError) quoted back
+
+
+def _at(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def expired(record: RequestRecord) -> str:
+    return (
+        f"{record.id} expired at {_at(record.expires_at)} before it had enough approvals, so nothing will run. "
+        "Ask again if it is still needed."
+    )
+
+
+def already(record: RequestRecord) -> str:
+    """Why a click or command about a request that has moved on changes nothing."""
+    rid = record.id
+    by = f" by <@{record.decided_by}>" if record.decided_by else ""
+    match record.state:
+        case State.PENDING:
+            return f"{rid} is still waiting for approval."
+        case State.APPROVED | State.QUEUED:
+            return f"{rid} was already approved{by}."
+        case State.RUNNING:
+            return f"{rid} was already approved{by} and is running now."
+        case State.REJECTED | State.CANCELLED:
+            return f"{rid} was already {record.state.value}{by}."
+        case State.EXPIRED:
+            return expired(record)
+    return f"{rid} has already run: it was approved{by} and has finished."
+
+
+def failure_reason(error: BaseException) -> str:
+    """A short reason for an error, fit for Slack; the full error belongs in the log."""
+    if isinstance(error, OperationError):
+        text = " ".join(str(error).split())
+        return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+    if isinstance(error, HttpResponseError) and error.status_code:
+        # Azure's own code word (storage's enums print as their Python names): never its body.
+        code = (error.response.headers.get("x-ms-error-code") if error.response is not None else None) or getattr(
+            error.error_code, "value", error.error_code
+        )
+        return f"Azure refused a call (HTTP {error.status_code}{f', {code}' if code else ''})"
+    if isinstance(error, AzureError):
+        return "Azure could not be reached"
+    if isinstance(error, SQLAlchemyError):
+        return "amlbot's database failed"
+    return f"an unexpected error ({type(error).__name__})"
+
+
+def failed(request_id: str, reason: str) -> str:
+    """What a person reads about a failure: the reason, the request, where the details are."""
+    return f"{request_id} failed: {reason}. The details are in amlbot's log under {request_id}."

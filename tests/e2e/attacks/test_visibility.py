@@ -1,0 +1,124 @@
+"""Attacks on what people see and when: deadlines, lost notices, other teams' requests, personal
+data in channels, and Slack text that leaks internals.
+
+Each test drives the running bot with Slack-signed requests and checks the effect where it lands:
+the Slack stand-in, the store, and storage (Azurite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot import cards
+from bot.lifecycle import State
+from bot.store.store import now
+from tests.e2e.harness import APPROVER_1, APPROVER_2, REQUESTER, Harness, start_harness, stop_harness
+from tests.support.storage_proxy import StorageFaultProxy
+
+RUN = "visibility_train_1700000000_abcd1234"
+PREFIX = f"ExperimentRun/dcid.{RUN}/"
+FILES = {f"{PREFIX}logs/part-{i}.txt": f"line {i}\n".encode() for i in range(3)}
+
+
+async def stop_timers(h: Harness) -> None:
+    """No sweep runs from here on: what follows is decided by the click's own compare-and-set."""
+    h.bot.worker.stop()
+    assert h.bot.worker_task is not None
+    await h.bot.worker_task
+
+
+def set_columns(h: Harness, request_id: str, **values: object) -> None:
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    with h.store.engine.begin() as conn:
+        conn.execute(text(f"UPDATE requests SET {assignments} WHERE id = :id"), {"id": request_id, **values})
+
+
+# ---- 8: an expired request is neither approved nor started --------------------------------------
+
+
+async def test_a_request_past_its_deadline_cannot_be_approved_before_the_sweep_runs(harness: Harness) -> None:
+    await harness.seed(FILES)
+    request = await harness.submit(f"delete run {RUN}")
+    await stop_timers(harness)
+    set_columns(harness, request.id, expires_at=now() - timedelta(minutes=1))
+
+    status, _ = await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    assert status == 200
+    reply = await harness.wait_reply(APPROVER_1, request.id)
+    assert reply.startswith(":no_entry:") and f"{request.id} expired at" in reply and "nothing will run" in reply
+    # The click itself expired it: the card and thread say so though no sweep ran.
+    assert harness.request(request.id).state is State.EXPIRED
+    assert harness.request(request.id).approvers == ()
+    await harness.wait_thread(request.id, f"{request.id} expired — nothing was run.")
+    assert "Expired" in harness.card(request.id)["text"] or "expired" in harness.card(request.id)["text"]
+    assert harness.store.count_jobs() == 0
+    assert "request.approval" not in harness.events(request.id)
+    assert await harness.blob_names(PREFIX) == set(FILES)
+
+
+async def test_a_request_approved_after_its_deadline_is_never_started(harness: Harness) -> None:
+    """A replica that did not check the deadline (an older version in a rolling deploy) queued it."""
+    await harness.seed(FILES)
+    request = await harness.submit(f"delete run {RUN}")
+    late = now()
+    with harness.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE requests SET state = 'queued', decided_by = :who, decided_at = :late, expires_at = :deadline "
+                 "WHERE id = :id"),
+            {"id": request.id, "who": APPROVER_1, "late": late, "deadline": late - timedelta(minutes=1)},
+        )
+        conn.execute(text("INSERT INTO jobs (request_id, attempts, cancel_requested) VALUES (:id, 0, false)"), {"id": request.id})
+    harness.bot.services.wake_worker.set()
+
+    await harness.wait_state(request.id, State.EXPIRED)
+    await harness.wait_thread(request.id, f"{request.id} expired — nothing was run.")
+    assert "job.started" not in harness.events(request.id)
+    assert await harness.blob_names(PREFIX) == set(FILES)
+
+
+# ---- 16: plain words, never internals -------------------------------------------------------------
+
+
+async def test_a_click_on_a_decided_card_says_who_decided_in_plain_words(harness: Harness) -> None:
+    await harness.seed(FILES)
+    request = await harness.submit(f"delete run {RUN}")
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.wait_state(request.id, State.QUEUED, State.RUNNING, State.SUCCEEDED)
+
+    await harness.click(cards.APPROVE, request.id, APPROVER_2)
+    reply = await harness.wait_reply(APPROVER_2, request.id)
+    assert f"{request.id} was already approved by <@{APPROVER_1}>" in reply
+    assert "cannot become" not in reply and "is already" not in reply
+
+
+@pytest.fixture
+async def proxied(tmp_path: Path, azurite_connection: str) -> AsyncIterator[tuple[Harness, StorageFaultProxy]]:
+    async with StorageFaultProxy(azurite_connection) as proxy:
+        running = await start_harness(tmp_path, proxy.connection_string)
+        yield running, proxy
+        await stop_harness(running)
+
+
+async def test_a_failed_job_posts_a_short_reason_and_never_azures_error_body(
+    proxied: tuple[Harness, StorageFaultProxy],
+) -> None:
+    h, proxy = proxied
+    await h.seed(FILES)
+    request = await h.submit(f"export run {RUN}")
+    proxy.fail_next("PUT", r"/exports/R-", status=403, times=100, code="AuthorizationFailure")
+    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.wait_state(request.id, State.FAILED)
+
+    posted = await h.wait_thread(request.id, f"{request.id} failed")
+    assert f"<@{REQUESTER}>" in posted
+    assert "Azure refused a call (HTTP 403, AuthorizationFailure)" in posted
+    assert f"The details are in amlbot's log under {request.id}" in posted
+    everything = " ".join(h.thread_texts(request.id) + h.replies())
+    for leak in ("?xml", "Injected by the test proxy", "RequestId", "Traceback", "HttpResponseError", "Content:"):
+        assert leak not in everything
+    assert "Azure refused a call" in (h.request(request.id).result or {})["error"]
