@@ -222,10 +222,20 @@ class Flow:
         await self._post(record, channel=channel, text=cards.approvers_notice(record, link))
 
     async def _post_plan_file(self, record: RequestRecord, thread_ts: str, plan: dict[str, object]) -> None:
-        await self.client.files_upload_v2(
-            channel=record.channel_id, thread_ts=thread_ts, filename=f"{record.id}-plan.json",
-            title=f"Full plan of {record.id}", content=json.dumps(plan, indent=2),
-        )
+        """The full plan as a file in the card's thread. The card already stands: if Slack refuses
+        the file, the thread says so and the request goes on (confirmation, approvers' notice)."""
+        try:
+            await self.client.files_upload_v2(
+                channel=record.channel_id, thread_ts=thread_ts, filename=f"{record.id}-plan.json",
+                title=f"Full plan of {record.id}", content=json.dumps(plan, indent=2),
+            )
+        except SLACK_TROUBLE as error:
+            log.warning("plan file upload failed", extra={"request_id": record.id, "error": slack_error(error)})
+            await self._post(
+                record, channel=record.channel_id, thread_ts=thread_ts,
+                text=f"The full plan of {record.id} could not be attached here: Slack refused the file. "
+                "The card lists the first items and counts the rest; the whole plan is kept with the request.",
+            )
 
     def _context(self, alias: str, request_id: str | None, user_email: str | None = None) -> Context:
         return Context(

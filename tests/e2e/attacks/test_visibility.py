@@ -81,6 +81,40 @@ async def test_a_request_approved_after_its_deadline_is_never_started(harness: H
     assert await harness.blob_names(PREFIX) == set(FILES)
 
 
+# ---- 13: a failed plan-file upload silences nobody ----------------------------------------------
+
+APPROVERS_CHANNEL = "C0APPROVE1"
+
+
+@pytest.fixture
+async def announcing(tmp_path: Path, azurite_connection: str) -> AsyncIterator[Harness]:
+    """A bot whose policy also announces each request in the approvers' channel."""
+    running = await start_harness(tmp_path, azurite_connection, approvers_channel=APPROVERS_CHANNEL)
+    yield running
+    await stop_harness(running)
+
+
+async def test_a_refused_plan_file_still_confirms_to_the_requester_and_notifies_approvers(announcing: Harness) -> None:
+    h = announcing
+    many = {f"{PREFIX}outputs/file-{i:03}.bin": b"x" for i in range(40)}  # more than the card lists
+    await h.seed(many)
+    h.slack.fail("files.completeUploadExternal", "fatal_error")
+
+    request = await h.submit(f"delete run {RUN}")  # waits for the requester's confirmation
+    assert len(request.plan["items"]) == 40 and request.state is State.PENDING
+    notice = await h.slack.wait_for(
+        lambda: [m for m in h.slack.messages(APPROVERS_CHANNEL) if request.id in m["text"]],
+        description="the approvers' notice",
+    )
+    assert len(notice) == 1
+    await h.wait_thread(request.id, f"The full plan of {request.id} could not be attached here")
+    assert not [f for f in h.slack.files if f.filename == f"{request.id}-plan.json"]
+    # The request goes on as if the file were there.
+    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.wait_state(request.id, State.SUCCEEDED)
+    assert await h.blob_names(PREFIX) == set()
+
+
 # ---- 16: plain words, never internals -------------------------------------------------------------
 
 
