@@ -8,10 +8,11 @@ from commands.operations.data_assets import DeleteData, ExportData
 from commands.operations.experiments import DeleteExperiment, ExportExperiment
 from commands.operations.models import DeleteModel, ExportModel
 from commands.operations.notebooks import DeleteNotebooks, ExportNotebooks
-from commands.operations.resources import CleanupComputes, DeleteCompute, DeleteEndpoint, DeleteWorkspace
+from commands.operations.resources import CleanupComputes, DeleteCompute, DeleteEndpoint
 from commands.operations.run_data import DeleteRun, ExportRun
 from commands.operations.schedules import DeleteSchedule
 from commands.operations.users import DeleteUser, ExportUser
+from commands.operations.workspace_deletion import DeleteWorkspace
 
 _ALL: tuple[Operation, ...] = (
     DeleteRun(),

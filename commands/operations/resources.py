@@ -1,4 +1,5 @@
-"""Deleting whole resources: a compute, an online or batch endpoint, the workspace itself."""
+"""Deleting whole resources: a compute, an online or batch endpoint, idle computes (the workspace
+itself: `workspace_deletion`)."""
 
 from __future__ import annotations
 
@@ -99,75 +100,6 @@ class DeleteEndpoint:
             return operations.begin_delete(name=name)
 
         return await delete_planned(plan, ctx, checkpoint, _deleting(delete))
-
-
-class DeleteWorkspace:
-    action = "delete workspace"
-
-    async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        ml = ctx.control.ml()
-        workspace = await _get_or_none(ctx.control, ml.workspaces.get, ctx.config.workspace_name)
-        if workspace is None:
-            raise OperationError(f"Workspace `{ctx.config.workspace_name}` (alias `{ctx.alias}`) does not exist.")
-        items = [PlanItem(ItemKind.RESOURCE, ctx.control.workspace_id)]
-        if intent.with_dependents:
-            for attribute in ("storage_account", "key_vault", "application_insights", "container_registry"):
-                resource_id = getattr(workspace, attribute, None)
-                if resource_id:
-                    items.append(PlanItem(ItemKind.RESOURCE, resource_id))
-        warnings = ["Computes, endpoints, running jobs and role assignments go at once."]
-        if intent.purge:
-            warnings.append("Permanent deletion (--purge): nothing can be recovered.")
-        else:
-            warnings.append("Soft delete: the workspace and its data are kept 14 days and can be recovered; add --purge for an erasure.")
-        if not intent.with_dependents:
-            warnings.append("The storage account, Key Vault, container registry and Application Insights are kept; add --with-dependents to delete them.")
-        return Plan(
-            action=intent.action, workspace=ctx.alias, target=ctx.config.workspace_name, items=tuple(items),
-            warnings=tuple(warnings), notes={"purge": intent.purge, "with_dependents": intent.with_dependents},
-        )
-
-    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        ml = ctx.control.ml()
-        if checkpoint.done or await checkpoint.cancelled():
-            return Execution(dict(checkpoint.done), stopped_early=not checkpoint.done)
-        workspace_key = plan.items[0].key
-        deleted = await ctx.control.call(
-            outcome_of_delete,
-            lambda: ml.workspaces.begin_delete(
-                ctx.config.workspace_name,
-                delete_dependent_resources=bool(plan.notes["with_dependents"]),
-                permanently_delete=bool(plan.notes["purge"]),
-            ),
-        )
-        if deleted.status is Status.DELETED and not plan.notes["purge"]:
-            deleted = ItemResult(Status.SOFT_DELETED, "recoverable for 14 days")
-        results = {workspace_key: deleted}
-        # The SDK deletes dependents without telling how each went: look each one up.
-        for item in plan.items[1:]:
-            results[item.key] = await self._confirm_gone(ctx, item.ref)
-        await checkpoint.record(results)
-        await checkpoint.progress(len(results), len(plan.items), 0, 0)
-        return Execution(results)
-
-    @staticmethod
-    async def _confirm_gone(ctx: Context, resource_id: str) -> ItemResult:
-        arm = ctx.control.arm()
-        still_there = await _get_or_none(ctx.control, arm.resources.get_by_id, resource_id, api_version=_api_version(resource_id))
-        if still_there is None:
-            return ItemResult(Status.DELETED)
-        return ItemResult(Status.FAILED, "still present after the workspace deletion")
-
-
-def _api_version(resource_id: str) -> str:
-    """Resource-manager API versions for the workspace's dependent resource types."""
-    provider = resource_id.split("/providers/", 1)[-1].split("/")[0].lower()
-    return {
-        "microsoft.storage": "2023-05-01",
-        "microsoft.keyvault": "2023-07-01",
-        "microsoft.insights": "2020-02-02",
-        "microsoft.containerregistry": "2023-07-01",
-    }.get(provider, "2022-09-01")
 
 
 class CleanupComputes:

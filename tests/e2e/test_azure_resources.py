@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot import cards
 from bot.lifecycle import State
+from bot.store.store import RequestRecord
 from tests.e2e.harness import APPROVER_1, APPROVER_2, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
 from tests.standins.azure.server import AzureStandIn
 
@@ -38,18 +39,97 @@ async def test_delete_endpoint_end_to_end(azure_harness: Harness, azure: AzureSt
     assert any(path.endswith("/onlineEndpoints/churn-scoring") for path in azure.state.deleted)
 
 
-async def test_delete_workspace_needs_two_approvers_and_purges_dependents(azure_harness: Harness, azure: AzureStandIn) -> None:
-    request = await azure_harness.submit("delete workspace dev --with-dependents --purge")
+async def _approved_twice(harness: Harness, text: str) -> RequestRecord:
+    request = await harness.submit(text)
     assert request.approvals_required == 2
-    assert len(request.plan["items"]) == 5  # workspace, storage, key vault, app insights, registry
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
-    assert azure_harness.request(request.id).state is State.PENDING
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_2)
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    assert harness.request(request.id).state is State.PENDING
+    await harness.click(cards.APPROVE, request.id, APPROVER_2)
+    return request
+
+
+def _outcomes(receipt: dict) -> dict[str, tuple[str, str]]:
+    """Receipt outcomes by the resource's type (`Microsoft.KeyVault/vaults`, …)."""
+    return {item["ref"].split("/providers/")[-1].rsplit("/", 1)[0]: (item["status"], item["reason"]) for item in receipt["items"]}
+
+
+ML_WORKSPACE, VAULT, LOGS = "Microsoft.MachineLearningServices/workspaces", "Microsoft.KeyVault/vaults", "Microsoft.OperationalInsights/workspaces"
+
+
+async def test_delete_workspace_needs_two_approvers_and_deletes_each_dependent_waiting_for_it(azure_harness: Harness, azure: AzureStandIn) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    dependents = [workspace.storage_account_id, workspace.key_vault_id, workspace.application_insights_id, workspace.container_registry_id]
+    logs = azure.state.generic_resource(workspace.application_insights_id).properties["WorkspaceResourceId"]
+    # Deletes of other providers that are still running when first polled.
+    azure.lro.other_providers, azure.lro.in_progress_polls = "async", 2
+
+    request = await _approved_twice(azure_harness, "delete workspace dev --with-dependents --purge")
+
+    # The plan names everything that goes, the Log Analytics workspace behind Application Insights included.
+    assert {item["ref"] for item in request.plan["items"]} == {workspace.id, *dependents, logs}
+    warnings = " ".join(request.plan["warnings"])
+    assert "it and its secrets stay recoverable for 90 days (purge protection is off" in warnings
+    assert "cannot be recovered" not in warnings.replace("the workspace itself cannot be recovered", "")
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
     deletes = [call for call in azure.calls if call.method == "DELETE" and call.path.endswith("/workspaces/mlw-dev")]
     assert [call.query.get("forceToPurge") for call in deletes] == ["true"]
-    receipt = await azure_harness.receipt(request.id)
-    assert {item["status"] for item in receipt["items"]} == {"deleted"}
+    assert all(azure.state.generic_resource(d) is None for d in (*dependents, logs))
+    outcome = _outcomes(await azure_harness.receipt(request.id))
+    today = datetime.now(UTC).date()
+    assert outcome[ML_WORKSPACE] == outcome["Microsoft.Insights/components"] == ("deleted", "")
+    assert outcome[VAULT][0] == "soft_deleted" and f"recoverable until {today + timedelta(days=90)}" in outcome[VAULT][1]
+    assert outcome["Microsoft.Storage/storageAccounts"][0] == outcome["Microsoft.ContainerRegistry/registries"][0] == "deleted"
+    assert outcome[LOGS] == ("soft_deleted", f"soft-deleted: recoverable until {today + timedelta(days=14)}")
+    # Each dependent's delete was polled to its end (2 polls in progress, then done).
+    polls = [c for c in azure.calls if "mfeOperation" in c.path]
+    assert len(polls) >= 3 * (len(dependents) + 2)
+
+
+async def test_a_key_vault_another_workspace_uses_is_kept_and_listed(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    other = azure.state.add_workspace(SUBSCRIPTION, "rg-other", "mlw-other")
+    other.key_vault_id = workspace.key_vault_id
+    vault = azure.state.generic_resource(workspace.key_vault_id)
+
+    request = await _approved_twice(azure_harness, "delete workspace dev --with-dependents")
+
+    name = vault.name
+    assert f"Kept: Key Vault `{name}`, also used by workspace `mlw-other`." in request.plan["warnings"]
+    await azure_harness.wait_state(request.id, State.PARTIALLY_SUCCEEDED)  # something was kept
+    assert azure.state.generic_resource(workspace.key_vault_id) is not None
+    assert azure.state.generic_resource(workspace.storage_account_id) is None
+    outcome = _outcomes(await azure_harness.receipt(request.id))
+    assert outcome[VAULT] == ("retained", "also used by workspace `mlw-other`")
+    assert outcome[ML_WORKSPACE] == ("soft_deleted", "recoverable for 14 days")
+
+
+async def test_a_log_analytics_workspace_another_application_insights_writes_to_is_kept(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    logs = azure.state.generic_resource(workspace.application_insights_id).properties["WorkspaceResourceId"]
+    azure.state.add_generic_resource(
+        SUBSCRIPTION, "rg-web", "Microsoft.Insights/components", "appi-web", kind="web",
+        properties={"WorkspaceResourceId": logs, "ApplicationId": "appi-web"},
+    )
+    azure.state.generic_resource(workspace.key_vault_id).properties["enablePurgeProtection"] = True
+    request = await _approved_twice(azure_harness, "delete workspace dev --with-dependents --purge")
+    assert any("also used by Application Insights `appi-web`" in w for w in request.plan["warnings"])
+    assert any("stay recoverable for 90 days (purge protection is on: nobody can purge it sooner)" in w for w in request.plan["warnings"])
+    await azure_harness.wait_state(request.id, State.PARTIALLY_SUCCEEDED)
+    assert azure.state.generic_resource(logs) is not None
+    assert azure.state.generic_resource(workspace.application_insights_id) is None
+
+
+async def test_dependents_stay_when_the_workspace_deletion_fails(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    azure.fail_next_operation("DELETE", r"/workspaces/mlw-dev$", code="Conflict", message="Workspace is busy.")
+    request = await _approved_twice(azure_harness, "delete workspace dev --with-dependents --purge")
+    await azure_harness.wait_state(request.id, State.FAILED, State.PARTIALLY_SUCCEEDED)
+    assert azure.state.generic_resource(workspace.storage_account_id) is not None
+    assert azure.state.generic_resource(workspace.key_vault_id) is not None
+    outcome = _outcomes(await azure_harness.receipt(request.id))
+    assert outcome[ML_WORKSPACE][0] == outcome[VAULT][0] == "failed"
 
 
 async def test_oncall_cleans_up_computes_idle_by_their_allocation_not_their_settings(azure_harness: Harness, azure: AzureStandIn) -> None:

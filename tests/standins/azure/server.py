@@ -110,6 +110,16 @@ class LroSettings:
     mode: Literal["async-operation", "location", "sync"] = "async-operation"
     in_progress_polls: int = 0
     retry_after: int = 0
+    # Other providers' DELETEs (storage, key vault, registry, …): "sync" answers 200 at once;
+    # "async" answers 202 like the ML deletes above, the resource still there until polled to the end.
+    other_providers: Literal["sync", "async"] = "sync"
+
+
+class _Place(NamedTuple):
+    """Where an operation runs (its status URL names the subscription and the location)."""
+
+    subscription_id: str
+    location: str
 
 
 @dataclass
@@ -357,6 +367,9 @@ class AzureStandIn(ThreadedServer):
         r("GET", _OPS + r"/mfeOperationResults/(?P<op>[^/]+)", self._operation_result)
         r("GET", _RG, self._resource_group_get)
         r("GET", _RG + r"/resources", self._resource_group_resources)
+        r("GET", _SUB + r"/resources", self._subscription_resources)
+        r("GET", _SUB + r"/providers/Microsoft\.MachineLearningServices/workspaces", self._workspaces_list)
+        r("GET", _RG + r"/providers/Microsoft\.MachineLearningServices/workspaces", self._workspaces_list)
         r("GET", _WS, self._workspace_get)
         r("DELETE", _WS, self._workspace_delete)
         r("GET", _WS + r"/jobs", self._jobs_list)
@@ -439,7 +452,7 @@ class AzureStandIn(ThreadedServer):
     def _start_operation(
         self,
         ctx: _Ctx,
-        workspace: Workspace,
+        workspace: Workspace | _Place,
         *,
         complete: Callable[[], None],
         rollback: Callable[[], None] = lambda: None,
@@ -538,6 +551,28 @@ class AzureStandIn(ThreadedServer):
             items.append({k: rest[k] for k in ("id", "name", "type", "location", "kind", "tags", "identity", "sku")})
         return self._page(ctx, items)
 
+    def _subscription_resources(self, ctx: _Ctx) -> web.Response:
+        """Every resource of the subscription; ``$filter=resourceType eq '<type>'`` narrows the type."""
+        groups = self.state.subscriptions.get(ctx.match["sub"].lower())
+        if groups is None:
+            raise ArmError(404, "SubscriptionNotFound", f"The subscription '{ctx.match['sub']}' could not be found.")
+        wanted = None
+        if flt := ctx.query.get("$filter"):
+            matched = re.fullmatch(r"\s*resourceType\s+eq\s+'([^']+)'\s*", flt, re.IGNORECASE)
+            if matched is None:
+                raise ArmError(400, "InvalidFilter", f"The stand-in understands only resourceType eq '…', not {flt!r}.")
+            wanted = matched[1].lower()
+        items = [r.to_rest() for g in groups.values() for r in g.resources.values() if wanted in (None, r.type.lower())]
+        return self._page(ctx, items)
+
+    def _workspaces_list(self, ctx: _Ctx) -> web.Response:
+        """The workspaces of a subscription, or of one resource group (``ml.workspaces.list(scope=…)``)."""
+        groups = self.state.subscriptions.get(ctx.match["sub"].lower(), {})
+        if "rg" in ctx.match:
+            groups = {ctx.match["rg"].lower(): self._group(ctx)}
+        workspaces = [w for g in groups.values() for w in g.workspaces.values()]
+        return self._page(ctx, [w.to_rest(self.url) for w in sorted(workspaces, key=lambda w: w.name)])
+
     def _generic_get(self, ctx: _Ctx) -> web.Response:
         self._group(ctx)
         resource = self.state.generic_resource(ctx.path)
@@ -547,13 +582,19 @@ class AzureStandIn(ThreadedServer):
         return web.json_response(resource.to_rest())
 
     def _generic_delete(self, ctx: _Ctx) -> web.Response:
-        # Other providers' deletes are answered synchronously (storage, key vault, app insights do),
-        # so fire-and-forget callers such as the SDK's dependent-resource cleanup are deterministic.
+        # Storage, key vault and App Insights answer their deletes at once (the default), so
+        # fire-and-forget callers such as the SDK's dependent-resource cleanup are deterministic;
+        # `lro.other_providers = "async"` plays those that take a while (registries, Log Analytics).
         self._group(ctx)
-        if not self.state.remove_generic_resource(ctx.path):
+        resource = self.state.generic_resource(ctx.path)
+        if resource is None:
             m = ctx.match
             raise _not_found(f"{m['namespace']}/{m['type']}", m["name"], f"resource group '{m['rg']}'")
-        return web.Response(status=200)
+        if self.lro.other_providers == "sync":
+            self.state.remove_generic_resource(resource.id)
+            return web.Response(status=200)
+        place = _Place(ctx.match["sub"], resource.location)
+        return self._start_operation(ctx, place, complete=lambda: self.state.remove_generic_resource(resource.id))
 
     # ----------------------------------------------------------------------------- workspace
     def _workspace_get(self, ctx: _Ctx) -> web.Response:

@@ -920,7 +920,15 @@ class AzureState:
                     "Microsoft.KeyVault/vaults",
                     f"kv{suffix}",
                     location=location,
-                    properties={"vaultUri": f"https://kv{suffix}.vault.azure.net/"},
+                    # Soft delete is always on for new vaults; purge protection is off unless enabled.
+                    properties={
+                        "vaultUri": f"https://kv{suffix}.vault.azure.net/",
+                        "tenantId": DEFAULT_TENANT,
+                        "sku": {"family": "A", "name": "standard"},
+                        "enableSoftDelete": True,
+                        "softDeleteRetentionInDays": 90,
+                        "enableRbacAuthorization": False,
+                    },
                 )
                 logs = self.add_generic_resource(
                     subscription_id,
