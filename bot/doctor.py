@@ -3,7 +3,8 @@
 The exit status is 0 only when every check passes. Nothing is changed, except that a missing exports
 container is created, as the first export would. Azure rights are shown by harmless reads, one for
 each kind of thing the allowed actions touch: a read proves the identity reaches it and may read it,
-not that it may delete (only a deletion proves that).
+not that it may delete (only a deletion proves that). Microsoft Graph, where people are looked up,
+is checked by reading one user when the policy allows an action on people.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bot.settings import AppConfig, ConfigError, Settings, load_config
 from bot.store import schema
 from bot.store.db import normalise_url
 from commands.azure.config import WorkspaceConfig
+from commands.azure.graph import PERMISSION, DirectoryError
 from commands.operations import OPERATIONS
 
 # The bot scopes manifest.yml asks for (tests/unit/test_manifest.py keeps the two equal); the
@@ -320,8 +322,36 @@ async def check_workspace(alias: str, config: AppConfig, doors: Doors) -> list[C
     return checks
 
 
+# ---- Microsoft Graph -----------------------------------------------------------------------------
+
+PEOPLE_KINDS = ("user", "notebooks")
+GRAPH_FIX = (
+    f"grant amlbot's identity the Microsoft Graph application permission {PERMISSION}, with admin consent "
+    "(Entra ID → Enterprise applications → amlbot's identity → Permissions). Without it people are matched only by "
+    "the address or object id a command gives: run-history records without a UPN, and records that show only a "
+    "display name, are missed"
+)
+
+
+async def check_graph(config: AppConfig, doors: Doors) -> list[Check]:
+    """Microsoft Graph, when the policy allows an action on people somewhere."""
+    actions = {a for alias in config.workspaces for a in policy.actions_on_workspace(config.policy, OPERATIONS, alias)}
+    on_people = sorted(a for a in actions if a.split(" ", 1)[1] in PEOPLE_KINDS)
+    if not on_people:
+        return []
+    directory = doors.directory()
+    if directory is None:
+        return [passed("microsoft graph", "not asked (graph_endpoint: null): people are matched only by what a command gives")]
+    try:
+        await asyncio.to_thread(directory.probe)
+    except DirectoryError as error:
+        fix = GRAPH_FIX if error.denied else f"let amlbot reach {directory.endpoint} and sign in ({SIGN_IN_FIX})"
+        return [failed("microsoft graph", str(error), fix)]
+    return [passed("microsoft graph", f"users readable ({PERMISSION}) at {directory.endpoint} (for {', '.join(on_people)})")]
+
+
 def default_doors(config: AppConfig) -> Doors:
-    return Doors(config.workspaces, client_kwargs=CLIENT_KWARGS)
+    return Doors(config.workspaces, client_kwargs=CLIENT_KWARGS, graph_endpoint=config.graph_endpoint)
 
 
 async def diagnose(settings: Settings, doors_for: Callable[[AppConfig], Doors] = default_doors) -> list[Check]:
@@ -334,6 +364,7 @@ async def diagnose(settings: Settings, doors_for: Callable[[AppConfig], Doors] =
     try:
         for alias in sorted(config.workspaces):
             checks += await check_workspace(alias, config, doors)
+        checks += await check_graph(config, doors)
     finally:
         await doors.close()
     return checks

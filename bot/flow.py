@@ -243,6 +243,7 @@ class Flow:
             config=self.s.config.workspaces[alias],
             door=self.s.doors.get(alias),
             control=self.s.doors.control(alias),
+            directory=self.s.doors.directory(),
             settings={
                 "request_id": request_id,
                 "link_expiry": self.s.config.export_link_expiry,

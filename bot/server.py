@@ -51,7 +51,7 @@ def assemble(settings: Settings, config: AppConfig, audit_key: bytes, doors: Doo
         settings=settings,
         config=config,
         store=store,
-        doors=doors or Doors(config.workspaces),
+        doors=doors or Doors(config.workspaces, graph_endpoint=config.graph_endpoint),
         groups=GroupResolver(client, config.policy),
     )
     app, flow = build_app(services, client)

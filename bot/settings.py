@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from commands.azure.config import USER_DELEGATION_LIMIT, WorkspaceConfig
+from commands.azure.graph import PUBLIC_GRAPH
 from commands.durations import format_duration, parse_duration
 
 ALIAS_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -137,6 +138,8 @@ class AppConfig(_Strict):
     channel_defaults: dict[str, str] = Field(default_factory=dict)  # channel id -> alias
     policy: PolicyConfig = PolicyConfig()
     export_link_expiry: Duration = timedelta(days=7)
+    # Microsoft Graph, where people are looked up (a national cloud's, or a stand-in's); null: not asked.
+    graph_endpoint: str | None = PUBLIC_GRAPH
 
     @field_validator("workspaces")
     @classmethod

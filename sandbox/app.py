@@ -22,7 +22,16 @@ from bot.server import Bot, assemble, until_signalled, web_app
 from bot.settings import Settings, parse_config
 from sandbox import demo
 from sandbox.console import ConsoleStandIn, command_escapes
-from sandbox.parts import FAST_CLIENT_KWARGS, MANIFEST, AzureStandIn, FakeCredential, azurite, free_port, standin_environment
+from sandbox.parts import (
+    FAST_CLIENT_KWARGS,
+    MANIFEST,
+    AzureStandIn,
+    FakeCredential,
+    GraphStandIn,
+    azurite,
+    free_port,
+    standin_environment,
+)
 
 log = logging.getLogger("amlbot.sandbox")
 
@@ -78,15 +87,18 @@ async def running_sandbox(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> 
     """Everything started and seeded; stopped, and forgotten, on exit."""
     _check_port(host, port)
     with tempfile.TemporaryDirectory(prefix="amlbot-sandbox-") as home, azurite() as connection:
-        azure = AzureStandIn()
+        azure, graph = AzureStandIn(), GraphStandIn()
         await azure.start()
+        await graph.start()
         try:
             with _environment(standin_environment(azure)):
                 workspace = await asyncio.to_thread(demo.seed, azure.state, connection)
+                demo.seed_directory(graph)
                 log.info("demo workspace seeded", extra={"workspace": workspace.name})
-                async with _console(port, host) as console, _bot(console, azure, connection, Path(home)) as bot:
+                async with _console(port, host) as console, _bot(console, azure, graph, connection, Path(home)) as bot:
                     yield Sandbox(console.root_url, console, azure, bot, connection, Path(home))
         finally:
+            await graph.stop()
             await azure.stop()
 
 
@@ -114,7 +126,9 @@ async def _console(port: int, host: str) -> AsyncIterator[ConsoleStandIn]:
 
 
 @contextlib.asynccontextmanager
-async def _bot(console: ConsoleStandIn, azure: AzureStandIn, connection: str, home: Path) -> AsyncIterator[Bot]:
+async def _bot(
+    console: ConsoleStandIn, azure: AzureStandIn, graph: GraphStandIn, connection: str, home: Path
+) -> AsyncIterator[Bot]:
     """The real bot, configured as an operator would configure it, pointed at the stand-ins."""
     secret = secrets.token_hex(16)
     settings = Settings(
@@ -125,8 +139,9 @@ async def _bot(console: ConsoleStandIn, azure: AzureStandIn, connection: str, ho
         amlbot_database_url=f"sqlite:///{home / 'amlbot.db'}",
         amlbot_audit_key=demo.AUDIT_KEY,
     )
-    config = parse_config(demo.config(connection, azure.url), "sandbox config")
-    doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=FAST_CLIENT_KWARGS)
+    config = parse_config(demo.config(connection, azure.url, graph.url), "sandbox config")
+    doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=FAST_CLIENT_KWARGS,
+                  graph_endpoint=config.graph_endpoint)
     bot = assemble(settings, config, demo.AUDIT_KEY.encode(), doors)
     bot.worker.poll = 0.5  # the timers (expiry, cooling-off) tick often; approvals wake it at once
     runner = web.AppRunner(web_app(bot), access_log=None, shutdown_timeout=5)

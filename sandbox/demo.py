@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
-from sandbox.parts import AZURITE_ACCOUNT, AzureState, Identity, Workspace
+from sandbox.parts import AZURITE_ACCOUNT, AzureState, GraphStandIn, Identity, Workspace
 
 TEAM = "T0SANDBOX1"
 TEAM_DOMAIN = "amlbot-sandbox"
@@ -68,15 +68,26 @@ SUGGESTIONS = (
 
 
 def _identity(person: Person, number: int) -> Identity:
+    """As Azure ML shows most people: by display name on the control plane."""
     return Identity(
         name=person.real_name,
         object_id=f"{number:08x}-0000-4000-8000-{hashlib.sha1(person.id.encode()).hexdigest()[:12]}",
         upn=person.email,
+        shows="name",
     )
 
 
 AZURE_IDENTITY = {p.id: _identity(p, i + 1) for i, p in enumerate(PEOPLE)}
-NIGHTLY = Identity(name="Nightly Retrain", object_id=AZURE_IDENTITY[ALICE.id].object_id, upn=ALICE.email, kind="Application")
+# A pipeline an application submitted: the control plane shows its client id.
+NIGHTLY = Identity(name="nightly-retrain", object_id="0e1a7000-0000-4000-8000-000000000001", upn=None,
+                   kind="Application", app_id="a9910000-0000-4000-8000-000000000001")
+
+
+def seed_directory(graph: GraphStandIn) -> None:
+    """Microsoft Graph's directory: everyone in the demo, by the same object id, UPN and name."""
+    for person in PEOPLE:
+        identity = AZURE_IDENTITY[person.id]
+        graph.add_user(identity.name, person.email, object_id=identity.object_id, mail=person.email)
 
 
 def policy() -> dict[str, Any]:
@@ -101,9 +112,10 @@ def policy() -> dict[str, Any]:
     }
 
 
-def config(storage_connection_string: str, arm_endpoint: str) -> dict[str, Any]:
+def config(storage_connection_string: str, arm_endpoint: str, graph_endpoint: str) -> dict[str, Any]:
     """The config file the bot would read, as data."""
     return {
+        "graph_endpoint": graph_endpoint,
         "workspaces": {
             ALIAS: {
                 "subscription_id": SUBSCRIPTION,

@@ -1,5 +1,5 @@
 """The one place the sandbox takes its stand-ins from: Slack's Web API and request signing, the
-Azure ML control plane, and Azurite. When the stand-ins move to a runtime package, only the imports
+Azure ML control plane, Microsoft Graph, and Azurite. When the stand-ins move to a runtime package, only the imports
 below change.
 """
 
@@ -19,6 +19,7 @@ from tests.standins.azure.client import TEST_CLIENT_KWARGS as FAST_CLIENT_KWARGS
 from tests.standins.azure.client import FakeCredential, standin_environment  # noqa: E402
 from tests.standins.azure.server import AzureStandIn  # noqa: E402
 from tests.standins.azure.state import AZURITE_ACCOUNT, AzureState, Identity, Workspace  # noqa: E402
+from tests.standins.graph import GraphStandIn  # noqa: E402
 from tests.standins.slack_api import SlackWebApiStandIn  # noqa: E402
 from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body  # noqa: E402
 from tests.support.azurite import azurite, free_port  # noqa: E402
@@ -29,6 +30,7 @@ __all__ = [
     "AzureStandIn",
     "AzureState",
     "FakeCredential",
+    "GraphStandIn",
     "MANIFEST",
     "Identity",
     "SlackSender",

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
 from commands.azure.door import ItemResult, ShareDoor, Status, WorkspaceDoor
+from commands.azure.graph import Directory
 from commands.intents import Intent
 from commands.plan import Plan
 
@@ -24,6 +25,7 @@ class Context:
     control: WorkspaceControl  # Azure ML control plane and the resource manager
     settings: dict[str, Any] = field(default_factory=dict)  # e.g. link expiry
     files: ShareDoor | None = None  # file shares: opened by the operations that reach notebooks
+    directory: Directory | None = None  # Microsoft Graph: who a person is; None when not set up
 
 
 class Checkpoint(Protocol):

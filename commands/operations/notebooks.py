@@ -16,7 +16,7 @@ from commands.azure.files import WorkspaceFiles
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
-from commands.operations.people import Person, person_of
+from commands.operations.people import Identity, identify
 from commands.operations.run_data import delete_planned, export_planned, ordered, shares
 from commands.plan import ItemKind, Plan, PlanItem
 
@@ -43,7 +43,7 @@ class Notebooks:
     warnings: list[str] = field(default_factory=list)
 
 
-async def notebooks_of(ctx: Context, person: Person, *, with_folders: bool) -> Notebooks:
+async def notebooks_of(ctx: Context, person: Identity, *, with_folders: bool) -> Notebooks:
     found = Notebooks()
     share, why = await Stores(ctx).share(NOTEBOOKS_STORE)
     if share is None:
@@ -63,15 +63,16 @@ async def notebooks_of(ctx: Context, person: Person, *, with_folders: bool) -> N
             found.folders.append([share, folder])
             if with_folders:  # folders are named by alias, and two UPNs can share one
                 found.warnings.append(f"`{folder}/` is the folder of every account whose UPN starts `{alias}@`.")
-    if not person.upns:
-        found.warnings.append("Studio names a person's folder after their UPN: name them by email to reach it.")
+    if not person.aliases - person.object_ids:
+        found.warnings.append("Studio names a person's folder after their UPN, which is not known here: "
+                              f"name them by email to reach it ({person.unresolved}).")
     return found
 
 
 class _PersonNotebooks:
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         async with with_shares(ctx) as opened:
-            person = person_of(intent, opened)
+            person = await identify(intent, opened)
             found = await notebooks_of(opened, person, with_folders=intent.destructive)
         if not found.items:
             looked = ", ".join(f"`Users/{alias}/`" for alias in sorted(person.aliases))

@@ -13,7 +13,6 @@ from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
-from commands.operations.people import Person
 from commands.operations.run_data import RecordDelete, delete_planned, record_name
 from commands.plan import ItemKind, Plan, PlanItem
 
@@ -32,10 +31,9 @@ def describe(schedule: Any) -> str:
     return f"`{schedule.name}` ({when}{runs}, {'enabled' if schedule.is_enabled else 'disabled'})"
 
 
-async def their_schedules(ctx: Context, person: Person) -> list[Any]:
-    """The schedules they created, enabled or not (a disabled one can be enabled again)."""
-    everything = await ctx.control.call(lambda: list(ctx.control.ml().schedules.list(list_view_type="All")))
-    return [schedule for schedule in everything if person.made(schedule)]
+async def every_schedule(ctx: Context) -> list[Any]:
+    """Every schedule, enabled or not (a disabled one can be enabled again)."""
+    return await ctx.control.call(lambda: list(ctx.control.ml().schedules.list(list_view_type="All")))
 
 
 def delete_schedule(ctx: Context) -> RecordDelete:

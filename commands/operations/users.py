@@ -1,10 +1,12 @@
 """`export user <who>` / `delete user <who>`: everything a person created, and what else names them.
 
-The control plane shows a creator as a UPN or a display name; the run-history record has the object
-id and the UPN. A plan takes their runs (files and records), the data, environment and component
-versions they created (files deleted; data versions deleted through the REST API, environment and
-component versions archived, the most the service allows; files that something else uses are kept
-and listed), the schedules they created (deleted first, so they start
+Who the person is comes from Microsoft Graph (`people.identify`); each record is matched on the
+firmest ground it offers (run history: object id; the control plane: UPN, mail or display name), and
+the plan notes the basis of every match, lists display-name-only matches apart, and says which
+matches were impossible without Graph. A plan takes their runs (files and records), the data,
+environment and component versions they created (files deleted; data versions deleted through the
+REST API, environment and component versions archived, the most the service allows; files that
+something else uses are kept and listed), the schedules they created (deleted first, so they start
 no new runs) and their Studio notebooks. Model versions they registered are exported, and on
 deletion listed as kept with the reason, never hidden.
 """
@@ -33,7 +35,7 @@ from commands.operations.assets import (
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.notebooks import notebooks_of, with_shares
-from commands.operations.people import Person, person_of, shown_creator
+from commands.operations.people import CERTAIN, Identity, Matches, identify, shown_creator
 from commands.operations.run_data import (
     STORAGE,
     by_kind,
@@ -45,31 +47,67 @@ from commands.operations.run_data import (
     plan_runs,
     record_name,
 )
-from commands.operations.schedules import delete_schedule, describe, schedule_item, their_schedules
+from commands.operations.schedules import delete_schedule, describe, every_schedule, schedule_item
 from commands.plan import ItemKind, Plan
 
 
-async def _their_jobs(ctx: Context, person: Person, jobs: list[Any]) -> tuple[list[Any], Person]:
-    """Their top-level jobs, and the person with every UPN run history gave for them."""
-    # The shown creator settles it when it is a UPN and no object id was given; else ask run history.
-    unsure = [job for job in jobs if person.object_ids or "@" not in shown_creator(job)]
-    creators = await asyncio.gather(*(ctx.control.call(ctx.control.run_creator, job.name) for job in unsure))
-    by_history = {job.name: creator for job, creator in zip(unsure, creators, strict=True) if person.created(creator)}
-    theirs = [job for job in jobs if job.name in by_history or person.made(job)]
-    learned = {creator["upn"].lower() for creator in by_history.values() if creator.get("upn")}
-    return theirs, replace(person, upns=person.upns | learned)
+async def _their_jobs(ctx: Context, person: Identity, jobs: list[Any], matches: Matches) -> tuple[list[Any], Identity]:
+    """Their top-level jobs, and the person with what run history certainly says of them."""
+    # Run history names the creator by object id: ask it whenever that is known; else for the jobs
+    # whose shown creator is no address (a display name or a GUID cannot settle it), and for those
+    # shown as theirs (their records tell the object id).
+    asked = [job for job in jobs if person.object_ids or "@" not in shown_creator(job) or person.by_shown(shown_creator(job))]
+    creators = await asyncio.gather(*(ctx.control.call(ctx.control.run_creator, job.name) for job in asked))
+    history = {job.name: creator for job, creator in zip(asked, creators, strict=True) if creator}
+    # What records certainly theirs say (an object id, a UPN) finds the records that say only that.
+    for creator in history.values():
+        if person.by_history(creator) in CERTAIN:
+            person = person.learned(creator)
+    theirs = []
+    for job in jobs:
+        creator = history.get(job.name)
+        basis = person.by_history(creator) if creator else person.by_shown(shown_creator(job))
+        if basis is not None:
+            theirs.append(job)
+            matches.add(basis, f"run {job.name}")
+    return theirs, person
+
+
+def _matched(person: Identity, matches: Matches, label: str, records: list[Any]) -> list[Any]:
+    """The records the control plane shows as theirs, each noted with the basis of the match."""
+    chosen = []
+    for record in records:
+        if basis := person.by_shown(shown_creator(record)):
+            chosen.append(record)
+            version = f":{record.version}" if getattr(record, "version", None) else ""
+            matches.add(basis, f"{label} {record.name}{version}")
+    return chosen
+
+
+def _identity_warnings(person: Identity, matches: Matches) -> list[str]:
+    warnings = []
+    if matches.ambiguous:
+        warnings.append(
+            "Matched by display name only, so possibly someone else of the same name — check before approving: "
+            + ", ".join(sorted(matches.ambiguous)) + "."
+        )
+    if impossible := person.impossible():
+        warnings.append("Not resolved through Microsoft Graph, so some records could not be matched: " + "; ".join(impossible) + ".")
+    return warnings
 
 
 async def _plan(intent: Intent, ctx: Context) -> Plan:
     jobs = await list_jobs(ctx)
-    theirs, person = await _their_jobs(ctx, person_of(intent, ctx), jobs)
+    matches = Matches()
+    theirs, person = await _their_jobs(ctx, await identify(intent, ctx), jobs, matches)
     assets = await catalog(ctx)
-    models = [version for version in assets[MODEL] if person.made(version)]
-    chosen = [(kind, asset) for kind in (DATA, ENVIRONMENT, COMPONENT) for asset in assets[kind] if person.made(asset)]
-    schedules = await their_schedules(ctx, person)
+    models = _matched(person, matches, MODEL.label, assets[MODEL])
+    chosen = [(kind, asset) for kind in (DATA, ENVIRONMENT, COMPONENT) for asset in _matched(person, matches, kind.label, assets[kind])]
+    schedules = _matched(person, matches, "schedule", await every_schedule(ctx))
     notebooks = await notebooks_of(ctx, person, with_folders=intent.destructive)
     if not (theirs or models or chosen or schedules or notebooks.items):
-        raise OperationError(" ".join([f"Nothing created by {intent.user} in workspace `{ctx.alias}`.", *notebooks.warnings]))
+        why = [f"Nothing created by {intent.user} in workspace `{ctx.alias}`.", *notebooks.warnings, *_identity_warnings(person, matches)]
+        raise OperationError(" ".join(why))
     stores = Stores(ctx)
     planned = await plan_assets(ctx, stores, chosen)
     model_items = [asset_item(ctx, MODEL, version) for version in models]
@@ -80,18 +118,20 @@ async def _plan(intent: Intent, ctx: Context) -> Plan:
     }
     records = (*model_items, *planned.records, *(schedule_item(ctx, s.name) for s in schedules))
     plan = await plan_runs(intent, ctx, theirs, str(intent.user), other_records=records, other_kept=kept)
-    warnings = [*planned.warnings, *notebooks.warnings]
+    warnings = [*_identity_warnings(person, matches), *planned.warnings, *notebooks.warnings]
     if schedules and intent.destructive:
         named = ", ".join(describe(s) for s in schedules)
         warnings.insert(0, f"Schedules they created are disabled and deleted first, so they start no more runs: {named}.")
-    if not person.upns:  # only an object id, and no run told its UPN
-        warnings.append("Model versions, data, environments, components and schedules were not searched: "
-                        "they name their creator by UPN, and no run gave this person's UPN.")
     plan = replace(
         plan,
         items=ordered([*plan.items, *planned.files, *notebooks.items]),
         warnings=(*plan.warnings, *warnings),
-        notes={**plan.notes, "prefixes": [*plan.notes["prefixes"], *([c, p] for c, p in planned.prefixes)], "folders": notebooks.folders},
+        notes={
+            **plan.notes,
+            "prefixes": [*plan.notes["prefixes"], *([c, p] for c, p in planned.prefixes)],
+            "folders": notebooks.folders,
+            "identity": {**person.describe(), "matches": matches.notes(), "impossible": person.impossible()},
+        },
     )
     if not intent.destructive:
         return plan

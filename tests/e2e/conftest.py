@@ -8,6 +8,8 @@ import pytest
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, start_harness, stop_harness
 from tests.standins.azure.client import standin_environment
 from tests.standins.azure.server import AzureStandIn
+from tests.standins.azure.tls import certificates
+from tests.standins.graph import GraphStandIn
 from tests.support.azurite import azurite
 
 
@@ -41,7 +43,17 @@ async def azure(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AzureStandIn]:
 
 
 @pytest.fixture
-async def azure_harness(tmp_path: Path, azurite_connection: str, azure: AzureStandIn) -> AsyncIterator[Harness]:
-    running = await start_harness(tmp_path, azurite_connection, azure)
+async def graph(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GraphStandIn]:
+    """Microsoft Graph's users API, with nobody in the directory until a test adds them."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificates().bundle_path))
+    async with GraphStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def azure_harness(
+    tmp_path: Path, azurite_connection: str, azure: AzureStandIn, graph: GraphStandIn
+) -> AsyncIterator[Harness]:
+    running = await start_harness(tmp_path, azurite_connection, azure, graph)
     yield running
     await stop_harness(running)

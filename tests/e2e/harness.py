@@ -20,6 +20,7 @@ from bot.settings import Settings, parse_config
 from bot.store.store import RequestRecord
 from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.server import AzureStandIn
+from tests.standins.graph import GraphStandIn
 from tests.standins.slack_api import SlackWebApiStandIn
 from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body
 from tests.support.azurite import free_port
@@ -172,9 +173,11 @@ class Harness:
 
 
 async def start_harness(
-    tmp_path: Path, connection_string: str, azure: AzureStandIn | None = None, **policy: Any
+    tmp_path: Path, connection_string: str, azure: AzureStandIn | None = None, graph: GraphStandIn | None = None,
+    **policy: Any,
 ) -> Harness:
-    """The bot on a free port; with `azure`, its control-plane calls go to that stand-in."""
+    """The bot on a free port; with `azure`, its control-plane calls go to that stand-in, and with
+    `graph` its Microsoft Graph calls (without, it is set up without Graph)."""
     container = f"azureml-{uuid.uuid4().hex[:10]}"
     slack = SlackWebApiStandIn(usergroups={"SAPPROVERS": [APPROVER_1]})
     await slack.start()
@@ -185,6 +188,7 @@ async def start_harness(
         amlbot_database_url=f"sqlite:///{tmp_path / 'amlbot.db'}",
     )
     raw = base_config(connection_string, container, **policy)
+    raw["graph_endpoint"] = graph.url if graph is not None else None
     if azure is not None:
         raw["workspaces"]["dev"]["arm_endpoint"] = azure.url
     else:
@@ -193,7 +197,8 @@ async def start_harness(
     config = parse_config(raw)
     doors = None
     if azure is not None:
-        doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS)
+        doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS,
+                      graph_endpoint=config.graph_endpoint)
     bot = assemble(settings, config, b"test-audit-key", doors)
     bot.worker.poll = 0.05
     bot.worker.lease = timedelta(seconds=30)

@@ -19,8 +19,8 @@ from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import Identity, Workspace
 
 ALICE = Identity(name="Alice Example", object_id="a11ce000-0000-4000-8000-000000000001", upn="alice@contoso.com")
-# Control-plane jobs submitted by an app on Alice's behalf show a display name; run history has her.
-ALICE_VIA_APP = Identity(name="Nightly Retrain", object_id=ALICE.object_id, upn=ALICE.upn, kind="Application")
+# Alice as the control plane shows most people (by display name), with no UPN in run history.
+ALICE_BY_NAME = Identity(name=ALICE.name, object_id=ALICE.object_id, upn=ALICE.upn, shows="name", upn_in_history=False)
 BOB = Identity(name="Bob Builder", object_id="b0b00000-0000-4000-8000-000000000002", upn="bob@contoso.com")
 
 
@@ -209,7 +209,7 @@ async def test_export_model_version_has_its_files_and_metadata(azure_harness: Ha
 async def _seed_people(harness: Harness, azure: AzureStandIn) -> None:
     workspace = _workspace(azure)
     workspace.add_job("alice-1", experiment_name="churn", created_by=ALICE)
-    workspace.add_job("alice-app-1", experiment_name="nightly", created_by=ALICE_VIA_APP)
+    workspace.add_job("alice-app-1", experiment_name="nightly", created_by=ALICE_BY_NAME)
     workspace.add_job("alice-live", experiment_name="churn", created_by=ALICE, status="Queued")
     workspace.add_job("bob-1", experiment_name="churn", created_by=BOB)
     workspace.add_model_version("alice-model", "1", created_by=ALICE)

@@ -17,6 +17,7 @@ from tests.e2e.test_azure_data import ALICE, BOB, _approve, _download, _run_file
 from tests.standins.azure.files import AzureFilesStandIn
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import NOTEBOOKS_SHARE, Workspace
+from tests.standins.graph import GraphStandIn
 
 ALICE_NOTEBOOKS = {
     "Users/alice/churn analysis.ipynb": b'{"cells": []}' * 50,
@@ -33,9 +34,11 @@ async def files() -> AsyncIterator[AzureFilesStandIn]:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, azurite_connection: str, azure: AzureStandIn, files: AzureFilesStandIn) -> AsyncIterator[Harness]:
+async def bot(
+    tmp_path: Path, azurite_connection: str, azure: AzureStandIn, files: AzureFilesStandIn, graph: GraphStandIn
+) -> AsyncIterator[Harness]:
     """The bot with one connection string for Azurite's blobs and the stand-in's file shares."""
-    running = await start_harness(tmp_path, azurite_connection + files.connection_setting, azure)
+    running = await start_harness(tmp_path, azurite_connection + files.connection_setting, azure, graph)
     yield running
     await stop_harness(running)
 

@@ -20,6 +20,7 @@ from bot.store.store import Store
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE
 from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.server import AzureStandIn
+from tests.standins.graph import GraphStandIn
 from tests.standins.slack_api import DEFAULT_SCOPES, SlackWebApiStandIn
 from tests.support.azurite import connection_string, free_port
 
@@ -30,7 +31,8 @@ Diagnose = Callable[..., Awaitable[list[doctor.Check]]]
 
 
 def standin_doors(config: AppConfig) -> Doors:
-    return Doors(config.workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS)
+    return Doors(config.workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS,
+                 graph_endpoint=config.graph_endpoint)
 
 
 @pytest.fixture
@@ -49,7 +51,8 @@ def artifacts(azurite_connection: str) -> str:
 
 @pytest.fixture
 def diagnose(
-    tmp_path: Path, slack: SlackWebApiStandIn, azure: AzureStandIn, azurite_connection: str, artifacts: str
+    tmp_path: Path, slack: SlackWebApiStandIn, azure: AzureStandIn, azurite_connection: str, artifacts: str,
+    graph: GraphStandIn,
 ) -> Diagnose:
     """Runs the doctor on a set-up that works, changed by `workspace=` (keys of the workspace),
     `policy=`, `config_text=` (the whole file) and any Settings field."""
@@ -74,6 +77,7 @@ def diagnose(
                 }
             },
             "policy": policy or {"requesters": {"*": {"users": ["U1"]}}, "approvers": {"users": ["U2"]}},
+            "graph_endpoint": graph.url,
         }
         path = tmp_path / f"config-{uuid.uuid4().hex[:6]}.yml"
         path.write_text(config_text if config_text is not None else yaml.safe_dump(raw))
@@ -107,8 +111,9 @@ async def test_a_good_set_up_passes_every_check_and_exits_0(diagnose: Diagnose, 
     assert status == 0, text
     names = [c.name for c in checks]
     assert names[:6] == ["config", "slack token", "slack scopes", "slack signing secret", "database", "audit key"]
-    # Every harmless read the allowed actions ("*": all of them) need, on the one workspace.
-    assert set(names[6:]) == {f"workspace dev: {read}" for read in doctor.ROLES}
+    # Every harmless read the allowed actions ("*": all of them) need, on the one workspace; then Graph.
+    assert set(names[6:-1]) == {f"workspace dev: {read}" for read in doctor.ROLES}
+    assert names[-1] == "microsoft graph" and "users readable (User.Read.All)" in checks[-1].detail
     assert len(text.splitlines()) == len(checks) + 1 and text.endswith(f"{len(checks)} of {len(checks)} checks passed")
     checks_by_name = by_name(checks)
     assert "bot amlbot (U0BOT0001)" in checks_by_name["slack token"].detail
@@ -178,6 +183,19 @@ async def test_an_identity_without_the_role(diagnose: Diagnose, azure: AzureStan
     failure = only_failure(await diagnose())
     assert failure.name == "workspace dev: computes" and "may not read the workspace's computes" in failure.detail
     assert failure.fix == "grant the identity AzureML Compute Operator on the workspace"
+
+
+async def test_graph_without_the_permission_says_what_amlbot_cannot_see(diagnose: Diagnose, graph: GraphStandIn) -> None:
+    graph.deny = True
+    failure = only_failure(await diagnose())
+    assert failure.name == "microsoft graph" and "Authorization_RequestDenied" in failure.detail
+    assert failure.fix.startswith("grant amlbot's identity the Microsoft Graph application permission User.Read.All")
+    assert "records that show only a display name, are missed" in failure.fix
+
+
+async def test_graph_is_not_checked_when_no_action_on_people_is_allowed(diagnose: Diagnose, graph: GraphStandIn) -> None:
+    checks = await diagnose(policy={"requesters": {"delete compute": {"users": ["U1"]}}})
+    assert "microsoft graph" not in by_name(checks) and graph.calls == []
 
 
 async def test_a_database_that_is_not_migrated(diagnose: Diagnose, tmp_path: Path) -> None:

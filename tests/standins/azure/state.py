@@ -47,7 +47,14 @@ def _short_id(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class Identity:
-    """A principal, as it appears in ``systemData`` and in run-history ``createdBy`` records."""
+    """A principal, as it appears in ``systemData`` and in run-history ``createdBy`` records.
+
+    The variants are the real ones: ``systemData.createdBy`` shows a person by display name (what
+    Azure ML records for most people, ``shows="name"``) or by UPN (``shows="upn"``), and an
+    application or managed identity by a GUID (``app_id``, else its object id) with
+    ``createdByType`` "Application" / "ManagedIdentity". Run history's ``createdBy`` has the object
+    id, PUID and name (an application's app id, as azure-ai-ml's ``User`` model documents), and a
+    ``upn`` that is often null (recordings show ``upn: null`` with ``userIdp: "live.com"``)."""
 
     name: str = "Jane Doe"
     object_id: str = "4c1a9b52-1e45-4c7d-9b61-8a1f3f0e2d11"
@@ -55,28 +62,39 @@ class Identity:
     upn: str | None = "jane.doe@contoso.com"
     puid: str = "10032001A2B3C4D5"
     kind: str = "User"  # systemData.createdByType: "User" | "Application" | "ManagedIdentity" | "Key"
+    shows: str = "upn"  # a user's systemData.createdBy: "upn" or "name"
+    upn_in_history: bool = True  # False: run history's `upn` is null
+    idp: str | None = None  # run history's userIdp, e.g. "live.com" for a personal account
+    app_id: str | None = None  # an application's client id, shown in place of a name
+
+    @property
+    def shown(self) -> str:
+        if self.kind != "User":
+            return self.app_id or self.object_id
+        return self.upn if self.shows == "upn" and self.upn else self.name
 
     def system_data(self, created_at: str, modified_at: str | None = None) -> Json:
         return {
             "createdAt": created_at,
-            "createdBy": self.upn if self.kind == "User" and self.upn else self.name,
+            "createdBy": self.shown,
             "createdByType": self.kind,
             "lastModifiedAt": modified_at or created_at,
-            "lastModifiedBy": self.upn if self.kind == "User" and self.upn else self.name,
+            "lastModifiedBy": self.shown,
             "lastModifiedByType": self.kind,
         }
 
     def run_history_user(self) -> Json:
         """The eight-field ``createdBy`` object of a run-history record."""
+        person = self.kind == "User"
         return {
             "userObjectId": self.object_id,
-            "userPuId": self.puid,
-            "userIdp": None,
-            "userAltSecId": None,
+            "userPuId": self.puid if person else None,
+            "userIdp": self.idp,
+            "userAltSecId": f"1:{self.idp}:{self.puid}" if self.idp else None,
             "userIss": f"https://sts.windows.net/{self.tenant_id}/",
             "userTenantId": self.tenant_id,
-            "userName": self.name,
-            "upn": self.upn,
+            "userName": self.name if person else self.app_id or self.object_id,
+            "upn": self.upn if person and self.upn_in_history else None,
         }
 
 
