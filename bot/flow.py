@@ -47,6 +47,7 @@ SLACK_TROUBLE = (SlackApiError, aiohttp.ClientError, TimeoutError)
 ALL_ACTIONS = [f"{verb.value} {kind.value}" for verb, kinds in KINDS_BY_VERB.items() for kind in kinds]
 OPEN = frozenset(State) - FINAL  # requests whose card can still change
 CARD_LOCKS = 64
+LISTED = 20  # requests one `/aml list` shows
 
 
 def slack_error(error: BaseException) -> str:
@@ -108,7 +109,7 @@ class Flow:
             case HelpCommand():
                 return await self.help(parsed, where)
             case StatusCommand(request_id=rid):
-                return await self.status(rid)
+                return await self.status(rid, where)
             case CancelCommand(request_id=rid):
                 return await self.cancel(rid, where)
             case ListCommand(scope=scope):
@@ -281,21 +282,41 @@ class Flow:
             lines += [grammar.USAGE["freeze"], grammar.USAGE["unfreeze"]]
         return "*What you can run here*\n```" + "\n".join(lines) + "```"
 
-    async def status(self, request_id: str) -> str:
+    async def _visible(self, request_id: str, where: Where, event: str) -> RequestRecord | str:
+        """The request, if this person may hear of it here; else the very answer an unknown id gets
+        (another team's or channel's request is not even confirmed to exist), the refusal audited."""
         record = await asyncio.to_thread(self.store.get, request_id)
-        if record is None:
-            return cards.error_text(f"No request `{request_id}`.", grammar.USAGE["list"])
+        if record is not None:
+            actor = await self.s.groups.actor(where.user)
+            if policy.may_see(self.s.config.policy, actor, record, team=where.team, channel=where.channel):
+                return record
+            await asyncio.to_thread(
+                self.store.audit, actor=where.user, event=event, outcome="refused", request_id=record.id,
+                channel_id=where.channel, detail={"reason": "not visible to this person here", "team": where.team},
+            )
+            metrics.refused(event)
+        return cards.error_text(f"No request `{request_id}`.", grammar.USAGE["list"])
+
+    async def status(self, request_id: str, where: Where) -> str:
+        record = await self._visible(request_id, where, "status.refused")
+        if isinstance(record, str):
+            return record
         approvals = f"{len(record.approvers)} of {record.approvals_required} approvals"
         return f"*{record.id}* `{cards.escape(record.text)}` on `{record.workspace}`: *{record.state.value}* ({approvals})"
 
     async def list(self, scope: str, where: Where) -> str:
         if scope == "pending":
-            records = await asyncio.to_thread(self.store.list_requests, states=frozenset({State.PENDING}))
+            records = await asyncio.to_thread(
+                self.store.list_requests, states=frozenset({State.PENDING}), team=where.team, limit=None
+            )
         else:
-            records = await asyncio.to_thread(self.store.list_requests, requester=where.user)
-        if not records:
+            records = await asyncio.to_thread(self.store.list_requests, requester=where.user, team=where.team)
+        actor = await self.s.groups.actor(where.user)
+        rules = self.s.config.policy
+        shown = [r for r in records if policy.may_see(rules, actor, r, team=where.team, channel=where.channel)][:LISTED]
+        if not shown:
             return "Nothing to show."
-        return "\n".join(f"• *{r.id}* `{cards.escape(r.text)}` — {r.state.value}" for r in records)
+        return "\n".join(f"• *{r.id}* `{cards.escape(r.text)}` — {r.state.value}" for r in shown)
 
     async def freeze(self, frozen: bool, where: Where) -> str:
         actor = await self.s.groups.actor(where.user)
@@ -313,9 +334,9 @@ class Flow:
         return ":ice_cube: Frozen: no new job will start." if frozen else ":arrow_forward: Unfrozen: jobs start again."
 
     async def cancel(self, request_id: str, where: Where) -> str:
-        record = await asyncio.to_thread(self.store.get, request_id)
-        if record is None:
-            return cards.error_text(f"No request `{request_id}`.", grammar.USAGE["list"])
+        record = await self._visible(request_id, where, "cancel.refused")
+        if isinstance(record, str):
+            return record
         return await self._cancel(record, where)
 
     async def _cancel(self, record: RequestRecord, where: Where) -> str:

@@ -123,6 +123,16 @@ def may_approve_request(policy: PolicyConfig, actor: Actor, request: RequestReco
     )
 
 
+def may_see(policy: PolicyConfig, actor: Actor, request: RequestRecord, *, team: str, channel: str) -> bool:
+    """Whether `status`, `list` and `cancel` may speak of a request to this person, there: never
+    across teams; otherwise a request of the channel they ask in, their own, or one they may approve."""
+    if request.team_id != team:
+        return False
+    if channel == request.channel_id or actor.user_id == request.requester:
+        return True
+    return may_approve_request(policy, actor, request).allowed
+
+
 def may_cancel(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str) -> Decision:
     if actor.user_id == requester or _eligible_approver(policy, actor, workspace).allowed:
         return ALLOW

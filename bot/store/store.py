@@ -371,11 +371,14 @@ class Store:
         *,
         requester: str | None = None,
         states: frozenset[State] | None = None,
+        team: str | None = None,
         limit: int | None = 20,
     ) -> list[RequestRecord]:
         query = select(t.requests.c.id).order_by(t.requests.c.created_at.desc()).limit(limit)
         if requester:
             query = query.where(t.requests.c.requester == requester)
+        if team:
+            query = query.where(t.requests.c.team_id == team)
         if states:
             query = query.where(t.requests.c.state.in_([s.value for s in states]))
         with self.engine.connect() as conn:

@@ -213,3 +213,31 @@ def test_keys_the_policy_would_ignore_are_refused(policy_yaml: dict[str, Any], m
     workspaces = {"dev": {"subscription_id": "s", "resource_group": "r", "workspace_name": "w"}}
     with pytest.raises(ConfigError, match=message):
         parse_config({"workspaces": workspaces, "policy": policy_yaml})
+
+
+# ---- who may hear of a request (status, list, cancel) -------------------------------------------
+
+
+def test_a_request_is_seen_in_its_channel_by_its_requester_and_its_approvers_and_never_across_teams() -> None:
+    from datetime import UTC, datetime
+
+    from bot.lifecycle import State
+    from bot.store.store import RequestRecord
+
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    request = RequestRecord(
+        id="R-ABCD2345", team_id="T1", channel_id=OPS_CHANNEL, requester=LEAD, text="delete run r1",
+        action="delete run", workspace="dev", intent={}, plan={"items": []}, plan_hash=None, state=State.PENDING,
+        approvals_required=1, created_at=moment, updated_at=moment, expires_at=moment, reminded=False,
+        not_before=None, card_ts="1.0", decided_by=None, decided_at=None, result=None,
+    )
+    policy_ = rules()
+
+    def sees(who: Actor, team: str = "T1", channel: str = ELSEWHERE) -> bool:
+        return policy.may_see(policy_, who, request, team=team, channel=channel)
+
+    assert sees(actor(STRANGER), channel=OPS_CHANNEL)  # anyone in its channel
+    assert not sees(actor(STRANGER)) and not sees(actor(DATA, "SDATA"))  # elsewhere, not an approver
+    assert sees(actor(LEAD)) and sees(actor(OTHER_LEAD)) and sees(actor(ADMIN))  # its requester, approvers
+    for who in (LEAD, OTHER_LEAD, ADMIN, STRANGER):
+        assert not sees(actor(who), team="T2", channel=OPS_CHANNEL)  # another team: never

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from bot import cards
 from bot.lifecycle import State
 from bot.store.store import now
-from tests.e2e.harness import APPROVER_1, APPROVER_2, REQUESTER, Harness, start_harness, stop_harness
+from tests.e2e.harness import APPROVER_1, APPROVER_2, ONCALL, REQUESTER, Harness, start_harness, stop_harness
 from tests.support.storage_proxy import StorageFaultProxy
 
 RUN = "visibility_train_1700000000_abcd1234"
@@ -113,6 +113,52 @@ async def test_a_refused_plan_file_still_confirms_to_the_requester_and_notifies_
     await h.click(cards.APPROVE, request.id, APPROVER_1)
     await h.wait_state(request.id, State.SUCCEEDED)
     assert await h.blob_names(PREFIX) == set()
+
+
+# ---- 14: status, list and cancel stay within the asker's reach ----------------------------------
+
+OTHER_TEAM = "T0OTHER01"
+OTHER_CHANNEL = "C0ELSEWHERE"
+
+
+async def ask(h: Harness, text: str, user: str, **where: str) -> str:
+    """A command and its private answer (the first one naming the command's request or list)."""
+    before = len(h.replies(user))
+    status, _ = await h.command(text, user=user, **where)
+    assert status == 200
+    return await h.slack.wait_for(lambda: len(h.replies(user)) > before and h.replies(user)[before], description=text)
+
+
+async def test_another_team_never_hears_of_a_request_nor_cancels_it(harness: Harness) -> None:
+    await harness.seed(FILES)
+    request = await harness.submit(f"delete run {RUN}")
+    # The same user id, from another team's workspace: an approver there is nobody here.
+    for text in (f"status {request.id}", f"cancel {request.id}"):
+        reply = await ask(harness, text, APPROVER_1, team_id=OTHER_TEAM)
+        assert f"No request `{request.id}`" in reply and RUN not in reply
+    listed = await ask(harness, "list pending", APPROVER_1, team_id=OTHER_TEAM)
+    assert request.id not in listed and listed == "Nothing to show."
+    assert harness.request(request.id).state is State.PENDING
+    assert "cancel.refused" in harness.events(request.id) and "status.refused" in harness.events(request.id)
+
+
+async def test_status_and_list_answer_only_in_the_requests_channel_or_to_its_approvers(harness: Harness) -> None:
+    await harness.seed(FILES)
+    request = await harness.submit(f"delete run {RUN}")
+
+    # On-call may request, not approve: from another channel, the request does not exist for them.
+    reply = await ask(harness, f"status {request.id}", ONCALL, channel=OTHER_CHANNEL)
+    assert f"No request `{request.id}`" in reply and RUN not in reply
+    assert request.id not in await ask(harness, "list pending", ONCALL, channel=OTHER_CHANNEL)
+    cancel = await ask(harness, f"cancel {request.id}", ONCALL, channel=OTHER_CHANNEL)
+    assert f"No request `{request.id}`" in cancel
+
+    # In the request's own channel they may see it; an approver may from anywhere; so may its requester.
+    assert RUN in await ask(harness, f"status {request.id}", ONCALL)
+    assert request.id in await ask(harness, "list pending", APPROVER_2, channel=OTHER_CHANNEL)
+    assert RUN in await ask(harness, f"status {request.id}", APPROVER_2, channel=OTHER_CHANNEL)
+    assert request.id in await ask(harness, "list mine", REQUESTER, channel=OTHER_CHANNEL)
+    assert harness.request(request.id).state is State.PENDING
 
 
 # ---- 16: plain words, never internals -------------------------------------------------------------
