@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract.standin import checked_standin
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, start_harness, stop_harness
-from tests.standins.azure.client import standin_environment
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.tls import certificates
 from tests.standins.graph import GraphStandIn
@@ -29,17 +29,9 @@ async def harness(tmp_path: Path, azurite_connection: str) -> AsyncIterator[Harn
 @pytest.fixture
 async def azure(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AzureStandIn]:
     """The Azure control-plane stand-in, seeded with the harness's `dev` workspace."""
-    async with AzureStandIn() as standin:
-        for name, value in standin_environment(standin).items():
-            if value is None:
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
-        # MLClient writes this process-wide; restore it after the test.
-        monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    async with checked_standin(monkeypatch) as standin:
         standin.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
         yield standin
-        assert standin.errors == []
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
+from tests.contract.standin import checked_standin
 from tests.standins.azure.client import TEST_CLIENT_KWARGS
 from tests.standins.azure import (
     AZURITE_ACCOUNT,
@@ -26,7 +27,6 @@ from tests.standins.azure import (
     Workspace,
     ml_client,
     resource_client,
-    standin_environment,
 )
 
 SUB = "5f0c4e7a-2b1d-4c3e-9a8f-0d1e2f3a4b5c"
@@ -38,16 +38,8 @@ ALICE = Identity(name="Alice Example", object_id="a11ce000-0000-4000-8000-000000
 
 @pytest_asyncio.fixture
 async def azure(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AzureStandIn]:
-    async with AzureStandIn(page_size=2) as standin:
-        for key, value in standin_environment(standin).items():
-            if value is None:
-                monkeypatch.delenv(key, raising=False)
-            else:
-                monkeypatch.setenv(key, value)
-        # MLClient writes AZUREML_CURRENT_CLOUD process-wide; let monkeypatch restore it afterwards.
-        monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    async with checked_standin(monkeypatch, page_size=2) as standin:
         yield standin
-        assert standin.errors == []
 
 
 @pytest.fixture
@@ -123,8 +115,10 @@ def test_delete_while_deleting_conflicts(azure: AzureStandIn, workspace: Workspa
     second = requests.delete(url, headers=bearer, verify=azure.ca_bundle, timeout=5)
 
     assert first.status_code == 202
+    # As recorded against the real service: only Azure-AsyncOperation, on computeOperationsStatus.
     assert first.headers["Azure-AsyncOperation"].startswith(f"{azure.url}/subscriptions/{SUB}/providers/")
-    assert first.headers["Location"] and first.headers["Retry-After"] == "0"
+    assert "/computeOperationsStatus/" in first.headers["Azure-AsyncOperation"]
+    assert "Location" not in first.headers and "Retry-After" not in first.headers
     assert (second.status_code, second.json()["error"]["code"]) == (409, "Conflict")
     assert workspace.computes["cpu"]["properties"]["provisioningState"] == "Deleting"
 
@@ -345,7 +339,7 @@ def test_compute_list_and_polled_delete(
 
     (delete,) = [e for e in azure.exchanges if e.method == "DELETE"]
     assert delete.status == 202 and delete.query["underlyingResourceAction"] == "Delete"
-    assert len([c for c in azure.calls if "mfeOperationsStatus" in c.path]) == 3  # InProgress, InProgress, Succeeded
+    assert len([c for c in azure.calls if "computeOperationsStatus" in c.path]) == 3  # InProgress, InProgress, Succeeded
     with pytest.raises(ResourceNotFoundError):
         ml.compute.get("cpu")
 

@@ -9,6 +9,7 @@ from tests.standins.azure.client import (
     ml_client,
     resource_client,
     standin_environment,
+    use_standin,
 )
 from tests.standins.azure.server import AzureStandIn, Call, Exchange, LroSettings
 from tests.standins.azure.state import AZURITE_ACCOUNT, AZURITE_KEY, AzureState, Identity, Workspace
@@ -27,4 +28,5 @@ __all__ = [
     "ml_client",
     "resource_client",
     "standin_environment",
+    "use_standin",
 ]

@@ -27,6 +27,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from azure.ai.ml import MLClient
 from azure.core.credentials import AccessToken
 from azure.core.pipeline import PipelineRequest
@@ -100,6 +101,17 @@ def client_kwargs(standin: AzureStandIn) -> dict[str, Any]:
 def standin_environment(standin: AzureStandIn) -> dict[str, str | None]:
     """Environment for the test process (apply with monkeypatch; ``None`` means unset)."""
     return {"REQUESTS_CA_BUNDLE": standin.ca_bundle, "AZUREML_DEV_URL_MFE": None}
+
+
+def use_standin(standin: AzureStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point this test's SDK clients at ``standin``, undone after the test; that includes
+    ``AZUREML_CURRENT_CLOUD``, which MLClient writes process-wide."""
+    for name, value in standin_environment(standin).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
 
 
 def ml_client(

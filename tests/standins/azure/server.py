@@ -85,7 +85,8 @@ class Call(NamedTuple):
 
 
 class Exchange(NamedTuple):
-    """One request and the ids/status it was answered with (what amlbot copies into receipts)."""
+    """One request and how it was answered: the ids/status amlbot copies into receipts, and the
+    headers and body the contract test (tests/contract) checks against the real service's shapes."""
 
     method: str
     path: str
@@ -93,6 +94,8 @@ class Exchange(NamedTuple):
     status: int
     request_id: str
     correlation_id: str
+    headers: dict[str, str] = {}
+    body: bytes | None = None
 
 
 @dataclass
@@ -102,7 +105,8 @@ class LroSettings:
     ``mode``: ``"async-operation"`` answers 202 with ``Azure-AsyncOperation`` + ``Location``;
     ``"location"`` with ``Location`` only; ``"sync"`` finishes at once with 200.
     ``in_progress_polls``: status polls answered ``InProgress`` before ``Succeeded``.
-    ``retry_after``: the ``Retry-After`` value (seconds). Note: azure-core treats ``0`` as "no hint"
+    ``retry_after``: a ``Retry-After`` value (seconds) to send; ``0`` sends none, as the service
+    (recordings show no ``Retry-After`` on ML operations). Note: azure-core treats ``0`` as "no hint"
     and falls back to the client's own interval (``polling_interval`` kwarg, default 30 s; the SDK's
     endpoint deletes hard-code 5 s). Keep ``in_progress_polls=0`` or pass ``polling_interval=0``.
     """
@@ -141,6 +145,17 @@ class _OperationFailure:
     message: str
 
 
+# Where each kind of operation is polled, as the service names it (azure-sdk-assets recordings:
+# workspace/…test_workspace_create_and_delete, compute/…test_aml_compute_create_and_delete,
+# schedule/…test_schedule_lifetime, batch_services/…test_batch_endpoint_create).
+OperationKind = Literal["mfe", "workspace", "compute"]
+_STATUS_PATHS: dict[str, str] = {
+    "mfe": "mfeOperationsStatus",
+    "workspace": "workspaceOperationsStatus",
+    "compute": "computeOperationsStatus",
+}
+
+
 @dataclass
 class Operation:
     """A long-running operation; advances one step per status poll."""
@@ -150,6 +165,7 @@ class Operation:
     location: str
     method: str
     target: str  # path of the resource acted on
+    kind: OperationKind
     remaining: int
     complete: Callable[[], None]
     rollback: Callable[[], None]
@@ -323,7 +339,10 @@ class AzureStandIn(ThreadedServer):
         response.headers["x-ms-correlation-request-id"] = correlation_id
         if client_request_id := request.headers.get("x-ms-client-request-id"):
             response.headers["x-ms-client-request-id"] = client_request_id
-        self.exchanges.append(Exchange(method, path, query, response.status, request_id, correlation_id))
+        body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else None
+        self.exchanges.append(
+            Exchange(method, path, query, response.status, request_id, correlation_id, dict(response.headers), body)
+        )
         return response
 
     def _dispatch(
@@ -363,7 +382,8 @@ class AzureStandIn(ThreadedServer):
     def _register_routes(self) -> None:
         r = self._route
         r("GET", r"/discovery", self._discovery)
-        r("GET", _OPS + r"/mfeOperationsStatus/(?P<op>[^/]+)", self._operation_status)
+        for status_path in _STATUS_PATHS.values():
+            r("GET", _OPS + rf"/{status_path}/(?P<op>[^/]+)", self._operation_status)
         r("GET", _OPS + r"/mfeOperationResults/(?P<op>[^/]+)", self._operation_result)
         r("GET", _RG, self._resource_group_get)
         r("GET", _RG + r"/resources", self._resource_group_resources)
@@ -457,6 +477,7 @@ class AzureStandIn(ThreadedServer):
         complete: Callable[[], None],
         rollback: Callable[[], None] = lambda: None,
         body: Json | None = None,
+        kind: OperationKind = "mfe",
     ) -> web.Response:
         """202 (a DELETE or POST) or, with ``body``, 201 with it (a PUT), and an operation to poll."""
         failure = next(
@@ -481,6 +502,7 @@ class AzureStandIn(ThreadedServer):
             complete=complete,
             rollback=rollback,
             failure=error,
+            kind=kind,
         )
         self.operations[operation.id] = operation
         headers = self._operation_headers(operation, ctx.query.get("api-version", ""))
@@ -489,14 +511,25 @@ class AzureStandIn(ThreadedServer):
         return web.Response(status=202, headers=headers)
 
     def _operation_headers(self, operation: Operation, api_version: str) -> dict[str, str]:
+        """As the service answers: workspaces give both headers on their status URL, computes only
+        ``Azure-AsyncOperation``, the others ``Azure-AsyncOperation`` plus ``Location`` (the operation
+        result, or for a PUT the resource itself) and ``x-ms-async-operation-timeout``."""
         base = f"{self.url}/subscriptions/{operation.subscription_id}/providers/{ML}/locations/{operation.location}"
         query = urlencode({"api-version": api_version})
-        headers = {
-            "Location": f"{base}/mfeOperationResults/{operation.id}?{query}",
-            "Retry-After": str(self.lro.retry_after),
-        }
-        if self.lro.mode == "async-operation":
-            headers["Azure-AsyncOperation"] = f"{base}/mfeOperationsStatus/{operation.id}?{query}"
+        result = f"{base}/mfeOperationResults/{operation.id}?{query}"
+        headers: dict[str, str] = {}
+        if self.lro.mode == "location":  # test control: a Location-only operation, which ARM allows
+            headers["Location"] = result
+        else:
+            status = f"{base}/{_STATUS_PATHS[operation.kind]}/{operation.id}?{query}"
+            headers["Azure-AsyncOperation"] = status
+            if operation.kind == "workspace":
+                headers["Location"] = status
+            elif operation.kind == "mfe":
+                headers["Location"] = f"{self.url}{operation.target}?{query}" if operation.method == "PUT" else result
+                headers["x-ms-async-operation-timeout"] = "PT30M"
+        if self.lro.retry_after:
+            headers["Retry-After"] = str(self.lro.retry_after)
         return headers
 
     def _operation(self, ctx: _Ctx) -> Operation:
@@ -507,20 +540,33 @@ class AzureStandIn(ThreadedServer):
 
     # ---------------------------------------------------------------------------------- misc
     def _discovery(self, ctx: _Ctx) -> web.Response:
-        # Every data-plane service of the workspace points back at the stand-in.
-        keys = ("api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling")
-        return web.json_response({key: self.url for key in (*keys, "modelmanagement", "pipelines", "studio")})
+        # Every data-plane service of the workspace points back at the stand-in; the keys are the
+        # ones Microsoft Learn shows (how-to-manage-rest).
+        keys = ("api", "experimentation", "history", "hyperdrive", "labeling", "modelmanagement", "pipelines")
+        return web.json_response({key: self.url for key in (*keys, "studiocoreservices")})
 
     def _operation_status(self, ctx: _Ctx) -> web.Response:
         operation = self._operation(ctx)
         operation.advance()
-        body: Json = {"id": ctx.path, "name": operation.id, "status": operation.status, "startTime": operation.started}
-        if operation.ended:
-            body["endTime"] = operation.ended
+        status = operation.status
+        body: Json
+        if operation.kind == "mfe":
+            # While running, the service names what is happening ("Deleting", "Updating", "Creating").
+            if status == "InProgress":
+                status = "Deleting" if operation.method == "DELETE" else "Updating"
+            base = f"/subscriptions/{operation.subscription_id}/providers/{ML}/locations/{operation.location}"
+            body = {"id": f"{base}/mfeOperationResults/{operation.id}", "name": operation.id, "status": status,
+                    "startTime": operation.started}
+            if operation.ended:
+                body["endTime"] = operation.ended
+        else:
+            body = {"status": status}
+            if operation.kind == "compute" and status == "Succeeded":
+                body["percentComplete"] = 100.0
         if operation.status == "Failed":
             body["error"] = operation.failure
-        headers = {"Retry-After": str(self.lro.retry_after)} if operation.status == "InProgress" else None
-        return web.json_response(body, headers=headers)
+        retry = operation.status == "InProgress" and self.lro.retry_after
+        return web.json_response(body, headers={"Retry-After": str(self.lro.retry_after)} if retry else None)
 
     def _operation_result(self, ctx: _Ctx) -> web.Response:
         operation = self._operation(ctx)
@@ -612,7 +658,11 @@ class AzureStandIn(ThreadedServer):
             workspace.provisioning_state = previous
 
         return self._start_operation(
-            ctx, workspace, complete=lambda: self.state.remove_workspace(workspace, purge=purge), rollback=rollback
+            ctx,
+            workspace,
+            complete=lambda: self.state.remove_workspace(workspace, purge=purge),
+            rollback=rollback,
+            kind="workspace",
         )
 
     # ---------------------------------------------------------------------------------- jobs
@@ -722,6 +772,12 @@ class AzureStandIn(ThreadedServer):
         workspace, entry, version = self._asset_version(ctx)
         immutable = ("provisioningState", *_IMMUTABLE[ctx.match["collection"]])
         self._merge_properties(version, ctx.body, keep=immutable)
+        props = version["properties"]
+        if "stage" in props:  # archiving moves a version to stage "Archived", restoring back (model recordings)
+            if props.get("isArchived"):
+                props["stage"] = "Archived"
+            elif props["stage"] == "Archived":
+                props["stage"] = "Development"
         workspace.refresh_container(ctx.match["collection"], entry.container["name"])
         return web.json_response(version)
 
@@ -763,7 +819,10 @@ class AzureStandIn(ThreadedServer):
         def rollback() -> None:
             schedule["properties"] = previous
 
-        return self._start_operation(ctx, workspace, complete=complete, rollback=rollback, body=schedule)
+        # The 201 carries only the properties (schedule/…test_schedule_lifetime recording).
+        return self._start_operation(
+            ctx, workspace, complete=complete, rollback=rollback, body={"properties": schedule["properties"]}
+        )
 
     def _schedule_delete(self, ctx: _Ctx) -> web.Response:
         workspace, schedule = self._child(ctx, "schedules", "schedules")
@@ -800,10 +859,17 @@ class AzureStandIn(ThreadedServer):
         behind = compute["properties"].get("resourceId")
         # Delete (not Detach) takes the resource behind an attached compute with it.
         also = behind if action.lower() == "delete" and compute["properties"].get("isAttachedCompute") and behind else None
-        return self._delete_child(ctx, workspace, "computes", compute, also=also)
+        return self._delete_child(ctx, workspace, "computes", compute, also=also, kind="compute")
 
     def _delete_child(
-        self, ctx: _Ctx, workspace: Workspace, attribute: str, item: Json, *, also: str | None = None
+        self,
+        ctx: _Ctx,
+        workspace: Workspace,
+        attribute: str,
+        item: Json,
+        *,
+        also: str | None = None,
+        kind: OperationKind = "mfe",
     ) -> web.Response:
         """A child delete as an LRO: ``Deleting`` until the operation completes, then gone (with the
         resource ``also`` names, if any)."""
@@ -822,7 +888,7 @@ class AzureStandIn(ThreadedServer):
         def rollback() -> None:
             props["provisioningState"] = previous
 
-        return self._start_operation(ctx, workspace, complete=complete, rollback=rollback)
+        return self._start_operation(ctx, workspace, complete=complete, rollback=rollback, kind=kind)
 
     # ------------------------------------------------------------------ endpoints, datastores
     def _lister(self, attribute: str) -> Handler:

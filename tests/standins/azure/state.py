@@ -101,6 +101,13 @@ class Identity:
 DEFAULT_USER = Identity()
 
 
+def _endpoint_system_data(who: Identity, created_at: str) -> Json:
+    """Online and batch endpoints carry a shorter ``systemData`` than other resources (recordings
+    online_services/…test_online_endpoint_e2e, batch_services/…test_batch_endpoint_create)."""
+    created_by = who.upn if who.kind == "User" and who.upn else who.name
+    return {"createdAt": created_at, "createdBy": created_by, "lastModifiedAt": created_at}
+
+
 def _identity(value: Identity | str | None) -> Identity:
     if value is None:
         return DEFAULT_USER
@@ -487,7 +494,8 @@ class Workspace:
                 if job_name
                 else self.datastore_uri("workspaceblobstore", f"LocalUpload/{_short_id(self.id, name, version)}/{name}")
             )
-        properties = {"flavors": {}, "jobName": job_name, "modelType": model_type, "modelUri": model_uri, "stage": "Development"}
+        properties = {"flavors": {}, "jobName": job_name, "modelType": model_type, "modelUri": model_uri,
+                      "stage": "Development", "autoDeleteSetting": None, "intellectualProperty": None}
         return self._add_version("models", name, version, properties, is_archived=is_archived, created_by=created_by,
                                  created_at=created_at, description=description, tags=tags)
 
@@ -629,11 +637,11 @@ class Workspace:
         provisioning_state: str = "Succeeded",
         created_on: dt.datetime | str | None = None,
         modified_on: dt.datetime | str | None = None,
-        created_by: Identity | str | None = None,
     ) -> Json:
         """Seed an AmlCompute cluster. Of its ``current_nodes``, ``running_nodes`` run jobs and
         ``preparing_nodes`` get ready for one; the rest are idle. ``allocation_changed`` is when it
-        last scaled (``allocationStateTransitionTime``), by default when it was created."""
+        last scaled (``allocationStateTransitionTime``), by default when it was created. The service
+        sends no ``systemData`` for computes: who made one is not on the wire."""
         assert running_nodes + preparing_nodes <= current_nodes, "busy nodes are among the current ones"
         created = iso(created_on)
         inner = {
@@ -663,9 +671,10 @@ class Workspace:
             "virtualMachineImage": None,
             "isolatedNetwork": False,
             "enableNodePublicIp": True,
-            "propertyBag": None,
+            "enableBatchPrivateLink": False,
+            "propertyBag": {},
         }
-        compute = self._compute(name, "AmlCompute", inner, created, iso(modified_on) if modified_on else created, _identity(created_by))
+        compute = self._compute(name, "AmlCompute", inner, created, iso(modified_on) if modified_on else created)
         compute["properties"]["provisioningState"] = provisioning_state
         return compute
 
@@ -675,10 +684,10 @@ class Workspace:
         """Seed a compute attached from elsewhere (a VM, a Kubernetes cluster): ``resourceId`` names
         the resource behind it, which a DELETE with ``underlyingResourceAction=Delete`` removes too."""
         created = iso(created_on)
-        return self._compute(name, compute_type, {}, created, created, self.created_by, attached_to=resource_id)
+        return self._compute(name, compute_type, {}, created, created, attached_to=resource_id)
 
     def _compute(
-        self, name: str, compute_type: str, inner: Json, created: str, modified: str, who: Identity, *, attached_to: str | None = None
+        self, name: str, compute_type: str, inner: Json, created: str, modified: str, *, attached_to: str | None = None
     ) -> Json:
         compute = {
             "id": self.child_id("computes", name),
@@ -686,7 +695,6 @@ class Workspace:
             "type": f"{WORKSPACE_TYPE}/computes",
             "location": self.location,
             "tags": {},
-            "identity": None,
             "properties": {
                 "computeType": compute_type,
                 "computeLocation": self.location,
@@ -696,11 +704,11 @@ class Workspace:
                 "modifiedOn": modified,
                 "resourceId": attached_to,
                 "provisioningErrors": None,
+                "provisioningWarnings": {},
                 "isAttachedCompute": attached_to is not None,
                 "disableLocalAuth": True,
                 "properties": inner,
             },
-            "systemData": who.system_data(created),
         }
         self.computes[name.lower()] = compute
         return compute
@@ -737,9 +745,11 @@ class Workspace:
                 "swaggerUri": f"https://{name}.{self.location}.inference.ml.azure.com/swagger.json",
                 "provisioningState": provisioning_state,
                 "traffic": dict(traffic or {}),
+                "mirrorTraffic": {},
+                "compute": None,
                 "publicNetworkAccess": "Enabled",
             },
-            "systemData": who.system_data(iso(created_at)),
+            "systemData": _endpoint_system_data(who, iso(created_at)),
         }
         self.online_endpoints[name.lower()] = endpoint
         return endpoint
@@ -759,13 +769,7 @@ class Workspace:
             "name": name,
             "type": f"{WORKSPACE_TYPE}/batchEndpoints",
             "location": self.location,
-            "kind": None,
             "tags": {},
-            "identity": {
-                "type": "SystemAssigned",
-                "principalId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.child_id("batchEndpoints", name))),
-                "tenantId": who.tenant_id,
-            },
             "properties": {
                 "authMode": "AADToken",
                 "description": None,
@@ -775,7 +779,7 @@ class Workspace:
                 "provisioningState": provisioning_state,
                 "defaults": {"deploymentName": default_deployment},
             },
-            "systemData": who.system_data(iso(created_at)),
+            "systemData": _endpoint_system_data(who, iso(created_at)),
         }
         self.batch_endpoints[name.lower()] = endpoint
         return endpoint
@@ -795,9 +799,11 @@ class Workspace:
         """Seed an AzureBlob datastore (or AzureFile when ``file_share_name`` is given)."""
         props: Json = {
             "description": None,
-            "tags": {},
-            "properties": {},
+            "tags": None,
+            "properties": None,
             "isDefault": is_default,
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": self.resource_group,
             "accountName": account_name,
             "endpoint": endpoint,
             "protocol": "https",
@@ -813,7 +819,8 @@ class Workspace:
             "name": name,
             "type": f"{WORKSPACE_TYPE}/datastores",
             "properties": props,
-            "systemData": self.created_by.system_data(self.created_at),
+            # The service creates these itself: no createdBy (model/…archive_restore_version recording).
+            "systemData": {"createdAt": self.created_at, "lastModifiedAt": self.created_at},
         }
         self.datastores[name.lower()] = datastore
         if account_key is not None:

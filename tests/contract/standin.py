@@ -1,0 +1,23 @@
+"""The Azure stand-in as tests use it: SDKs pointed at it, and checked against the real service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from tests.contract.checker import violations
+from tests.standins.azure import AzureStandIn, use_standin
+
+
+@asynccontextmanager
+async def checked_standin(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> AsyncIterator[AzureStandIn]:
+    """An ``AzureStandIn(**kwargs)`` this test's SDK clients talk to. On the way out it asserts that it
+    had no bug of its own and that every answer it gave has the real service's shape."""
+    async with AzureStandIn(**kwargs) as standin:
+        use_standin(standin, monkeypatch)
+        yield standin
+        assert standin.errors == []
+        assert violations(standin.exchanges) == []
