@@ -6,8 +6,9 @@ code the headers and the body's shape. Pure functions only: load, match, check.
 
 Shape language (bodies):
   * ``"string"``, ``"integer"``, ``"number"``, ``"boolean"``, ``"object"``, ``"array"``, ``"null"``,
-    ``"any"``, or ``"@name"`` (a shape defined in ``shapes/_common.json``); alternatives joined with
-    ``|`` (``"string|null"``). A leading ``?`` lets the field be absent (``"?string|null"``).
+    ``"any"``, ``"=Literal"`` (exactly that string), or ``"@name"`` (a shape defined in
+    ``shapes/_common.json``); alternatives joined with ``|`` (``"string|null"``, ``"=AKS|=Kubernetes"``).
+    A leading ``?`` lets the field be absent (``"?string|null"``).
   * a JSON object: an object with exactly these fields; ``"$open": true`` also allows fields not
     listed (the real service sends many we do not depend on), ``"*": <shape>`` checks every value of
     a map. A key ``"?x"`` is the same as a value with a leading ``?``.
@@ -216,7 +217,7 @@ def _check_union(value: Any, spec: str, common: dict[str, Any], at: str) -> list
     for alternative in alternatives:
         if alternative.startswith("@"):
             found = check_value(value, common[alternative[1:]], common, at)
-        elif alternative == "any" or (alternative == "null" and value is None):
+        elif alternative == "any" or (alternative == "null" and value is None) or alternative == f"={value}":
             found = []
         elif alternative in _PRIMITIVES and isinstance(value, _PRIMITIVES[alternative]) and not (
             isinstance(value, bool) and alternative in ("integer", "number")

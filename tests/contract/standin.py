@@ -19,5 +19,6 @@ async def checked_standin(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Asy
     async with AzureStandIn(**kwargs) as standin:
         use_standin(standin, monkeypatch)
         yield standin
-        assert standin.errors == []
-        assert violations(standin.exchanges) == []
+        assert not standin.errors, "stand-in bugs:\n" + "\n".join(standin.errors)
+        problems = violations(standin.exchanges)
+        assert not problems, "answers unlike the real service's:\n" + "\n".join(problems)

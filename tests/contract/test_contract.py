@@ -111,11 +111,13 @@ def _seed(azure: AzureStandIn) -> Workspace:
     ws.add_model_version("churn", "1", job_name="train-1")
     ws.add_model_version("churn", "2", job_name="train-2")
     ws.add_data_version("sales", "1")
+    ws.add_data_version("sales", "2")
     ws.add_environment_version("sk", "1")
     code = ws.add_code_version("src", "1")
     ws.add_component_version("prep", "1", code=code["id"])
     ws.add_schedule("nightly")
     ws.add_compute("cpu")
+    ws.add_attached_compute("vm", f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/vm")
     ws.add_online_endpoint("oe")
     ws.add_batch_endpoint("be")
     return ws
@@ -143,7 +145,9 @@ def _drive(ws: Workspace, ml: MLClient, arm: ResourceManagementClient, azure: Az
     ml.models.get("churn", "1")
     ml.models.archive("churn", "1")
     ml.models.archive("churn")
-    arm.resources.begin_delete_by_id(ws.child_id("models", "churn") + "/versions/2", api_version="2024-04-01").result()
+    for collection, name in (("models", "churn"), ("data", "sales")):
+        version = ws.child_id(collection, name) + "/versions/2"
+        arm.resources.begin_delete_by_id(version, api_version="2024-04-01").result()
     for kind, name in ((ml.data, "sales"), (ml.environments, "sk"), (ml.components, "prep")):
         list(kind.list())
         list(kind.list(name=name, list_view_type=ListViewType.ALL))
@@ -161,6 +165,7 @@ def _drive(ws: Workspace, ml: MLClient, arm: ResourceManagementClient, azure: Az
     # computes and endpoints
     list(ml.compute.list())
     ml.compute.get("cpu")
+    ml.compute.get("vm")
     arm.resources.get_by_id(ws.child_id("computes", "cpu"), api_version="2024-04-01")
     ml.compute.begin_delete("cpu").result()
     list(ml.online_endpoints.list())
@@ -286,6 +291,8 @@ def test_checker_walks_arrays_maps_unions_and_optional_fields() -> None:
         "body.value[0].userTenantId: expected string, got integer 1"
     ]
     assert check_value({"value": [], "tags": {"a": 1}}, spec, common, "body") == ["body.tags.a: expected string, got integer 1"]
+    assert check_value("AKS", "=AKS|=Kubernetes", common, "x") == []
+    assert check_value("AmlCompute", "=AKS|=Kubernetes", common, "x") == ["x: expected =AKS|=Kubernetes, got string 'AmlCompute'"]
     assert check_value({"value": [], "tags": {}, "extra": 1}, spec, common, "body") == [
         "body: fields the real service never sends: ['extra']"
     ]
