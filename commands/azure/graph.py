@@ -1,8 +1,9 @@
 """Microsoft Graph's directory of people, read through azure-core's pipeline (no Graph SDK).
 
-Only two reads, both under the application permission `User.Read.All`: a user by object id or UPN
-(`GET /v1.0/users/{id|upn}`), and users whose mail or other mails are an address
-(`GET /v1.0/users?$filter=mail eq '…' or otherMails/any(…)`). The client is synchronous, like the
+Three reads, all under the application permission `User.Read.All`: a user by object id or UPN
+(`GET /v1.0/users/{id|upn}`), users whose mail or other mails are an address
+(`GET /v1.0/users?$filter=mail eq '…' or otherMails/any(…)`), and users of a display name
+(`$filter=displayName eq '…'`). The client is synchronous, like the
 control plane's, and every call runs in a worker thread.
 """
 
@@ -147,6 +148,11 @@ class Directory:
         """Users whose mail, or one of whose other mails, is this address."""
         literal = _quote_literal(address)
         body = self._get("users", {"$filter": f"mail eq {literal} or otherMails/any(m:m eq {literal})", "$select": SELECT})
+        return [DirectoryUser.of(user) for user in (body or {}).get("value", [])]
+
+    def named(self, display_name: str) -> list[DirectoryUser]:
+        """Users with this display name (a few are enough to tell it is shared)."""
+        body = self._get("users", {"$filter": f"displayName eq {_quote_literal(display_name)}", "$select": SELECT, "$top": "10"})
         return [DirectoryUser.of(user) for user in (body or {}).get("value", [])]
 
     def probe(self) -> str:

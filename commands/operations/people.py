@@ -130,19 +130,39 @@ class Identity:
 
 @dataclass
 class Matches:
-    """Which records matched, on which basis (for the plan's notes and warnings)."""
+    """Which records matched, on which basis (for the plan's notes and warnings). With `namesakes`
+    (how many people in the directory share their display name; a deletion asks) above one, the
+    records matched by that name only are left out: they are as likely someone else's."""
 
+    namesakes: int | None = None  # None: not asked, or not known (no Graph, or no display name)
     by_basis: dict[Basis, list[str]] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
 
-    def add(self, basis: Basis, record: str) -> None:
+    def take(self, basis: Basis, record: str) -> bool:
+        """Note a match; whether the plan takes the record."""
+        if basis is Basis.DISPLAY_NAME and (self.namesakes or 0) > 1:
+            self.left_out.append(record)
+            return False
         self.by_basis.setdefault(basis, []).append(record)
+        return True
 
     @property
     def ambiguous(self) -> list[str]:
         return self.by_basis.get(Basis.DISPLAY_NAME, [])
 
     def notes(self) -> dict[str, list[str]]:
-        return {basis.value: sorted(records) for basis, records in self.by_basis.items()}
+        notes = {basis.value: sorted(records) for basis, records in self.by_basis.items()}
+        return notes | ({"display name only, shared in the directory: left out": sorted(self.left_out)} if self.left_out else {})
+
+
+async def namesakes(ctx: Context, person: Identity) -> int | None:
+    """How many people in the directory bear their display name, when Graph can tell."""
+    if ctx.directory is None or person.unresolved is not None or not person.shown_name:
+        return None
+    try:
+        return len(await asyncio.to_thread(ctx.directory.named, person.shown_name))
+    except DirectoryError:
+        return None
 
 
 async def identify(intent: Intent, ctx: Context) -> Identity:

@@ -35,7 +35,7 @@ from commands.operations.assets import (
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.notebooks import notebooks_of, with_shares
-from commands.operations.people import CERTAIN, Identity, Matches, identify, shown_creator
+from commands.operations.people import CERTAIN, Identity, Matches, identify, namesakes, shown_creator
 from commands.operations.run_data import (
     STORAGE,
     by_kind,
@@ -49,6 +49,9 @@ from commands.operations.run_data import (
 )
 from commands.operations.schedules import delete_schedule, describe, every_schedule, schedule_item
 from commands.plan import ItemKind, Plan
+
+
+LISTED = 20  # ambiguous matches named on the card; all are in the plan's notes
 
 
 async def _their_jobs(ctx: Context, person: Identity, jobs: list[Any], matches: Matches) -> tuple[list[Any], Identity]:
@@ -67,9 +70,8 @@ async def _their_jobs(ctx: Context, person: Identity, jobs: list[Any], matches: 
     for job in jobs:
         creator = history.get(job.name)
         basis = person.by_history(creator) if creator else person.by_shown(shown_creator(job))
-        if basis is not None:
+        if basis is not None and matches.take(basis, f"run {job.name}"):
             theirs.append(job)
-            matches.add(basis, f"run {job.name}")
     return theirs, person
 
 
@@ -77,19 +79,24 @@ def _matched(person: Identity, matches: Matches, label: str, records: list[Any])
     """The records the control plane shows as theirs, each noted with the basis of the match."""
     chosen = []
     for record in records:
-        if basis := person.by_shown(shown_creator(record)):
+        version = f":{record.version}" if getattr(record, "version", None) else ""
+        if (basis := person.by_shown(shown_creator(record))) and matches.take(basis, f"{label} {record.name}{version}"):
             chosen.append(record)
-            version = f":{record.version}" if getattr(record, "version", None) else ""
-            matches.add(basis, f"{label} {record.name}{version}")
     return chosen
 
 
 def _identity_warnings(person: Identity, matches: Matches) -> list[str]:
     warnings = []
-    if matches.ambiguous:
+    if ambiguous := sorted(matches.ambiguous):
+        more = f" …and {len(ambiguous) - LISTED} more (the plan's notes list all)" if len(ambiguous) > LISTED else ""
         warnings.append(
-            "Matched by display name only, so possibly someone else of the same name — check before approving: "
-            + ", ".join(sorted(matches.ambiguous)) + "."
+            f"Matched by display name only, so possibly someone else of the same name — check before approving: "
+            f"{', '.join(ambiguous[:LISTED])}{more}."
+        )
+    if matches.left_out:
+        warnings.append(
+            f"Left out: matched by display name only, and {matches.namesakes} people in the directory are called "
+            f"{person.shown_name} — if they are theirs, delete them by name: {', '.join(sorted(matches.left_out)[:LISTED])}."
         )
     if impossible := person.impossible():
         warnings.append("Not resolved through Microsoft Graph, so some records could not be matched: " + "; ".join(impossible) + ".")
@@ -98,8 +105,9 @@ def _identity_warnings(person: Identity, matches: Matches) -> list[str]:
 
 async def _plan(intent: Intent, ctx: Context) -> Plan:
     jobs = await list_jobs(ctx)
-    matches = Matches()
-    theirs, person = await _their_jobs(ctx, await identify(intent, ctx), jobs, matches)
+    person = await identify(intent, ctx)
+    matches = Matches(await namesakes(ctx, person) if intent.destructive else None)
+    theirs, person = await _their_jobs(ctx, person, jobs, matches)
     assets = await catalog(ctx)
     models = _matched(person, matches, MODEL.label, assets[MODEL])
     chosen = [(kind, asset) for kind in (DATA, ENVIRONMENT, COMPONENT) for asset in _matched(person, matches, kind.label, assets[kind])]

@@ -33,10 +33,11 @@ GUEST_MAIL = "jane@fabrikam.com"
 GUEST_UPN = "jane_fabrikam.com#EXT#@contoso.onmicrosoft.com"
 
 
-def _dana_in_graph(graph: GraphStandIn) -> None:
+def _dana_in_graph(graph: GraphStandIn, *, namesake: bool = True) -> None:
     graph.add_user(DANA.name, DANA_UPN, object_id=DANA_OID, mail=DANA_MAIL, other_mails=("dana@old.contoso.com",))
-    graph.add_user(NAMESAKE.name, "dana.k_fabrikam.com#EXT#@contoso.onmicrosoft.com", object_id=NAMESAKE.object_id,
-                   mail="dana.k@fabrikam.com", user_type="Guest")
+    if namesake:
+        graph.add_user(NAMESAKE.name, "dana.k_fabrikam.com#EXT#@contoso.onmicrosoft.com", object_id=NAMESAKE.object_id,
+                       mail="dana.k@fabrikam.com", user_type="Guest")
 
 
 async def _seed_dana(harness: Harness, azure: AzureStandIn) -> None:
@@ -64,13 +65,14 @@ def _runs(plan: dict[str, Any]) -> set[str]:
 async def test_an_erasure_finds_every_form_of_their_name_and_flags_display_name_only_matches(
     azure_harness: Harness, azure: AzureStandIn, graph: GraphStandIn
 ) -> None:
-    _dana_in_graph(graph)
+    _dana_in_graph(graph, namesake=False)
     await _seed_dana(azure_harness, azure)
     # Named by mention: Slack shares her mail, which is not her UPN.
     azure_harness.slack.add_user("U0DANA001", "dana", email=DANA_MAIL)
 
     request = await azure_harness.submit("delete user <@U0DANA001|dana>")
 
+    # The namesake's run shows her name too, but run history gives another object id.
     assert _runs(request.plan) == {"dana-1", "dana-2"}
     identity = request.plan["notes"]["identity"]
     assert (identity["object_id"], identity["upn"], identity["display_name"]) == (DANA_OID, DANA_UPN, DANA.name)
@@ -82,12 +84,13 @@ async def test_an_erasure_finds_every_form_of_their_name_and_flags_display_name_
         "display name only (ambiguous)": ["data dana-named:1", "schedule dana-nightly"],
     }
     card = str(azure_harness.card(request.id)["blocks"])
-    assert "Matched by display name only" in card and "data dana-named:1, schedule dana-nightly" in card
-    # Graph was asked for her UPN first (her mail is none), then by mail and other mails.
-    paths = [(c.path, c.query.get("$filter")) for c in graph.calls]
-    assert paths == [
+    assert "Matched by display name only, so possibly someone else of the same name — check before approving: " \
+           "data dana-named:1, schedule dana-nightly." in card
+    # Graph was asked for her UPN first (her mail is none), then by mail and other mails, then who bears her name.
+    assert [(c.path, c.query.get("$filter")) for c in graph.calls] == [
         (f"/v1.0/users/{DANA_MAIL}", None),
         ("/v1.0/users", f"mail eq '{DANA_MAIL}' or otherMails/any(m:m eq '{DANA_MAIL}')"),
+        ("/v1.0/users", f"displayName eq '{DANA.name}'"),
     ]
 
     await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
@@ -96,6 +99,25 @@ async def test_an_erasure_finds_every_form_of_their_name_and_flags_display_name_
         assert await azure_harness.blob_names(f"ExperimentRun/dcid.{gone}/") == set()
     for kept in ("namesake-1", "app-1", "robot-1"):
         assert await azure_harness.blob_names(f"ExperimentRun/dcid.{kept}/")
+    with azure.state.lock:
+        assert "dana-nightly" not in _workspace(azure).schedules  # approved as listed, ambiguous or not
+
+
+async def test_an_erasure_leaves_out_display_name_matches_when_the_directory_shares_the_name(
+    azure_harness: Harness, azure: AzureStandIn, graph: GraphStandIn
+) -> None:
+    _dana_in_graph(graph)  # with a guest of the same name
+    await _seed_dana(azure_harness, azure)
+
+    request = await azure_harness.submit(f"delete user {DANA_OID}")
+
+    matches = request.plan["notes"]["identity"]["matches"]
+    assert "display name only (ambiguous)" not in matches
+    assert matches["display name only, shared in the directory: left out"] == ["data dana-named:1", "schedule dana-nightly"]
+    refs = {item["ref"] for item in request.plan["items"]}
+    assert not any("dana-named" in ref or "dana-nightly" in ref for ref in refs)
+    assert "Left out: matched by display name only, and 2 people in the directory are called Dana Kowalski" in str(
+        azure_harness.card(request.id)["blocks"])
 
 
 async def test_without_graph_permission_the_plan_says_which_matches_were_impossible(
