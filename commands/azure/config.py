@@ -24,6 +24,6 @@ class WorkspaceConfig(BaseModel):
     storage_connection_string: str | None = None
     artifact_container: str = "azureml"
     # The default datastore's container (`azureml-blobstore-<workspace-guid>`), where runs write
-    # named outputs; looked up through the workspace's `workspaceblobstore` datastore when unset.
+    # named outputs; when unset, the container of the datastore the workspace marks `isDefault`.
     blobstore_container: str | None = None
     exports_container: str = "amlbot-exports"

@@ -18,7 +18,7 @@ from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
 from commands.operations.base import Context
 from commands.operations.datastores import Located, Stores, files_at, within
-from commands.operations.run_data import KEPT_LISTED, ML_API_VERSION, Prefix, RecordDelete, keep, record_name
+from commands.operations.run_data import KEPT_LISTED, ML_API_VERSION, STORAGE, Prefix, RecordDelete, keep, record_name
 from commands.plan import ItemKind, Plan, PlanItem
 
 ARCHIVED = "archived: the service keeps the record, hidden from lists"
@@ -175,6 +175,19 @@ def keep_shared(plan: Plan, shared: dict[str, list[str]], hint: str) -> Plan:
         return plan
     reasons = {key: "also used by " + ", ".join(labels) for key, labels in shared.items()}
     return keep(plan, reasons, f"{len(shared)} file(s) are also used by {users_of(shared)}: they are kept. {hint}")
+
+
+async def keep_what_others_use(
+    ctx: Context, plan: Plan, stores: Stores, jobs: list[Any], assets: Catalog, hint: str = "Ask again once nothing else uses them."
+) -> Plan:
+    """A deletion keeps each of its blobs that a record staying in the workspace points into — a
+    model, data asset, environment, component or job (`LocalUpload/<hash>/` folders are shared by
+    content, and models and data are registered from runs' outputs) — listed with who uses it.
+    `jobs` and `assets` are everything in the workspace."""
+    retained = set(plan.notes.get("retained", {}))
+    going = {item.key for item in plan.items if item.kind not in STORAGE} - retained
+    files = [item for item in plan.items if item.kind is ItemKind.BLOB and item.key not in retained]
+    return keep_shared(plan, sharing(files, await holders(ctx, stores, jobs, assets), going), hint)
 
 
 def archive_version(ctx: Context) -> RecordDelete:

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from commands.operations.base import Context
-from commands.operations.run_data import DEFAULT_DATASTORE, ML_API_VERSION, Prefix, blob_items
+from commands.operations.run_data import ML_API_VERSION, Prefix, blob_items
 from commands.plan import PlanItem
 
 URI = re.compile(
@@ -61,11 +61,8 @@ class Stores:
         return where, ""
 
     async def container(self, store: str) -> Located:
-        config = self.ctx.config
         if store.lower() == ARTIFACT_STORE:
-            return config.artifact_container, ""
-        if store.lower() == DEFAULT_DATASTORE and config.blobstore_container:
-            return config.blobstore_container, ""
+            return self.ctx.config.artifact_container, ""
         return await self._ours(store, "container_name", "blob storage")
 
     async def share(self, store: str) -> Located:

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from commands.intents import Intent
+from commands.operations.assets import catalog, keep_what_others_use
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
-from commands.operations.run_data import delete_job, delete_planned, export_planned, list_jobs, plan_runs
+from commands.operations.datastores import Stores
+from commands.operations.run_data import delete_job, delete_planned, export_planned, list_jobs
+from commands.operations.runs import plan_runs
 from commands.plan import Plan
 
 
 class _ExperimentRuns:
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         # The jobs API has no experiment filter: the SDK lists every job and we pick.
-        jobs = [job for job in await list_jobs(ctx) if job.experiment_name == intent.target]
+        every = await list_jobs(ctx)
+        jobs = [job for job in every if job.experiment_name == intent.target]
         if not jobs:
             raise OperationError(f"No runs of experiment `{intent.target}` in workspace `{ctx.alias}`.")
-        return await plan_runs(intent, ctx, jobs, intent.target or "")
+        stores = Stores(ctx)
+        plan = await plan_runs(intent, ctx, stores, jobs, intent.target or "")
+        if not intent.destructive:
+            return plan
+        # A model or data asset registered from a run's outputs keeps those files.
+        return await keep_what_others_use(ctx, plan, stores, every, await catalog(ctx))
 
 
 class DeleteExperiment(_ExperimentRuns):

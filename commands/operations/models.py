@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from commands.intents import Intent
-from commands.operations.assets import MODEL, asset_item, delete_version, versions
+from commands.operations.assets import MODEL, Catalog, catalog, delete_version, keep_what_others_use, plan_assets, versions
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
-from commands.operations.datastores import Stores, files_at, within
-from commands.operations.run_data import Prefix, delete_planned, export_planned, ordered
+from commands.operations.datastores import Stores
+from commands.operations.run_data import delete_planned, export_planned, list_jobs, ordered
 from commands.plan import Plan
 
 ONLY_ARCHIVES = (
@@ -23,52 +23,34 @@ ONLY_ARCHIVES = (
 )
 
 
-def _label(version: Any) -> str:
-    return f"{version.name}:{version.version}"
-
-
-async def _versions(intent: Intent, ctx: Context) -> tuple[list[Any], list[Any]]:
-    """The versions asked for and the model's other versions, archived ones included (their
-    files are still there)."""
-    every = await versions(ctx, MODEL, intent.target)
-    chosen = [v for v in every if intent.version in (None, v.version)]
+async def _versions(intent: Intent, ctx: Context) -> tuple[list[Any], Catalog]:
+    """The versions asked for, and (for a deletion) every asset version of the workspace; archived
+    ones included (their files are still there)."""
+    assets = await catalog(ctx) if intent.destructive else {MODEL: await versions(ctx, MODEL, intent.target)}
+    chosen = [v for v in assets[MODEL] if v.name.lower() == (intent.target or "").lower() and intent.version in (None, v.version)]
     if not chosen:
         what = f"{intent.target}:{intent.version}" if intent.version else intent.target
         raise OperationError(f"No model `{what}` in workspace `{ctx.alias}`.")
-    return chosen, [v for v in every if v.version not in {c.version for c in chosen}]
+    return chosen, assets
 
 
 class _ModelVersions:
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        chosen, others = await _versions(intent, ctx)
+        chosen, assets = await _versions(intent, ctx)
         stores = Stores(ctx)
-        items = [asset_item(ctx, MODEL, v) for v in chosen]
-        prefixes: list[Prefix] = []
-        warnings = [ONLY_ARCHIVES] if intent.destructive else []
-        # A deletion must not take files that a version it keeps still points at.
-        shared = [(await stores.locate(v.path), _label(v)) for v in others] if intent.destructive else []
-        for version in chosen:
-            container, path = await stores.locate(version.path)
-            if container is None:
-                warnings.append(f"{_label(version)}'s files are left alone: {path}.")
-                continue
-            files, prefix = await files_at(ctx, container, path)
-            held = {f.key: label for f in files for (c, p), label in shared if c == container and within(f.ref, p)}
-            if held:
-                files = [f for f in files if f.key not in held]
-                holders = ", ".join(sorted(set(held.values())))
-                warnings.append(f"{_label(version)} shares {len(held)} file(s) with {holders}, which stays: those files are kept.")
-                prefix = None  # the kept files would otherwise read as late arrivals
-            items += files
-            prefixes += [prefix] if prefix else []
-        return Plan(
+        planned = await plan_assets(ctx, stores, [(MODEL, v) for v in chosen])
+        plan = Plan(
             action=intent.action,
             workspace=ctx.alias,
             target=f"{intent.target}:{intent.version}" if intent.version else intent.target or "",
-            items=ordered(items),
-            warnings=tuple(warnings),
-            notes={"prefixes": [[c, p] for c, p in prefixes]},
+            items=ordered([*planned.records, *planned.files]),
+            warnings=(*([ONLY_ARCHIVES] if intent.destructive else []), *planned.warnings),
+            notes={"prefixes": [[c, p] for c, p in planned.prefixes]},
         )
+        if not intent.destructive:
+            return plan
+        # Files another version, a data asset or a run still uses stay.
+        return await keep_what_others_use(ctx, plan, stores, await list_jobs(ctx), assets)
 
 
 class DeleteModel(_ModelVersions):

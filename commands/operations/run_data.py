@@ -32,10 +32,8 @@ ML_API_VERSION = "2024-04-01"  # GA api-version of the REST documents read by id
 # Job states after which nothing writes to a run any more (azure-ai-ml RunHistoryConstants).
 FINISHED = frozenset({"completed", "failed", "canceled", "notresponding", "paused"})
 KEPT_LISTED = 5  # retained items spelled out in the plan's warning; the receipt has them all
-TREE_READS = 8  # run-history reads at once while walking a run tree
 
 Prefix = tuple[str, str]  # (container, blob-name prefix)
-DEFAULT_DATASTORE = "workspaceblobstore"
 RecordDelete = Callable[[PlanItem], ItemResult]  # blocking: runs in a worker thread
 CONTENT = frozenset({ItemKind.BLOB, ItemKind.FILE})  # items whose bytes are in storage
 STORAGE = CONTENT | {ItemKind.DIRECTORY}
@@ -68,16 +66,18 @@ def by_kind(deletes: dict[ItemKind, RecordDelete]) -> RecordDelete:
 
 
 async def blobstore_container(ctx: Context) -> str | None:
-    """The default datastore's container: from the config, else from the workspace itself."""
+    """The default datastore's container: from the config, else the workspace's datastore marked
+    `isDefault` (usually `workspaceblobstore`, but a workspace may make another one the default)."""
     if ctx.config.blobstore_container:
         return ctx.config.blobstore_container
-    from azure.core.exceptions import ResourceNotFoundError
 
-    try:
-        datastore = await ctx.control.call(lambda: ctx.control.ml().datastores.get(DEFAULT_DATASTORE))
-    except ResourceNotFoundError:
-        return None
-    return getattr(datastore, "container_name", None)
+    def default() -> Any:
+        try:  # the SDK asks for `…/datastores?isDefault=true` and takes the first
+            return ctx.control.ml().datastores.get_default()
+        except StopIteration:  # no datastore is the default
+            return None
+
+    return getattr(await ctx.control.call(default), "container_name", None)
 
 
 async def run_prefixes_of(ctx: Context, runs: list[str]) -> list[Prefix]:
@@ -161,59 +161,6 @@ async def list_jobs(ctx: Context) -> list[Any]:
         return [job for job in ctx.control.ml().jobs.list(list_view_type=ListViewType.ALL) if job]
 
     return await ctx.control.call(every_job)
-
-
-async def run_tree(ctx: Context, roots: list[str]) -> list[str]:
-    """The runs and every run under them, at any depth: pipeline steps (and the steps of pipelines
-    inside pipelines), sweep trials, AutoML children, nested MLflow runs. Each keeps its own
-    `dcid.` prefix. Run history is read a level at a time, a few runs at once."""
-    reads = asyncio.Semaphore(TREE_READS)
-
-    async def children(run: str) -> list[str]:
-        async with reads:
-            return [child["runId"] for child in await ctx.control.call(ctx.control.run_children, run)]
-
-    found, level = list(dict.fromkeys(roots)), list(dict.fromkeys(roots))
-    while level:
-        below = await asyncio.gather(*(children(run) for run in level))
-        level = [run for runs in below for run in runs if run not in found]
-        found += level
-    return found
-
-
-async def plan_runs(
-    intent: Intent,
-    ctx: Context,
-    jobs: list[Any],
-    target: str,
-    *,
-    other_records: tuple[PlanItem, ...] = (),
-    other_kept: dict[str, str] | None = None,
-) -> Plan:
-    """Each job's record and its runs' blobs, plus other records (and why some of those are kept).
-
-    A deletion keeps unfinished jobs: they are still writing."""
-    records, reasons = list(other_records), dict(other_kept or {})
-    roots: list[str] = []
-    for job in jobs:
-        record = PlanItem(ItemKind.JOB, ctx.control.child_id("jobs", job.name))
-        records.append(record)
-        if intent.destructive and job_status(job) not in FINISHED:
-            reasons[record.key] = f"still {job_status(job)}: cancel it or let it finish, then ask again; its files are kept too"
-            continue
-        roots.append(job.name)
-    runs = await run_tree(ctx, roots)
-    if not intent.destructive:  # who created each run, as run history has it (a job deletion takes them along)
-        records += [PlanItem(ItemKind.RUN_RECORD, run) for run in runs]
-    prefixes = await run_prefixes_of(ctx, runs)
-    plan = Plan(
-        action=intent.action,
-        workspace=ctx.alias,
-        target=target,
-        items=ordered([*records, *await blob_items(ctx, prefixes)]),
-        notes={"prefixes": [[c, p] for c, p in prefixes]},
-    )
-    return keep(plan, reasons)
 
 
 def delete_job(ctx: Context) -> RecordDelete:

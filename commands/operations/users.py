@@ -27,26 +27,23 @@ from commands.operations.assets import (
     asset_item,
     catalog,
     delete_version,
-    holders,
-    keep_shared,
+    keep_what_others_use,
     plan_assets,
-    sharing,
 )
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.notebooks import notebooks_of, with_shares
 from commands.operations.people import CERTAIN, Identity, Matches, identify, namesakes, shown_creator
 from commands.operations.run_data import (
-    STORAGE,
     by_kind,
     delete_job,
     delete_planned,
     export_planned,
     list_jobs,
     ordered,
-    plan_runs,
     record_name,
 )
+from commands.operations.runs import plan_runs
 from commands.operations.schedules import delete_schedule, describe, every_schedule, schedule_item
 from commands.plan import ItemKind, Plan
 
@@ -125,7 +122,7 @@ async def _plan(intent: Intent, ctx: Context) -> Plan:
         if intent.destructive
     }
     records = (*model_items, *planned.records, *(schedule_item(ctx, s.name) for s in schedules))
-    plan = await plan_runs(intent, ctx, theirs, str(intent.user), other_records=records, other_kept=kept)
+    plan = await plan_runs(intent, ctx, stores, theirs, str(intent.user), other_records=records, other_kept=kept)
     warnings = [*_identity_warnings(person, matches), *planned.warnings, *notebooks.warnings]
     if schedules and intent.destructive:
         named = ", ".join(describe(s) for s in schedules)
@@ -144,9 +141,7 @@ async def _plan(intent: Intent, ctx: Context) -> Plan:
     if not intent.destructive:
         return plan
     # Files their records share with someone else's (or with a record that stays) stay too.
-    going = {item.key for item in plan.items if item.kind not in STORAGE} - set(plan.notes.get("retained", {}))
-    shared = sharing(planned.files, await holders(ctx, stores, jobs, assets), going)
-    return keep_shared(plan, shared, "Ask again once nothing else uses them.")
+    return await keep_what_others_use(ctx, plan, stores, jobs, assets)
 
 
 class _UserData:

@@ -9,6 +9,7 @@ import json
 from bot.lifecycle import State
 from tests.e2e.harness import Harness
 from tests.e2e.test_azure_data import ALICE, BOB, _approve, _by_ref, _download, _job_names, _run_files, _workspace
+from tests.e2e.test_azure_more_data import _upload
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import Workspace
 
@@ -89,3 +90,78 @@ async def test_export_experiment_has_every_run_of_the_tree_and_its_run_history_r
         assert record["runId"] == run
         assert record["createdBy"]["userObjectId"] == ALICE.object_id and record["createdBy"]["upn"] == ALICE.upn
     assert json.loads(members["inner-a/run-history.json"])["rootRunId"] == "pipe-1"
+
+
+async def test_outputs_on_a_non_default_datastore_and_on_the_default_one_the_workspace_names_are_planned(
+    azure_harness: Harness, azure: AzureStandIn
+) -> None:
+    workspace = _workspace(azure)
+    account = workspace.datastores["workspaceblobstore"]["properties"]["accountName"]
+    workspace.add_datastore("lake", account_name=account, container_name=f"lake-{azure_harness.container}")
+    # The workspace's default datastore is not `workspaceblobstore`: runs' default outputs go there.
+    workspace.add_datastore("curated", account_name=account, container_name=f"curated-{azure_harness.container}")
+    workspace.make_default_datastore("curated")
+    scores = {"jobOutputType": "uri_folder", "mode": "ReadWriteMount", "uri": "azureml://datastores/lake/paths/scores/${{name}}/"}
+    workspace.add_job("scorer-1", experiment_name="scoring", created_by=ALICE, outputs={"scores": scores})
+    await azure_harness.seed(_run_files("scorer-1"))
+    await _upload(azure_harness, f"lake-{azure_harness.container}", {"scores/scorer-1/part-0.parquet": b"p0" * 64, "scores/other/keep.parquet": b"k"})
+    await _upload(azure_harness, f"curated-{azure_harness.container}", {"azureml/scorer-1/metrics/m.json": b"{}"})
+    await _upload(azure_harness, workspace.blob_container, {"azureml/scorer-1/stale.txt": b"not the default datastore"})
+
+    request, _ = await _approve(azure_harness, "delete experiment scoring", State.SUCCEEDED)
+
+    planned = {(item["container"], item["ref"]) for item in request.plan["items"] if item["kind"] == "blob"}
+    assert (f"lake-{azure_harness.container}", "scores/scorer-1/part-0.parquet") in planned
+    assert (f"curated-{azure_harness.container}", "azureml/scorer-1/metrics/m.json") in planned
+    assert await azure_harness.blob_names("scores/", f"lake-{azure_harness.container}") == {"scores/other/keep.parquet"}
+    assert await azure_harness.blob_names("", f"curated-{azure_harness.container}") == set()
+    assert await azure_harness.blob_names("", workspace.blob_container) == {"azureml/scorer-1/stale.txt"}
+    assert any("isDefault" in call.query for call in azure.calls if call.path.endswith("/datastores"))
+
+
+async def test_a_shared_local_upload_and_run_outputs_a_model_uses_survive_a_user_erasure_and_are_listed(
+    azure_harness: Harness, azure: AzureStandIn
+) -> None:
+    workspace = _workspace(azure)
+    # One upload folder (content-addressed) holds Alice's data asset and Bob's model; Bob also
+    # registered a model from the outputs of Alice's run.
+    data = workspace.add_data_version("alice-data", "1", created_by=ALICE)
+    upload = data["properties"]["dataUri"].split("/paths/", 1)[1].rstrip("/")
+    workspace.add_model_version("bob-model", "1", model_uri=data["properties"]["dataUri"], created_by=BOB)
+    workspace.add_job("alice-train", experiment_name="churn", created_by=ALICE)
+    workspace.add_model_version("bob-model", "2", job_name="alice-train", created_by=BOB)
+    registered = "ExperimentRun/dcid.alice-train/outputs/model/MLmodel"
+    await azure_harness.seed(_run_files("alice-train") | {registered: b"flavors: {}\n"})
+    await _upload(azure_harness, workspace.blob_container, {f"{upload}/part-0.csv": b"id\n1\n"})
+
+    request, card = await _approve(azure_harness, "delete user alice@contoso.com", State.PARTIALLY_SUCCEEDED)
+
+    blocks = str(card["blocks"])
+    assert "2 file(s) are also used by `model bob-model:1`, `model bob-model:2`: they are kept" in blocks
+    assert await azure_harness.blob_names(upload, workspace.blob_container) == {f"{upload}/part-0.csv"}
+    assert await azure_harness.blob_names("ExperimentRun/dcid.alice-train/") == {registered}
+    receipt = _by_ref(await azure_harness.receipt(request.id))
+    assert receipt[f"{upload}/part-0.csv"] == ("retained", "also used by model bob-model:1")
+    assert receipt[registered] == ("retained", "also used by model bob-model:2")
+    assert receipt["ExperimentRun/dcid.alice-train/outputs/model.joblib"] == ("deleted", "")
+    assert receipt["alice-train"] == ("deleted", "")
+
+
+async def test_experiment_and_model_deletions_keep_files_that_other_records_use(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = _workspace(azure)
+    workspace.add_job("churn-train-9", experiment_name="churn", created_by=ALICE)
+    workspace.add_model_version("churn", "1", job_name="churn-train-9", created_by=ALICE)
+    model = workspace.add_model_version("fraud", "1", created_by=BOB)
+    upload = model["properties"]["modelUri"].split("/paths/", 1)[1]
+    workspace.add_data_version("fraud-features", "1", path=model["properties"]["modelUri"], created_by=BOB)
+    await azure_harness.seed(_run_files("churn-train-9") | {"ExperimentRun/dcid.churn-train-9/outputs/model/MLmodel": b"{}"})
+    await _upload(azure_harness, workspace.blob_container, {f"{upload}/model.pkl": b"pickled"})
+
+    _, card = await _approve(azure_harness, "delete experiment churn", State.PARTIALLY_SUCCEEDED)
+    model_request, model_card = await _approve(azure_harness, "delete model fraud", State.PARTIALLY_SUCCEEDED)
+
+    assert "also used by `model churn:1`: they are kept" in str(card["blocks"])
+    assert await azure_harness.blob_names("ExperimentRun/dcid.churn-train-9/") == {"ExperimentRun/dcid.churn-train-9/outputs/model/MLmodel"}
+    assert "also used by `data fraud-features:1`: they are kept" in str(model_card["blocks"])
+    assert await azure_harness.blob_names(upload, workspace.blob_container) == {f"{upload}/model.pkl"}
+    assert _by_ref(await azure_harness.receipt(model_request.id))["1"] == ("deleted", "")

@@ -417,7 +417,7 @@ class AzureStandIn(ThreadedServer):
             r("DELETE", _WS + rf"/{kind}/(?P<name>[^/]+)", self._endpoint_deleter(attribute, kind))
             # Deployments are not modelled; OnlineEndpointOperations.get lists them, so answer empty.
             r("GET", _WS + rf"/{kind}/(?P<name>[^/]+)/deployments", self._deployments_list(attribute, kind))
-        r("GET", _WS + r"/datastores", self._lister("datastores"))
+        r("GET", _WS + r"/datastores", self._datastores_list)
         r("GET", _WS + r"/datastores/(?P<name>[^/]+)", self._getter("datastores", "datastores"))
         r("POST", _WS + r"/datastores/(?P<name>[^/]+)/listSecrets", self._datastore_secrets)
         r("GET", _HISTORY + r"/runs/(?P<run>[^/]+)", self._run_get)
@@ -917,6 +917,14 @@ class AzureStandIn(ThreadedServer):
             return self._page(ctx, [])
 
         return handler
+
+    def _datastores_list(self, ctx: _Ctx) -> web.Response:
+        """`isDefault=true` (what `datastores.get_default()` sends) keeps only the default one."""
+        workspace = self._workspace(ctx)
+        datastores = sorted(workspace.datastores.values(), key=lambda d: d["name"])
+        if ctx.query.get("isDefault", "").lower() == "true":
+            datastores = [d for d in datastores if d["properties"]["isDefault"]]
+        return self._page(ctx, datastores)
 
     def _datastore_secrets(self, ctx: _Ctx) -> web.Response:
         workspace, _ = self._child(ctx, "datastores", "datastores")

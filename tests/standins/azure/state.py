@@ -785,6 +785,11 @@ class Workspace:
         return endpoint
 
     # ----------------------------------------------------------------------------- datastores
+    def make_default_datastore(self, name: str) -> None:
+        """Make another datastore the workspace's default, as `datastores.set_default` does."""
+        for key, datastore in self.datastores.items():
+            datastore["properties"]["isDefault"] = key == name.lower()
+
     def add_datastore(
         self,
         name: str,
