@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 SHAPES = Path(__file__).parent / "shapes"
+GRAPH_SHAPES = SHAPES / "graph"  # Microsoft Graph's users API, checked apart from Azure's requests
 COMMON = "_common.json"
 
 # Statuses the service may answer any request with (throttling, auth, gateway, conflicts, not found):
@@ -254,11 +255,12 @@ def answer_of(exchange: Any) -> Answer:
 
 
 @functools.cache
-def _loaded() -> tuple[list[Shape], dict[str, Any]]:
-    return load_shapes()
+def _loaded(directory: Path) -> tuple[list[Shape], dict[str, Any]]:
+    return load_shapes(directory)
 
 
-def violations(exchanges: Iterable[Any]) -> list[str]:
-    """Every way the stand-in's recorded answers differ from the real service's shapes."""
-    shapes, common = _loaded()
+def violations(exchanges: Iterable[Any], directory: Path = SHAPES) -> list[str]:
+    """Every way the stand-in's recorded answers differ from the real service's shapes (those in
+    `directory`: `SHAPES` for Azure, `GRAPH_SHAPES` for Microsoft Graph)."""
+    shapes, common = _loaded(directory)
     return [problem for exchange in exchanges for problem in check_answer(answer_of(exchange), shapes, common)]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract.checker import GRAPH_SHAPES, violations
 from tests.contract.standin import checked_standin
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, start_harness, stop_harness
 from tests.standins.azure.server import AzureStandIn
@@ -40,6 +41,8 @@ async def graph(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GraphStandIn]:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificates().bundle_path))
     async with GraphStandIn() as standin:
         yield standin
+        problems = violations(standin.exchanges, GRAPH_SHAPES)
+        assert not problems, "Graph answers unlike the real service's:\n" + "\n".join(problems)
 
 
 @pytest.fixture

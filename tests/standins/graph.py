@@ -24,7 +24,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -49,11 +49,23 @@ class GraphCall:
     query: dict[str, str]
 
 
+class GraphExchange(NamedTuple):
+    """One request and its answer, for the contract check (`tests/contract/shapes/graph/`)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    headers: dict[str, str]
+    body: bytes | None
+
+
 class GraphStandIn(ThreadedServer):
     def __init__(self) -> None:
         super().__init__(tls=True, name="graph-standin")
         self.users: list[Json] = []
         self.calls: list[GraphCall] = []
+        self.exchanges: list[GraphExchange] = []
         self.deny = False  # the identity lacks User.Read.All
         self.lock = threading.Lock()
 
@@ -107,6 +119,14 @@ class GraphStandIn(ThreadedServer):
         query = dict(request.query)
         with self.lock:
             self.calls.append(GraphCall(request.method, request.path, query))
+        response = self._answer(request, query)
+        with self.lock:
+            self.exchanges.append(
+                GraphExchange(request.method, request.path, query, response.status, dict(response.headers), response.body)
+            )
+        return response
+
+    def _answer(self, request: web.Request, query: dict[str, str]) -> web.Response:
         if not self._authorised(request.headers.get("Authorization", "")):
             return _error(request, 401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
         if request.method != "GET" or not request.path.startswith("/v1.0/users"):

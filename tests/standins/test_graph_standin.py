@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from commands.azure.graph import Directory, DirectoryError
+from tests.contract.checker import GRAPH_SHAPES, violations
 from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.tls import certificates
 from tests.standins.graph import GraphStandIn
@@ -23,6 +24,7 @@ async def graph(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GraphStandIn]:
                          mail="dana.kowalski@contoso.com", other_mails=("o'brien@old.contoso.com",))
         standin.add_guest("Jane Guest", "jane@fabrikam.com")
         yield standin
+        assert violations(standin.exchanges, GRAPH_SHAPES) == []
 
 
 def _directory(graph: GraphStandIn) -> Directory:
