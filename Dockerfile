@@ -12,7 +12,7 @@ RUN pip install --upgrade pip && pip install .
 RUN useradd --create-home --uid 10001 amlbot && mkdir -p /data && chown amlbot /data
 USER amlbot
 WORKDIR /data
-ENV PORT=3000 AMLBOT_DATABASE_URL=sqlite:////data/amlbot.db AMLBOT_CONFIG=/config/config.yml
+ENV AMLBOT_HOST=0.0.0.0 PORT=3000 AMLBOT_DATABASE_URL=sqlite:////data/amlbot.db AMLBOT_CONFIG=/config/config.yml
 EXPOSE 3000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -57,9 +57,9 @@ def _start(settings: Settings, command: str) -> int:
     if command == "worker":
         asyncio.run(work(bot))
     elif settings.slack_app_token:
-        asyncio.run(serve_socket_mode(bot, settings.slack_app_token, settings.port))
+        asyncio.run(serve_socket_mode(bot, settings.slack_app_token, settings.amlbot_host, settings.port))
     else:
-        asyncio.run(serve_http(bot, settings.port))
+        asyncio.run(serve_http(bot, settings.amlbot_host, settings.port))
     return 0
 
 

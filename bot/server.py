@@ -151,23 +151,23 @@ def web_app(bot: Bot) -> web.Application:
     return application
 
 
-async def serve_http(bot: Bot, port: int, host: str = "0.0.0.0") -> None:
+async def serve_http(bot: Bot, host: str, port: int) -> None:
     runner = web.AppRunner(web_app(bot), shutdown_timeout=bot.worker.grace)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    log.info("serving Slack HTTP mode", extra={"port": port, "path": "/slack/events"})
+    log.info("serving Slack HTTP mode", extra={"host": host, "port": port, "path": "/slack/events"})
     await until_signalled()
     await _shut_down(bot, runner)
 
 
-async def serve_socket_mode(bot: Bot, app_token: str, port: int) -> None:
+async def serve_socket_mode(bot: Bot, app_token: str, host: str, port: int) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     # /healthz and the worker still run over HTTP; Slack's traffic comes over the socket.
     runner = web.AppRunner(web_app(bot), shutdown_timeout=bot.worker.grace)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
+    await web.TCPSite(runner, host, port).start()
     handler = AsyncSocketModeHandler(bot.app, app_token)
     await handler.connect_async()
     log.info("connected in Socket Mode")

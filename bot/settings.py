@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     port: int = 3000
+    # The interface `serve` listens on: loopback for a local run (a tunnel reaches it); the image sets 0.0.0.0.
+    amlbot_host: str = "127.0.0.1"
     amlbot_database_url: str = "sqlite:///amlbot.db"
     amlbot_config: Path = Path("config.yml")
     amlbot_audit_key: str | None = None

@@ -29,6 +29,7 @@ class BotProcess:
     command: str
     process: asyncio.subprocess.Process
     port: int
+    host: str  # where it listens (AMLBOT_HOST)
     log_path: Path
     _log: IO[bytes]
 
@@ -39,7 +40,7 @@ class BotProcess:
 
     @property
     def events_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/slack/events"
+        return f"http://{self.host}:{self.port}/slack/events"
 
     def log(self) -> str:
         if not self._log.closed:
@@ -73,7 +74,7 @@ async def start_bot(env: dict[str, str], log_path: Path, command: str = "serve")
         env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env, "PORT": str(port)},
         cwd=log_path.parent, stdout=log, stderr=asyncio.subprocess.STDOUT,
     )
-    bot = BotProcess(command, process, port, log_path, log)
+    bot = BotProcess(command, process, port, env.get("AMLBOT_HOST", "127.0.0.1"), log_path, log)
     if command == "serve":
         await _healthy(bot)
     return bot
@@ -86,7 +87,7 @@ async def _healthy(bot: BotProcess) -> None:
             if bot.process.returncode is not None:
                 raise RuntimeError(f"amlbot exited with {bot.process.returncode}:\n{bot.log()}")
             try:
-                async with session.get(f"http://127.0.0.1:{bot.port}/healthz") as response:
+                async with session.get(f"http://{bot.host}:{bot.port}/healthz") as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
