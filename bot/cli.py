@@ -1,16 +1,17 @@
-"""`amlbot serve | worker | doctor | audit verify | audit show <id> | audit verify-receipt FILE`."""
+"""`amlbot serve | worker | doctor | audit verify | show <id> | verify-receipt FILE | public-key | new-key`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import secrets
 import sys
 from pathlib import Path
 
+from bot import keys
 from bot.logs import configure
 from bot.settings import ConfigError, Settings, load_config
+from commands.signing import Keyring, SigningKey
 
 log = logging.getLogger("amlbot")
 
@@ -26,20 +27,6 @@ amlbot cannot start: {missing} not set.
 To try amlbot without any account first: `amlbot sandbox` (or `make run` with no Slack token).
 """
 
-KEY_FILE = Path("amlbot-audit.key")
-
-
-def audit_key(settings: Settings) -> bytes:
-    """AMLBOT_AUDIT_KEY, or a key kept beside the database for a single local replica."""
-    if settings.amlbot_audit_key:
-        return settings.amlbot_audit_key.encode()
-    if not KEY_FILE.exists():
-        KEY_FILE.write_text(secrets.token_hex(32))
-        KEY_FILE.chmod(0o600)
-        log.warning("AMLBOT_AUDIT_KEY is not set: generated %s; set the variable for production", KEY_FILE)
-    return KEY_FILE.read_text().strip().encode()
-
-
 def _start(settings: Settings, command: str) -> int:
     """`serve`: Slack's requests and the worker in one process; `worker`: the worker alone."""
     from bot.server import assemble, serve_http, serve_socket_mode, work
@@ -53,7 +40,12 @@ def _start(settings: Settings, command: str) -> int:
     except ConfigError as error:
         print(f"amlbot cannot start: {error}", file=sys.stderr)
         return 2
-    bot = assemble(settings, config, audit_key(settings))
+    try:
+        keyring = keys.for_serving(settings)
+    except keys.KeyProblem as error:
+        print(f"amlbot cannot start: {error}", file=sys.stderr)
+        return 2
+    bot = assemble(settings, config, keyring)
     if command == "worker":
         asyncio.run(work(bot))
     elif settings.slack_app_token:
@@ -64,17 +56,31 @@ def _start(settings: Settings, command: str) -> int:
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.store.store import Store
+    """The audit subcommands: they read, and never create a key or a database."""
+    from bot.store.store import NoDatabase, Store
 
-    key = audit_key(settings)
+    if args.audit_command == "new-key":
+        print(SigningKey.generate().pem(), end="")
+        return 0
+    try:
+        if args.audit_command == "public-key":
+            return _public_key(keys.configured(settings))
+        keyring = Keyring() if args.audit_command == "show" else keys.for_checking(settings, args.public_key or [])
+    except keys.KeyProblem as error:
+        print(f"amlbot audit {args.audit_command}: {error}", file=sys.stderr)
+        return 2
     if args.audit_command == "verify-receipt":
-        return _verify_receipt(Path(args.file), key)
-    store = Store.open(settings.amlbot_database_url, key)
+        return _verify_receipt(Path(args.file), keyring)
+    try:
+        store = Store.open_existing(settings.amlbot_database_url, keyring)
+    except NoDatabase as error:
+        print(f"amlbot audit {args.audit_command}: {error}", file=sys.stderr)
+        return 2
     try:
         if args.audit_command == "verify":
             result = store.verify_audit()
             if result.ok:
-                print(f"audit log intact: {result.entries} entries, head signature valid")
+                print(f"audit log intact: {result.entries} entries, head signed by key {result.signer}")
                 return 0
             print(f"audit log BROKEN at entry {result.first_bad_seq}: {result.reason}")
             return 1
@@ -89,7 +95,17 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
         store.close()
 
 
-def _verify_receipt(path: Path, key: bytes) -> int:
+def _public_key(keyring: Keyring | None) -> int:
+    if keyring is None or keyring.signing is None:
+        print("amlbot audit public-key: no audit key here: set AMLBOT_AUDIT_KEY (or run where the bot's key file is)", file=sys.stderr)
+        return 2
+    public = keyring.signing.public
+    print(public.text)
+    print(f"key id {public.id}", file=sys.stderr)
+    return 0
+
+
+def _verify_receipt(path: Path, keyring: Keyring) -> int:
     from commands import receipts
 
     try:
@@ -97,7 +113,7 @@ def _verify_receipt(path: Path, key: bytes) -> int:
     except (OSError, UnicodeDecodeError) as error:
         print(f"cannot read {path}: {error}")
         return 2
-    ok, message = receipts.verify(text, key)
+    ok, message = receipts.verify(text, keyring)
     print(message)
     return 0 if ok else 1
 
@@ -111,11 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="check the set-up (config, Slack, Azure, database): one line per check; exit 0 when all pass")
     audit = sub.add_parser("audit", help="check the audit log and receipts")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check the whole hash chain and its signed head")
+    verify = audit_sub.add_parser("verify", help="check the whole hash chain, its recorded breaks and its signed head")
     show = audit_sub.add_parser("show", help="print one request's history")
     show.add_argument("request_id")
     receipt = audit_sub.add_parser("verify-receipt", help="check a receipt file's signature")
     receipt.add_argument("file")
+    for checker in (verify, receipt):
+        checker.add_argument("--public-key", action="append", metavar="KEY",
+                             help="a trusted public key (base64, or a PEM file); repeat for earlier keys. "
+                                  "Default: the keys AMLBOT_AUDIT_KEY and AMLBOT_AUDIT_PREVIOUS_KEYS name")
+    audit_sub.add_parser("public-key", help="print the public key that verifies receipts and the audit head")
+    audit_sub.add_parser("new-key", help="print a new Ed25519 private key (PEM) for AMLBOT_AUDIT_KEY")
     args = parser.parse_args(argv)
 
     settings = Settings()

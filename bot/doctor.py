@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,12 +27,11 @@ from sqlalchemy import Connection, create_engine, func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import audit, policy
-from bot.cli import KEY_FILE
+from bot import audit, keys, policy
 from bot.doors import Doors
 from bot.settings import AppConfig, ConfigError, Settings, load_config
 from bot.store import schema
-from bot.store.db import normalise_url
+from bot.store.db import normalise_url, sqlite_file
 from commands.azure.config import WorkspaceConfig
 from commands.azure.graph import PERMISSION, DirectoryError
 from commands.operations import OPERATIONS
@@ -161,29 +159,23 @@ def check_scopes(granted: frozenset[str] | None) -> Check:
 # ---- the database -----------------------------------------------------------------------------
 
 
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    return Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") else None
-
-
 def _schema_version(conn: Connection) -> int:
     if not inspect(conn).has_table(schema.schema_version.name):
         return 0
     return int(conn.execute(select(func.max(schema.schema_version.c.version))).scalar() or 0)
 
 
-def _audit_key(settings: Settings) -> bytes | None:
-    """The key `amlbot serve` would use, without generating one."""
-    if settings.amlbot_audit_key:
-        return settings.amlbot_audit_key.encode()
-    return KEY_FILE.read_text().strip().encode() if KEY_FILE.exists() else None
+def _audit_rows(conn: Connection) -> tuple[list[audit.AuditEntry], audit.Head | None]:
+    entries = [audit.AuditEntry(**row._mapping) for row in conn.execute(select(schema.audit_log).order_by(schema.audit_log.c.seq))]
+    row = conn.execute(select(schema.audit_head)).first()
+    return entries, audit.Head(row.seq, row.hash, row.signature) if row else None
 
 
 def check_database(settings: Settings) -> list[Check]:
     url = normalise_url(settings.amlbot_database_url)
     shown = make_url(url).render_as_string(hide_password=True)
     serve_fix = "start `amlbot serve` (or `amlbot worker`) once with this AMLBOT_DATABASE_URL: it migrates at start"
-    file = _sqlite_file(url)
+    file = sqlite_file(url)
     if file is not None and not file.exists():
         return [failed("database", f"{shown}: the file does not exist yet", serve_fix + " (or correct the path)")]
     options = {"connect_args": {"connect_timeout": DB_TIMEOUT}} if url.startswith("postgresql") else {}
@@ -191,7 +183,7 @@ def check_database(settings: Settings) -> list[Check]:
     try:
         with engine.connect() as conn:
             version = _schema_version(conn)
-            head = conn.execute(select(schema.audit_head)).first() if version else None
+            entries, head = _audit_rows(conn) if version else ([], None)
     except SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         return [failed("database", f"{shown} unreachable: {reason}",
@@ -204,24 +196,41 @@ def check_database(settings: Settings) -> list[Check]:
     if version > current:
         return [failed("database", f"{shown}: schema version {version} is newer than this amlbot ({current})",
                        "run the amlbot version that migrated it (or newer) on every replica")]
-    return [passed("database", f"{shown}: reachable, schema version {current} (current)"), check_audit_key(settings, head)]
+    return [passed("database", f"{shown}: reachable, schema version {current} (current)"), check_audit_key(settings, entries, head)]
 
 
-def check_audit_key(settings: Settings, head: Any) -> Check:
-    key = _audit_key(settings)
-    if key is None:
-        note = "AMLBOT_AUDIT_KEY not set: `amlbot serve` will generate amlbot-audit.key (one local replica only)"
+def check_audit_key(settings: Settings, entries: list[audit.AuditEntry], head: audit.Head | None) -> Check:
+    """The key `serve` would sign with (none is generated here) signed the head, and the whole
+    chain verifies: links, recorded breaks, head."""
+    try:
+        keyring = keys.configured(settings)
+    except keys.KeyProblem as error:
+        return failed("audit key", str(error), keys.NEW_KEY_FIX)
+    generated = keys.generated_key_path(settings)
+    if keyring is None:
+        if generated is None:
+            return failed("audit key", "AMLBOT_AUDIT_KEY is not set, and replicas sharing a PostgreSQL database must share one key",
+                          keys.NEW_KEY_FIX)
         if head is None:
-            return passed("audit key", note)
+            return passed("audit key", f"AMLBOT_AUDIT_KEY not set: `amlbot serve` will generate {generated} (one local replica only)")
         return failed("audit key", "AMLBOT_AUDIT_KEY is not set and the audit log already has a signed head",
                       "set AMLBOT_AUDIT_KEY to the key that signed it (every replica uses the same key)")
-    source = "AMLBOT_AUDIT_KEY" if settings.amlbot_audit_key else str(KEY_FILE)
-    if head is not None and not audit.signature_ok(audit.head_message(head.seq, head.hash), head.signature, key):
+    source = "AMLBOT_AUDIT_KEY" if settings.amlbot_audit_key else str(generated)
+    if head is None:
+        return passed("audit key", f"{source} set; the audit log is empty")
+    if audit.head_signer(head, keyring) is None:
         return failed(
             "audit key", f"{source} did not sign the head of the audit log (entry {head.seq})",
-            "set AMLBOT_AUDIT_KEY to the key every replica uses; after a deliberate rotation see the runbook (README)",
+            "set AMLBOT_AUDIT_KEY to the key every replica uses; after a rotation list the earlier public key in "
+            "AMLBOT_AUDIT_PREVIOUS_KEYS (README, Runbook)",
         )
-    return passed("audit key", f"{source} signs the head of the audit log" if head is not None else f"{source} set; the audit log is empty")
+    result = audit.verify_chain(entries, head, keyring)
+    if not result.ok:
+        return failed("audit key", f"the audit log is broken at entry {result.first_bad_seq}: {result.reason}",
+                      "`amlbot audit verify` and `amlbot audit show`; compare the database with its backups (README, Security)")
+    if result.signer != keyring.signer().public.id:
+        return passed("audit key", f"an earlier key ({result.signer}) signed the head; the next entry records the rotation to {source}")
+    return passed("audit key", f"{source} signs the head of the audit log")
 
 
 # ---- Azure ------------------------------------------------------------------------------------

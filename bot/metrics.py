@@ -56,6 +56,9 @@ AZURE_CALL_SECONDS = Histogram(
 AZURE_CALL_ERRORS = Counter(
     "amlbot_azure_call_errors", "Azure HTTP requests that failed: status code or exception", ["service", "reason"]
 )
+SLACK_REJECTED = Counter(
+    "amlbot_slack_rejected", "Deliveries refused before parsing: unsigned, stale, bad signature (audited in aggregate)", ["reason"]
+)
 REFUSALS = Counter("amlbot_refusals", "Commands and clicks refused, by audit event", ["event"])
 APPROVALS = Counter("amlbot_approvals", "Approvals recorded")
 JOB_SECONDS = Histogram(
@@ -193,6 +196,10 @@ class StoreCollector:
             "amlbot_jobs_lease_lapsed", "Running jobs whose worker stopped renewing the lease (resumed by the next claim)"
         )
         frozen = GaugeMetricFamily("amlbot_frozen", "1 while an admin has frozen the start of jobs")
+        head_sound = GaugeMetricFamily(
+            "amlbot_audit_head_sound", "1 while a trusted key signed the audit head and it names the last entry, unaltered"
+        )
+        breaks = GaugeMetricFamily("amlbot_audit_chain_breaks", "Breaks of the audit chain recorded in the log (alert on > 0)")
         r, j = t.requests, t.jobs
         with self.store.engine.connect() as conn:
             for action, state, count in conn.execute(select(r.c.action, r.c.state, func.count()).group_by(r.c.action, r.c.state)):
@@ -203,7 +210,10 @@ class StoreCollector:
             stale = select(func.count()).select_from(joined).where(and_(r.c.state == State.RUNNING.value, j.c.lease_until < now()))
             lapsed.add_metric([], conn.execute(stale).scalar_one())
         frozen.add_metric([], int(self.store.frozen()))
-        yield from (requests, jobs, lapsed, frozen)
+        health = self.store.audit_health()
+        head_sound.add_metric([], int(health.head_problem is None))
+        breaks.add_metric([], health.breaks)
+        yield from (requests, jobs, lapsed, frozen, head_sound, breaks)
 
 
 # ---- HTTP endpoints -----------------------------------------------------------------------------
@@ -223,7 +233,9 @@ def add_routes(application: web.Application, bot: Bot) -> None:
 
     async def readyz(_: web.Request) -> web.Response:
         problems = await readiness(bot)
-        return web.json_response({"ready": not problems, "problems": problems}, status=503 if problems else 200)
+        degraded = [] if problems else await asyncio.to_thread(audit_degraded, bot.services.store)
+        body = {"ready": not problems, "problems": problems, "degraded": degraded}
+        return web.json_response(body, status=503 if problems else 200)
 
     application.router.add_get("/metrics", metrics)
     application.router.add_get("/readyz", readyz)
@@ -240,6 +252,22 @@ async def readiness(bot: Bot) -> list[str]:
     if task is None or task.done():
         problems.append("worker not running")
     return problems
+
+
+def audit_degraded(store: Store) -> list[str]:
+    """What is wrong with the audit chain. It degrades the replica without taking it out of
+    service: Slack's requests and the jobs go on, each append records the break, and the operator
+    is told here, in the metrics, in the log and by `amlbot doctor`."""
+    health = store.audit_health()
+    degraded = []
+    if health.head_problem:
+        degraded.append(f"audit chain: {health.head_problem}; the next entry starts a new signed segment")
+    if health.breaks:
+        degraded.append(
+            f"audit chain: {health.breaks} break(s) recorded, the latest at entry {health.last_break_seq}: "
+            "run `amlbot audit verify` and see the README, Security"
+        )
+    return degraded
 
 
 def _ping(store: Store) -> None:

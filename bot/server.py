@@ -20,16 +20,17 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.internals import parse_body
-from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
 from bot.app import build_app, slack_client
 from bot.doors import Doors
 from bot.flow import Flow, Services
+from bot.rejections import Rejections, rejection
 from bot.settings import AppConfig, Settings
 from bot.store.store import Store
 from bot.usergroups import GroupResolver
 from bot.worker import Worker
+from commands.signing import Keyring
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,13 @@ class Bot:
     app: AsyncApp
     flow: Flow
     worker: Worker
+    rejections: Rejections  # deliveries refused for their signature, audited in aggregate
     worker_task: asyncio.Task[None] | None = None  # while it runs; /readyz looks at it
 
 
-def assemble(settings: Settings, config: AppConfig, audit_key: bytes, doors: Doors | None = None) -> Bot:
+def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doors | None = None) -> Bot:
     """The bot's parts; `doors` lets tests point the Azure clients at local stand-ins."""
-    store = Store.open(settings.amlbot_database_url, audit_key)
+    store = Store.open(settings.amlbot_database_url, keyring)
     client = slack_client(settings.slack_bot_token, settings.slack_api_url)
     services = Services(
         settings=settings,
@@ -61,7 +63,7 @@ def assemble(settings: Settings, config: AppConfig, audit_key: bytes, doors: Doo
         lease=timedelta(seconds=settings.amlbot_lease_seconds),
         grace=settings.amlbot_shutdown_grace,
     )
-    return Bot(services, app, flow, worker)
+    return Bot(services, app, flow, worker, Rejections(store))
 
 
 @contextlib.asynccontextmanager
@@ -80,17 +82,6 @@ async def running_worker(bot: Bot) -> AsyncIterator[None]:
 # Objects Bolt reads while building a request's context: another JSON type would make it raise (a 500).
 _OBJECTS = ("container", "event", "view")
 _IDS_OR_OBJECTS = ("user", "channel", "team")  # Slack sends these as an id or as an object
-
-
-def signed(secret: str | None, raw: bytes, headers: Mapping[str, str]) -> bool:
-    """The signature checked on the raw bytes, before anything parses them."""
-    if not secret:
-        return False  # nothing can be verified: nothing is accepted
-    verifier = SignatureVerifier(secret)
-    try:
-        return verifier.is_valid(raw, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature"))
-    except ValueError:  # a timestamp that is not a number, a body that is not UTF-8: forged, not broken
-        return False
 
 
 def well_formed(raw: bytes, content_type: str | None) -> bool:
@@ -117,23 +108,18 @@ def _actions_well_formed(body: dict[str, Any]) -> bool:
 
 
 def web_app(bot: Bot) -> web.Application:
-    async def rejected(request: web.Request) -> None:
-        # Forged, stale or replayed: recorded, never acted on.
-        await asyncio.to_thread(
-            bot.services.store.audit, actor="unknown", event="signature.rejected", outcome="refused",
-            detail={"remote": request.remote or "", "retry": request.headers.get("X-Slack-Retry-Num")},
-        )
-
     async def events(request: web.Request) -> web.Response:
         raw = await request.read()
-        if not signed(bot.services.settings.slack_signing_secret, raw, request.headers):
-            await rejected(request)
+        # Forged, stale or replayed: counted, never acted on, and no database write of its own.
+        refused = rejection(bot.services.settings.slack_signing_secret, raw, request.headers)
+        if refused:
+            bot.rejections.record(refused, request.remote or "")
             return web.Response(status=401)
         if not well_formed(raw, request.content_type):
             return web.Response(status=400)  # signed, yet not a payload Slack sends: nothing to act on
         bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
         if bolt_response.status == 401:  # Bolt checks again: a delivery that went stale meanwhile
-            await rejected(request)
+            bot.rejections.record("stale", request.remote or "")
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -147,7 +133,15 @@ def web_app(bot: Bot) -> web.Application:
     application.router.add_post("/slack/events", events)
     application.router.add_get("/healthz", healthz)
     metrics.add_routes(application, bot)  # /metrics and /readyz
+    async def rejections_context(_: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(bot.rejections.run())
+        yield
+        task.cancel()  # its last act audits what is left of the tally
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     application.cleanup_ctx.append(worker_context)
+    application.cleanup_ctx.append(rejections_context)  # cleaned up first, while the store is open
     return application
 
 

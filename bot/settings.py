@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     amlbot_host: str = "127.0.0.1"
     amlbot_database_url: str = "sqlite:///amlbot.db"
     amlbot_config: Path = Path("config.yml")
-    amlbot_audit_key: str | None = None
+    amlbot_audit_key: str | None = None  # see bot/keys.py for the forms it takes
+    amlbot_audit_previous_keys: str | None = None  # public keys of earlier audit keys, comma-separated
     amlbot_worker_concurrency: int = Field(default=2, ge=1, le=64)
     # How long a job (or the posting of its result) stays claimed without a renewal: a dead
     # worker's jobs are resumed elsewhere after this; renewed every third of it.

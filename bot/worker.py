@@ -353,7 +353,7 @@ class Worker:
             document["stopped"] = (
                 f"Stopped on request after {len(execution.results)} of {len(plan.items)} item(s); the rest were not attempted."
             )
-        return receipts.seal(document, self.store.audit_key)
+        return receipts.seal(document, self.store.keyring.signer())
 
     # ---- posting results -------------------------------------------------------------------
 

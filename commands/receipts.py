@@ -1,13 +1,15 @@
-"""Deletion receipts: what was asked, who approved it, and each item's outcome, sealed with HMAC.
+"""Deletion receipts: what was asked, who approved it, and each item's outcome, signed (Ed25519).
 
-A receipt verifies offline with the audit key (`amlbot audit verify-receipt FILE`), and its hash
-is written into the audit chain when the job finishes, binding the two.
+The signature block names its algorithm, key id and public key, and signs the canonical JSON of
+everything else in the receipt. It verifies offline with the public key alone (`amlbot audit
+verify-receipt --public-key KEY FILE`), and the receipt's hash is written into the audit chain when
+the job finishes, binding the two. Receipts of earlier versions carry an HMAC signature instead,
+which only the secret that made it can check.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 
 from commands.azure.door import ItemResult, Status
 from commands.plan import Plan, canonical_json
+from commands.signing import Keyring, SigningKey
 
 SCHEMA = "amlbot.receipt/v1"
 
@@ -67,20 +70,16 @@ def build(ctx: ReceiptContext, plan: Plan, results: dict[str, ItemResult], appea
     }
 
 
-def _mac(body: dict[str, Any], key: bytes) -> str:
-    return "hmac-sha256:" + hmac.new(key, canonical_json(body), hashlib.sha256).hexdigest()
-
-
-def seal(document: dict[str, Any], key: bytes) -> str:
-    """The receipt as JSON text, with its signature over the canonical form of the rest."""
-    return json.dumps(document | {"signature": _mac(document, key)}, indent=2, sort_keys=True)
+def seal(document: dict[str, Any], key: SigningKey) -> str:
+    """The receipt as JSON text, with its signature block over the canonical form of the rest."""
+    return json.dumps(document | {"signature": key.signature(canonical_json(document))}, indent=2, sort_keys=True)
 
 
 def digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def verify(text: str, key: bytes) -> tuple[bool, str]:
+def verify(text: str, keyring: Keyring) -> tuple[bool, str]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -88,8 +87,13 @@ def verify(text: str, key: bytes) -> tuple[bool, str]:
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         return False, f"not an amlbot receipt (schema {SCHEMA} expected)"
     signature = document.pop("signature", None)
-    if not isinstance(signature, str):
+    if signature is None:
         return False, "the receipt has no signature"
-    if not hmac.compare_digest(_mac(document, key), signature):
-        return False, "the signature does not match: the receipt was altered or the key is wrong"
-    return True, f"receipt for {document['request_id']} is intact ({len(document['items'])} items)"
+    message = canonical_json(document)
+    if isinstance(signature, str):
+        ok, why = keyring.check_legacy(message, signature)
+    else:
+        ok, why = keyring.check_block(message, signature)
+    if not ok:
+        return False, why
+    return True, f"receipt for {document.get('request_id')} is intact ({len(document.get('items') or [])} items), signed by {why}"

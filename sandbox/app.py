@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.doors import Doors
 from bot.server import Bot, assemble, until_signalled, web_app
 from bot.settings import Settings, parse_config
+from commands.signing import Keyring, SigningKey
 from sandbox import demo
 from sandbox.console import ConsoleStandIn, command_escapes
 from sandbox.parts import (
@@ -142,7 +143,7 @@ async def _bot(
     config = parse_config(demo.config(connection, azure.url, graph.url), "sandbox config")
     doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=FAST_CLIENT_KWARGS,
                   graph_endpoint=config.graph_endpoint)
-    bot = assemble(settings, config, demo.AUDIT_KEY.encode(), doors)
+    bot = assemble(settings, config, Keyring(SigningKey.parse(demo.AUDIT_KEY)), doors)
     bot.worker.poll = 0.5  # the timers (expiry, cooling-off) tick often; approvals wake it at once
     runner = web.AppRunner(web_app(bot), access_log=None, shutdown_timeout=5)
     await runner.setup()
@@ -153,6 +154,9 @@ async def _bot(
         yield bot
     finally:
         await runner.cleanup()
+
+
+PUBLIC_KEY = SigningKey.parse(demo.AUDIT_KEY).public.text  # what `amlbot audit public-key` prints here
 
 
 def banner(sandbox: Sandbox) -> str:
@@ -172,7 +176,8 @@ amlbot sandbox: the real bot, a Slack-like console, and local stand-ins for Azur
     /aml help                         what the person you act as may run
   As Casey (on-call): /aml cleanup computes --idle 7d
 
-  Receipts verify offline: AMLBOT_AUDIT_KEY={demo.AUDIT_KEY} amlbot audit verify-receipt <file>
+  Receipts verify offline with the public key alone:
+    amlbot audit verify-receipt --public-key {PUBLIC_KEY} <file>
   Ctrl-C stops everything; nothing is kept.
 """
 

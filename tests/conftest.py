@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from bot.store.store import Store
+from commands.signing import Keyring, SigningKey
 from tests.support.databases import postgres_database, postgres_skip_reason
 
-AUDIT_KEY = b"test-audit-key"
+AUDIT_KEY = Keyring(SigningKey.parse("test-audit-key"))
 
 
 @pytest.fixture(scope="session")

@@ -5,20 +5,27 @@ Methods are synchronous (SQLAlchemy Core); async callers run them with `asyncio.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, inspect, or_, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from bot import audit
 from bot.lifecycle import FINAL, IllegalTransition, RequestExpired, State, is_legal
 from bot.store import schema as t
-from bot.store.db import create_store_engine, migrate_engine, transaction
+from bot.store.db import create_store_engine, migrate_engine, sqlite_file, transaction
+from commands.signing import Keyring
 
+log = logging.getLogger(__name__)
+
+BREAK_FLAG = "audit_break"  # flags row: the latest break of the audit chain, and how many there were
 _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 DELIVERY_MEMORY = timedelta(hours=1)  # how long a delivery key is kept to recognise Slack's retries
 REQUEST_ID = re.compile(f"R-[{_ID_ALPHABET}]{{8}}")  # what new_request_id makes, and nothing else
@@ -85,6 +92,10 @@ class CancelResult:
     stopping: bool  # True: the job was running and stops after its current step
 
 
+class NoDatabase(Exception):
+    """The database to read is not there; the message says where it was looked for."""
+
+
 class LeaseLost(Exception):
     """The job's lease went to another worker (this one was presumed dead): its work here ends."""
 
@@ -99,16 +110,37 @@ class Claim:
     resumed: bool  # the job had started before: its checkpoint says how far it got
 
 
+@dataclass(frozen=True)
+class AuditHealth:
+    head_problem: str | None  # why the next append will start a new segment; None when the head is sound
+    breaks: int  # breaks recorded in the log so far
+    last_break_seq: int | None
+
+
 class Store:
-    def __init__(self, engine: Engine, audit_key: bytes) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring) -> None:
         self.engine = engine
-        self.audit_key = audit_key
+        self.keyring = keyring
 
     @classmethod
-    def open(cls, url: str, audit_key: bytes) -> Store:
+    def open(cls, url: str, keyring: Keyring) -> Store:
         engine = create_store_engine(url)
         migrate_engine(engine)
-        return cls(engine, audit_key)
+        return cls(engine, keyring)
+
+    @classmethod
+    def open_existing(cls, url: str, keyring: Keyring) -> Store:
+        """For reading (`amlbot audit …`): never creates a database file or its tables."""
+        file = sqlite_file(url)
+        if file is not None and not file.exists():
+            raise NoDatabase(f"no amlbot database at {file} (AMLBOT_DATABASE_URL): nothing to read")
+        engine = create_store_engine(url)
+        with engine.connect() as conn:
+            present = inspect(conn).has_table(t.audit_log.name)
+        if not present:
+            engine.dispose()
+            raise NoDatabase(f"{make_url(url).render_as_string(hide_password=True)} holds no amlbot tables: nothing to read")
+        return cls(engine, keyring)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -132,30 +164,60 @@ class Store:
             raise TypeError(f"audit actor and channel_id must be strings, not {type(actor).__name__}/{type(channel_id).__name__}")
         # Lock the head row so concurrent appends queue up behind it (PostgreSQL); SQLite's
         # BEGIN IMMEDIATE already serialises writers.
-        head = conn.execute(
-            select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1).with_for_update()
-        ).first()
-        seq = (head.seq if head else 0) + 1
-        prev_hash = head.hash if head else audit.GENESIS
-        fields = dict(
-            seq=seq,
-            at=now().isoformat(timespec="microseconds"),
-            actor=actor,
-            event=event,
-            request_id=request_id,
-            channel_id=channel_id,
-            outcome=outcome,
-            detail=audit.detail_text(detail or {}),
-            prev_hash=prev_hash,
-        )
-        entry_hash = audit.entry_hash(**fields)
-        conn.execute(insert(t.audit_log).values(**fields, hash=entry_hash))
-        signature = audit.sign(audit.head_message(seq, entry_hash), self.audit_key)
-        if head:
-            conn.execute(update(t.audit_head).where(t.audit_head.c.id == 1).values(seq=seq, hash=entry_hash, signature=signature))
+        row = conn.execute(select(t.audit_head).where(t.audit_head.c.id == 1).with_for_update()).first()
+        head = audit.Head(row.seq, row.hash, row.signature) if row else None
+        last_row = conn.execute(select(t.audit_log).order_by(t.audit_log.c.seq.desc()).limit(1)).first()
+        last = audit.AuditEntry(**last_row._mapping) if last_row else None
+        # Verify before extending: a head no trusted key signed is never signed over as if intact.
+        problem = audit.check_head(head, last, self.keyring)
+        if problem:
+            log.error("the audit chain was found broken; a new signed segment records it", extra={"reason": problem})
+            previous = self._insert_entry(
+                conn, max(head.seq if head else 0, last.seq if last else 0) + 1, audit.GENESIS, actor="amlbot",
+                event=audit.BREAK, outcome="recorded", detail=audit.break_detail(problem, head, last),
+            )
+            self._note_break(conn, previous, problem)
         else:
-            conn.execute(insert(t.audit_head).values(id=1, seq=seq, hash=entry_hash, signature=signature))
-        return audit.AuditEntry(**fields, hash=entry_hash)
+            previous = last
+            signer = audit.head_signer(head, self.keyring) if head else None
+            if signer is not None and signer != self.keyring.signer().public.id:
+                previous = self._insert_entry(
+                    conn, head.seq + 1, head.hash, actor="amlbot", event=audit.ROTATED, outcome="recorded",
+                    detail=audit.rotation_detail(signer, self.keyring),
+                )
+        entry = self._insert_entry(
+            conn, (previous.seq if previous else 0) + 1, previous.hash if previous else audit.GENESIS, actor=actor,
+            event=event, outcome=outcome, request_id=request_id, channel_id=channel_id, detail=detail or {},
+        )
+        signature = audit.sign_head(entry.seq, entry.hash, self.keyring.signer())
+        values = dict(seq=entry.seq, hash=entry.hash, signature=signature)
+        if row:
+            conn.execute(update(t.audit_head).where(t.audit_head.c.id == 1).values(**values))
+        else:
+            conn.execute(insert(t.audit_head).values(id=1, **values))
+        return entry
+
+    def _insert_entry(
+        self, conn: Connection, seq: int, prev_hash: str, *, actor: str, event: str, outcome: str,
+        detail: dict[str, Any], request_id: str | None = None, channel_id: str | None = None,
+    ) -> audit.AuditEntry:
+        fields = dict(
+            seq=seq, at=now().isoformat(timespec="microseconds"), actor=actor, event=event, request_id=request_id,
+            channel_id=channel_id, outcome=outcome, detail=audit.detail_text(detail), prev_hash=prev_hash,
+        )
+        entry = audit.AuditEntry(**fields, hash=audit.entry_hash(**fields))
+        conn.execute(insert(t.audit_log).values(**fields, hash=entry.hash))
+        return entry
+
+    def _note_break(self, conn: Connection, entry: audit.AuditEntry, reason: str) -> None:
+        """The latest break and how many there were, where probes read them without a scan."""
+        row = conn.execute(select(t.flags.c.value).where(t.flags.c.name == BREAK_FLAG)).first()
+        count = (json.loads(row.value).get("count", 0) if row and row.value else 0) + 1
+        values = dict(value=json.dumps({"count": count, "seq": entry.seq, "reason": reason}), set_by="amlbot", set_at=now())
+        if row:
+            conn.execute(update(t.flags).where(t.flags.c.name == BREAK_FLAG).values(**values))
+        else:
+            conn.execute(insert(t.flags).values(name=BREAK_FLAG, **values))
 
     def audit(self, **kwargs: Any) -> audit.AuditEntry:
         """Record an event that changes no request: a refusal, a bad signature, a freeze."""
@@ -169,13 +231,25 @@ class Store:
         with self.engine.connect() as conn:
             return [audit.AuditEntry(**row._mapping) for row in conn.execute(query)]
 
-    def audit_head(self) -> tuple[int, str, str] | None:
+    def audit_head(self) -> audit.Head | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.audit_head).where(t.audit_head.c.id == 1)).first()
-        return (row.seq, row.hash, row.signature) if row else None
+        return audit.Head(row.seq, row.hash, row.signature) if row else None
 
     def verify_audit(self) -> audit.VerifyResult:
-        return audit.verify_chain(self.audit_entries(), self.audit_head(), self.audit_key)
+        return audit.verify_chain(self.audit_entries(), self.audit_head(), self.keyring)
+
+    def audit_health(self) -> AuditHealth:
+        """What probes say about the chain, cheaply: the head as the next append would find it,
+        and the breaks recorded so far."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.audit_head).where(t.audit_head.c.id == 1)).first()
+            last_row = conn.execute(select(t.audit_log).order_by(t.audit_log.c.seq.desc()).limit(1)).first()
+            noted = conn.execute(select(t.flags.c.value).where(t.flags.c.name == BREAK_FLAG)).scalar()
+        head = audit.Head(row.seq, row.hash, row.signature) if row else None
+        last = audit.AuditEntry(**last_row._mapping) if last_row else None
+        recorded = json.loads(noted) if noted else {}
+        return AuditHealth(audit.check_head(head, last, self.keyring), recorded.get("count", 0), recorded.get("seq"))
 
     # ---- deliveries (Slack retries) ----------------------------------------------------------
 

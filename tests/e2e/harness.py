@@ -18,6 +18,7 @@ from bot.lifecycle import State
 from bot.server import Bot, assemble, web_app
 from bot.settings import Settings, parse_config
 from bot.store.store import RequestRecord
+from commands.signing import Keyring, SigningKey
 from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.graph import GraphStandIn
@@ -26,6 +27,7 @@ from tests.standins.slack_signing import SlackSender, block_actions_body, slash_
 from tests.support.azurite import free_port
 
 SIGNING_SECRET = "test-signing-secret"
+AUDIT_KEYRING = Keyring(SigningKey.parse("test-audit-key"))
 TEAM = "T0001"
 CHANNEL = "C0AMLBOT1"
 REQUESTER = "UREQ00001"
@@ -199,7 +201,7 @@ async def start_harness(
     if azure is not None:
         doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS,
                       graph_endpoint=config.graph_endpoint)
-    bot = assemble(settings, config, b"test-audit-key", doors)
+    bot = assemble(settings, config, AUDIT_KEYRING, doors)
     bot.worker.poll = 0.05
     bot.worker.lease = timedelta(seconds=30)
     runner = web.AppRunner(web_app(bot))

@@ -17,6 +17,7 @@ from bot import doctor
 from bot.doors import Doors
 from bot.settings import AppConfig, Settings
 from bot.store.store import Store
+from commands.signing import Keyring, SigningKey
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE
 from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.server import AzureStandIn
@@ -57,7 +58,7 @@ def diagnose(
     """Runs the doctor on a set-up that works, changed by `workspace=` (keys of the workspace),
     `policy=`, `config_text=` (the whole file) and any Settings field."""
     database = tmp_path / "amlbot.db"
-    Store.open(f"sqlite:///{database}", AUDIT_KEY.encode()).close()
+    Store.open(f"sqlite:///{database}", Keyring(SigningKey.parse(AUDIT_KEY))).close()
 
     async def run(
         *, workspace: dict[str, Any] | None = None, policy: dict[str, Any] | None = None, config_text: str | None = None,
@@ -223,12 +224,12 @@ async def test_an_unreachable_database(diagnose: Diagnose) -> None:
 
 
 async def test_a_migrated_postgresql_database_passes(diagnose: Diagnose, postgres_url: str) -> None:
-    Store.open(postgres_url, AUDIT_KEY.encode()).close()
+    Store.open(postgres_url, Keyring(SigningKey.parse(AUDIT_KEY))).close()
     assert by_name(await diagnose(amlbot_database_url=postgres_url))["database"].ok
 
 
 async def test_a_wrong_audit_key(diagnose: Diagnose, tmp_path: Path) -> None:
-    store = Store.open(f"sqlite:///{tmp_path / 'amlbot.db'}", AUDIT_KEY.encode())
+    store = Store.open(f"sqlite:///{tmp_path / 'amlbot.db'}", Keyring(SigningKey.parse(AUDIT_KEY)))
     store.audit(actor="U1", event="freeze", outcome="ok")
     store.close()
     failure = only_failure(await diagnose(amlbot_audit_key="another-key"))

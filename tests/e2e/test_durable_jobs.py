@@ -34,6 +34,7 @@ from bot.store.store import RequestRecord, Store
 from bot.worker import MAX_ATTEMPTS
 from commands import receipts
 from commands.operations.run_data import STEP
+from commands.signing import Keyring, SigningKey
 from tests.e2e.harness import ADMIN, APPROVER_1, APPROVER_2, REQUESTER, SIGNING_SECRET, Harness, base_config
 from tests.standins.slack_api import SlackWebApiStandIn
 from tests.standins.slack_signing import SlackSender
@@ -131,7 +132,7 @@ async def make_deployment(tmp_path: Path, azurite_connection: str) -> AsyncItera
             "AMLBOT_SHUTDOWN_GRACE": str(GRACE),
             "AMLBOT_AZURE_RETRY_BACKOFF": "0.05",
         }
-        store = Store.open(database_url, AUDIT_KEY.encode())
+        store = Store.open(database_url, Keyring(SigningKey.parse(AUDIT_KEY)))
         blobs = BlobServiceClient.from_connection_string(azurite_connection)
         made.append(Deployment(tmp_path, env, slack, store, blobs, container))
         return made[-1]
@@ -171,7 +172,7 @@ def progress_texts(h: Harness, request_id: str) -> list[str]:
 
 async def wait_receipt(h: Harness, request_id: str) -> dict[str, Any]:
     [receipt] = await h.slack.wait_for(lambda: receipt_files(h, request_id), timeout=30, description="a receipt")
-    assert receipts.verify(receipt.content.decode(), AUDIT_KEY.encode())[0]
+    assert receipts.verify(receipt.content.decode(), Keyring(SigningKey.parse(AUDIT_KEY)))[0]
     return json.loads(receipt.content)
 
 
