@@ -164,10 +164,7 @@ class Store:
             raise TypeError(f"audit actor and channel_id must be strings, not {type(actor).__name__}/{type(channel_id).__name__}")
         # Lock the head row so concurrent appends queue up behind it (PostgreSQL); SQLite's
         # BEGIN IMMEDIATE already serialises writers.
-        row = conn.execute(select(t.audit_head).where(t.audit_head.c.id == 1).with_for_update()).first()
-        head = audit.Head(row.seq, row.hash, row.signature) if row else None
-        last_row = conn.execute(select(t.audit_log).order_by(t.audit_log.c.seq.desc()).limit(1)).first()
-        last = audit.AuditEntry(**last_row._mapping) if last_row else None
+        head, last = self._head_and_last(conn, lock=True)
         # Verify before extending: a head no trusted key signed is never signed over as if intact.
         problem = audit.check_head(head, last, self.keyring)
         if problem:
@@ -191,11 +188,21 @@ class Store:
         )
         signature = audit.sign_head(entry.seq, entry.hash, self.keyring.signer())
         values = dict(seq=entry.seq, hash=entry.hash, signature=signature)
-        if row:
+        if head:
             conn.execute(update(t.audit_head).where(t.audit_head.c.id == 1).values(**values))
         else:
             conn.execute(insert(t.audit_head).values(id=1, **values))
         return entry
+
+    @staticmethod
+    def _head_and_last(conn: Connection, *, lock: bool = False) -> tuple[audit.Head | None, audit.AuditEntry | None]:
+        query = select(t.audit_head).where(t.audit_head.c.id == 1)
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        last = conn.execute(select(t.audit_log).order_by(t.audit_log.c.seq.desc()).limit(1)).first()
+        return (
+            audit.Head(row.seq, row.hash, row.signature) if row else None,
+            audit.AuditEntry(**last._mapping) if last else None,
+        )
 
     def _insert_entry(
         self, conn: Connection, seq: int, prev_hash: str, *, actor: str, event: str, outcome: str,
@@ -233,8 +240,7 @@ class Store:
 
     def audit_head(self) -> audit.Head | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.audit_head).where(t.audit_head.c.id == 1)).first()
-        return audit.Head(row.seq, row.hash, row.signature) if row else None
+            return self._head_and_last(conn)[0]
 
     def verify_audit(self) -> audit.VerifyResult:
         return audit.verify_chain(self.audit_entries(), self.audit_head(), self.keyring)
@@ -243,11 +249,8 @@ class Store:
         """What probes say about the chain, cheaply: the head as the next append would find it,
         and the breaks recorded so far."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.audit_head).where(t.audit_head.c.id == 1)).first()
-            last_row = conn.execute(select(t.audit_log).order_by(t.audit_log.c.seq.desc()).limit(1)).first()
+            head, last = self._head_and_last(conn)
             noted = conn.execute(select(t.flags.c.value).where(t.flags.c.name == BREAK_FLAG)).scalar()
-        head = audit.Head(row.seq, row.hash, row.signature) if row else None
-        last = audit.AuditEntry(**last_row._mapping) if last_row else None
         recorded = json.loads(noted) if noted else {}
         return AuditHealth(audit.check_head(head, last, self.keyring), recorded.get("count", 0), recorded.get("seq"))
 

@@ -27,8 +27,9 @@ import aiohttp
 import pytest
 
 from commands import receipts
-from commands.signing import Keyring, SigningKey
+from commands.signing import Keyring, PublicKey
 from sandbox import demo
+from sandbox.app import PUBLIC_KEY
 from tests.support.azurite import AZURITE, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,7 +260,8 @@ async def test_export_then_a_two_approver_deletion_in_a_real_browser(sandbox_url
     assert sorted(document["approvers"]) == sorted([demo.APPROVER_1.id, demo.APPROVER_2.id])
     assert {item["status"] for item in document["items"]} == {"deleted"}
     assert any("dcid.fraud-train-01/" in item["ref"] for item in document["items"])
-    assert receipts.verify(text, Keyring(SigningKey.parse(demo.AUDIT_KEY)))[0]  # `amlbot audit verify-receipt` would agree
+    # What the banner and the README say: the public key alone verifies it.
+    assert receipts.verify(text, Keyring(None, (PublicKey.parse(PUBLIC_KEY),)))[0]
 
     # The receipt also reads in place, and the page shows the approvals channel got the requests.
     await receipt_file.get_by_role("link", name="Preview").click()

@@ -31,6 +31,15 @@ def test_a_secret_derives_the_same_key_everywhere_and_a_pem_key_round_trips() ->
     assert len(key.public.id) == 16 and key.public.id == hashlib.sha256(PublicKey.parse(key.public.text).key.public_bytes_raw()).hexdigest()[:16]
 
 
+def test_the_readme_gives_the_sandbox_public_key_that_verifies_its_receipts() -> None:
+    from pathlib import Path
+
+    from sandbox.app import PUBLIC_KEY
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"verify-receipt --public-key {PUBLIC_KEY} R-XXXXXXXX-receipt.json" in readme
+
+
 @pytest.mark.parametrize("text", ["", "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"])
 def test_a_bad_private_key_is_refused_with_the_reason(text: str) -> None:
     with pytest.raises(BadKey):
