@@ -3,7 +3,7 @@
 Pure functions: the store appends entries and hands them back for verification.
 Altering an entry breaks its own hash; removing or reordering breaks the next entry's link or the
 sequence; truncating the tail breaks the signed head. Before each append the store checks the head
-(`check_head`): a head no trusted key signed is never extended as if nothing happened. A
+(`check_head`): a head no trusted key signed is never extended as if nothing happened. An
 `audit.chain_broken` entry starts a new segment (it links to nothing) and records the head and last
 entry it found, which freezes the segment before it: `verify_chain` reports every such break.
 """

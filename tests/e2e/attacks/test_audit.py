@@ -18,10 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
-
-from cryptography.hazmat.primitives import serialization
 
 from bot import audit, cards, doctor, keys
 from bot.cli import main as amlbot
