@@ -30,7 +30,7 @@ from bot.settings import Settings
 from bot.store import schema
 from bot.store.store import Store
 from commands.plan import canonical_json
-from commands.signing import PublicKey, SigningKey
+from commands.signing import Keyring, PublicKey, SigningKey
 from tests.e2e.harness import APPROVER_1, SIGNING_SECRET, STRANGER, Harness, base_config
 from tests.support.bot_process import start_bot
 
@@ -394,3 +394,11 @@ async def test_a_flood_of_forged_posts_writes_no_row_each_and_is_audited_in_aggr
     assert len(harness.store.audit_entries()) == entries_before + len(aggregates)  # nothing new to say
     assert harness.store.list_requests() == []
     assert harness.store.verify_audit().ok
+
+
+def test_doctor_fails_a_postgresql_set_up_without_a_key(postgres_url: str) -> None:
+    Store.open(postgres_url, Keyring(SigningKey.parse(AUDIT_KEY))).close()
+    database, key_check = doctor.check_database(Settings(amlbot_database_url=postgres_url, amlbot_audit_key=None))
+    assert database.ok and not key_check.ok
+    assert "replicas sharing a PostgreSQL database must share one key" in key_check.detail
+    assert "amlbot audit new-key" in key_check.fix
