@@ -38,7 +38,9 @@ from commands.operations import OPERATIONS
 
 # The bot scopes manifest.yml asks for (tests/unit/test_manifest.py keeps the two equal); the
 # installed image has no manifest to read.
-MANIFEST_SCOPES = frozenset({"commands", "chat:write", "files:write", "usergroups:read", "users:read", "users:read.email"})
+MANIFEST_SCOPES = frozenset(
+    {"commands", "chat:write", "files:write", "im:write", "usergroups:read", "users:read", "users:read.email"}
+)
 DB_TIMEOUT = 5  # seconds to connect to PostgreSQL
 # One retry: a check must answer in seconds, not wait out the jobs' back-off (storage reads: none).
 CLIENT_KWARGS = {"retry_total": 1}

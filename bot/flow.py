@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
+from azure.core.exceptions import AzureError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -32,13 +33,16 @@ from commands.intents import (
     HelpCommand,
     Intent,
     ListCommand,
+    RevokeCommand,
     StatusCommand,
     UnfreezeCommand,
     UserRef,
     UserRefType,
 )
 from commands.operations import operation_for
+from commands.azure.door import Status
 from commands.operations.base import Context, OperationError
+from commands.operations.cleanup_exports import delete_archive
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,8 @@ class Flow:
                 return await self.status(rid, where)
             case CancelCommand(request_id=rid):
                 return await self.cancel(rid, where)
+            case RevokeCommand(request_id=rid):
+                return await self.revoke(rid, where)
             case ListCommand(scope=scope):
                 return await self.list(scope, where)
             case FreezeCommand() | UnfreezeCommand():
@@ -276,7 +282,7 @@ class Flow:
         actions = policy.requestable_actions(rules, actor, available, where.channel)
         lines = [grammar.USAGE[a] for a in actions] + [grammar.USAGE["status"]]
         if actions or policy.is_approver(rules, actor):
-            lines.append(grammar.USAGE["cancel"])
+            lines += [grammar.USAGE["cancel"], grammar.USAGE["revoke"]]
         lines += [grammar.USAGE["list"], grammar.USAGE["help"]]
         if policy.is_admin(rules, actor):
             lines += [grammar.USAGE["freeze"], grammar.USAGE["unfreeze"]]
@@ -338,6 +344,37 @@ class Flow:
         if isinstance(record, str):
             return record
         return await self._cancel(record, where)
+
+    async def revoke(self, request_id: str, where: Where) -> str:
+        """Delete an export's archive, which kills its link; audited. Storage first, then the
+        store, then Slack: the thread never says a link is dead while it still works."""
+        record = await self._visible(request_id, where, "revoke.refused")
+        if isinstance(record, str):
+            return record
+        actor = await self.s.groups.actor(where.user)
+        rules = self.s.config.policy
+        allowed = policy.may_cancel(rules, actor, requester=record.requester, workspace=record.workspace, verb="revoke")
+        if not allowed.allowed:
+            return await self._refuse(where, "revoke.refused", allowed.reason, request_id=record.id)
+        archive = ((record.result or {}).get("extras") or {}).get("archive")
+        if not isinstance(archive, str):
+            return await self._refuse(where, "revoke.refused", f"{record.id} made no export archive: there is nothing to revoke.",
+                                      request_id=record.id)
+        try:
+            outcome = await delete_archive(self._context(record.workspace, record.id), record.id, archive)
+            reason = outcome.reason if outcome.status is Status.FAILED else None
+        except (AzureError, OperationError) as error:
+            log.exception("revoke failed", extra={"request_id": record.id})
+            reason = wording.failure_reason(error)
+        if reason is not None:
+            log.warning("revoke failed", extra={"request_id": record.id, "reason": reason})
+            return cards.error_text(wording.failed(record.id, reason, f"Revoking {record.id}"))
+        await asyncio.to_thread(
+            self.store.revoke_export, record.id, where.user, {"archive": archive, "outcome": outcome.status.value}
+        )
+        await self.tell(record, f"<@{where.user}> revoked the export of {record.id}: its archive is deleted, "
+                        "and its download link no longer works.")
+        return f"The archive of {record.id} is deleted: its download link no longer works."
 
     async def _cancel(self, record: RequestRecord, where: Where) -> str:
         actor = await self.s.groups.actor(where.user)
@@ -484,6 +521,11 @@ class Flow:
         """A post in the card's thread (a decision, a reminder); Slack trouble never undoes the change."""
         if record.card_ts:
             await self._post(record, channel=record.channel_id, text=text, thread_ts=record.card_ts)
+
+    async def direct_message(self, user: str, **message: object) -> None:
+        """A message to one person alone, in their DM with the bot (opened if need be: im:write)."""
+        opened = await self.client.conversations_open(users=user)
+        await self.client.chat_postMessage(channel=opened["channel"]["id"], **message)
 
     async def _post(self, record: RequestRecord, **message: str) -> None:
         try:

@@ -133,10 +133,11 @@ def may_see(policy: PolicyConfig, actor: Actor, request: RequestRecord, *, team:
     return may_approve_request(policy, actor, request).allowed
 
 
-def may_cancel(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str) -> Decision:
+def may_cancel(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str, verb: str = "cancel") -> Decision:
+    """Cancel a request, or revoke its export's link (`verb`): its requester or an approver."""
     if actor.user_id == requester or _eligible_approver(policy, actor, workspace).allowed:
         return ALLOW
-    return Decision(False, "Only the requester or an approver may cancel.")
+    return Decision(False, f"Only the requester or an approver may {verb}.")
 
 
 def may_run_now(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str) -> Decision:

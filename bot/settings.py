@@ -141,6 +141,9 @@ class AppConfig(_Strict):
     channel_defaults: dict[str, str] = Field(default_factory=dict)  # channel id -> alias
     policy: PolicyConfig = PolicyConfig()
     export_link_expiry: Duration = timedelta(days=7)
+    # Exports about a person (user, notebooks) always send their link to the requester privately;
+    # true does the same for every export: the card's thread only says it was sent.
+    private_export_links: bool = False
     # Microsoft Graph, where people are looked up (a national cloud's, or a stand-in's); null: not asked.
     graph_endpoint: str | None = PUBLIC_GRAPH
 

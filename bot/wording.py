@@ -66,6 +66,14 @@ def failure_reason(error: BaseException) -> str:
     return f"an unexpected error ({type(error).__name__})"
 
 
-def failed(request_id: str, reason: str) -> str:
-    """What a person reads about a failure: the reason, the request, where the details are."""
-    return f"{request_id} failed: {reason}. The details are in amlbot's log under {request_id}."
+def failed(request_id: str, reason: str, what: str | None = None) -> str:
+    """What a person reads about a failure (of the request, or of `what` done to it): the
+    reason, the request, where the details are."""
+    return f"{what or request_id} failed: {reason}. The details are in amlbot's log under {request_id}."
+
+
+def sent_privately(record: RequestRecord) -> str:
+    return (
+        f":lock: {record.id} is ready: its download link was sent privately to <@{record.requester}> "
+        "(also on amlbot's Home tab). `/aml revoke " + record.id + "` deletes the archive."
+    )

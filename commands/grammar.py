@@ -35,6 +35,7 @@ from commands.intents import (
     Intent,
     Kind,
     ListCommand,
+    RevokeCommand,
     StatusCommand,
     UnfreezeCommand,
     UserRef,
@@ -123,6 +124,7 @@ USAGE: dict[str, str] = {
     **{f"{v} {k}": _intent_usage(v, k) for v, kinds in KINDS_BY_VERB.items() for k in kinds},
     "status": "/aml status <request-id>",
     "cancel": "/aml cancel <request-id>",
+    "revoke": "/aml revoke <request-id>",
     "list": "/aml list [mine|pending]",
     "freeze": "/aml freeze",
     "unfreeze": "/aml unfreeze",
@@ -448,6 +450,10 @@ def _parse_cancel(tokens: list[str]) -> CancelCommand:
     return CancelCommand(_request_id("cancel", _only_positionals("cancel", tokens)))
 
 
+def _parse_revoke(tokens: list[str]) -> RevokeCommand:
+    return RevokeCommand(_request_id("revoke", _only_positionals("revoke", tokens)))
+
+
 def _parse_freeze(tokens: list[str]) -> FreezeCommand:
     _at_most("freeze", _only_positionals("freeze", tokens), 0)
     return FreezeCommand()
@@ -462,6 +468,7 @@ _SIMPLE_PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "help": _parse_help,
     "status": _parse_status,
     "cancel": _parse_cancel,
+    "revoke": _parse_revoke,
     "list": _parse_list,
     "freeze": _parse_freeze,
     "unfreeze": _parse_unfreeze,
@@ -584,6 +591,8 @@ def _render(cmd: Command) -> str:
             return f"status {rid}"
         case CancelCommand(request_id=rid):
             return f"cancel {rid}"
+        case RevokeCommand(request_id=rid):
+            return f"revoke {rid}"
         case ListCommand(scope=scope):
             return f"list {scope}"
         case FreezeCommand():

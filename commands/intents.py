@@ -112,6 +112,13 @@ class CancelCommand:
 
 
 @dataclass(frozen=True)
+class RevokeCommand:
+    """Delete an export's archive, so its download link stops working."""
+
+    request_id: str
+
+
+@dataclass(frozen=True)
 class ListCommand:
     scope: str = "mine"  # "mine" | "pending"
 
@@ -131,6 +138,7 @@ Command = (
     | HelpCommand
     | StatusCommand
     | CancelCommand
+    | RevokeCommand
     | ListCommand
     | FreezeCommand
     | UnfreezeCommand

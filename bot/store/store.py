@@ -755,6 +755,23 @@ class Store:
                 == 1
             )
 
+    def revoke_export(self, request_id: str, actor: str, detail: dict[str, Any]) -> RequestRecord:
+        """Record that an export's archive was deleted, so its link is dead; every revoke is audited."""
+        with transaction(self.engine) as conn:
+            record = self._load(conn, request_id, lock=True)
+            if record is None:
+                raise KeyError(request_id)
+            result = dict(record.result or {})
+            result.setdefault("revoked", {"by": actor, "at": now().isoformat(timespec="seconds")})
+            conn.execute(update(t.requests).where(t.requests.c.id == request_id).values(result=result))
+            self._append_audit(
+                conn, actor=actor, event="export.revoked", outcome=str(detail.get("outcome", "deleted")),
+                request_id=request_id, channel_id=record.channel_id, detail=detail,
+            )
+            revoked = self._load(conn, request_id)
+        assert revoked is not None
+        return revoked
+
     # ---- receipts ----------------------------------------------------------------------------
 
     def receipt(self, request_id: str) -> str | None:

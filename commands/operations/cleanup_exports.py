@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from commands.azure.door import ItemResult
 from commands.durations import format_duration
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
-from commands.operations.run_data import delete_planned_blobs
+from commands.operations.run_data import archive_of, delete_planned_blobs
 from commands.plan import ItemKind, Plan, PlanItem
 
 EXPORTS_PREFIX = "exports/"
@@ -37,3 +38,13 @@ class CleanupExports:
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await delete_planned_blobs(plan, ctx, checkpoint)
+
+
+async def delete_archive(ctx: Context, request_id: str, archive: str) -> ItemResult:
+    """Delete one export's archive, which kills its download link (`/aml revoke`). The stored
+    `<container>/<name>` must be exactly that request's archive in the workspace's exports
+    container: nothing else is ever deleted this way."""
+    container, _, name = archive.partition("/")
+    if container != ctx.config.exports_container or name != archive_of(request_id):
+        raise OperationError(f"`{archive}` is not the export archive of {request_id}: nothing was deleted.")
+    return (await ctx.door.delete_blobs(container, [name]))[name]

@@ -356,12 +356,18 @@ async def _replay(chunks: list[bytes], rest: AsyncIterator[bytes] | None) -> Asy
             yield chunk
 
 
+def archive_of(request_id: str) -> str:
+    """Where an export's archive is written in the exports container (`cleanup exports` and
+    `/aml revoke` delete it there)."""
+    return f"exports/{request_id}/{request_id}.zip"
+
+
 async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
     """One zip of the plan's blobs, share files and records, with a manifest; a read-only link to it."""
     # One archive, written in one pass: a resumed export starts the archive again (it
     # overwrites the same blob), so it never yields two links.
     request_id = ctx.settings["request_id"]
-    archive = f"exports/{request_id}/{request_id}.zip"
+    archive = archive_of(request_id)
     records = await _records(plan, ctx)
     manifest: list[dict[str, object]] = []
     state = {"done": 0, "bytes": 0}

@@ -36,6 +36,7 @@ APPROVER_2 = "UAPP00002"
 ADMIN = "UADM00001"
 ONCALL = "UONC00001"
 STRANGER = "UOUT00001"
+PEOPLE = {REQUESTER: "riley", APPROVER_1: "avery", APPROVER_2: "blake", ADMIN: "drew", ONCALL: "casey", STRANGER: "sam"}
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 RESOURCE_GROUP = "rg-dev"
 WORKSPACE = "mlw-dev"
@@ -100,6 +101,10 @@ class Harness:
         record = self.store.get(request_id)
         assert record is not None, request_id
         return record
+
+    def direct_messages(self, user: str) -> list[dict[str, Any]]:
+        """What the bot sent `user` alone, in their DM with it."""
+        return self.slack.messages(self.slack.dm_channel(user))
 
     def thread_texts(self, request_id: str) -> list[str]:
         return [m.get("text") or "" for m in self.thread(request_id)]
@@ -182,6 +187,8 @@ async def start_harness(
     `graph` its Microsoft Graph calls (without, it is set up without Graph)."""
     container = f"azureml-{uuid.uuid4().hex[:10]}"
     slack = SlackWebApiStandIn(usergroups={"SAPPROVERS": [APPROVER_1]})
+    for user_id, name in PEOPLE.items():  # members of the team, as in Slack: a DM to them opens
+        slack.add_user(user_id, name)
     await slack.start()
     settings = Settings(
         slack_bot_token="xoxb-test-token",

@@ -55,10 +55,12 @@ def _by_ref(receipt: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 async def _download(harness: Harness, request_id: str) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The export posted in the thread: its manifest and members, each checked against the manifest."""
+    """The export posted in the thread, or sent to its requester alone (an export about a person):
+    its manifest and members, each checked against the manifest."""
 
     def link_message() -> dict[str, Any] | None:
-        return next((m for m in harness.thread(request_id) if "Export ready" in str(m.get("blocks"))), None)
+        posted = harness.thread(request_id) + harness.direct_messages(harness.request(request_id).requester)
+        return next((m for m in posted if "Export ready" in str(m.get("blocks")) and request_id in m["text"] + str(m["blocks"])), None)
 
     message = await harness.slack.wait_for(link_message)
     link = str(message["blocks"][0]["text"]["text"]).split("<", 1)[1].split("|", 1)[0]

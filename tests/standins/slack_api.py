@@ -33,7 +33,7 @@ _JSON_ARGS = ("blocks", "attachments", "files", "view", "metadata")
 # Slack refuses messages with more than 50 blocks (see /work/shared/SLACK-FACTS.md).
 _MAX_MESSAGE_BLOCKS = 50
 # The bot scopes the token holds; Slack names them in the `x-oauth-scopes` header of every answer.
-DEFAULT_SCOPES = ("commands", "chat:write", "files:write", "usergroups:read", "users:read", "users:read.email")
+DEFAULT_SCOPES = ("commands", "chat:write", "files:write", "im:write", "usergroups:read", "users:read", "users:read.email")
 
 
 @dataclass
@@ -172,6 +172,7 @@ class SlackWebApiStandIn:
             "users.list": self._users_list,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
+            "conversations.open": self._conversations_open,
             "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
@@ -704,6 +705,26 @@ class SlackWebApiStandIn:
             name = configured.get("name", f"channel-{channel.lower()}")
             info.update(name=name, name_normalized=name)
         return {"channel": info}
+
+    async def _conversations_open(self, args: JsonDict) -> JsonDict:
+        # A bot opens a DM with one person: {"channel": {"id": "D…"}}, the same id every time.
+        # Needs im:write; `users` is a comma-separated list (several people make a group DM, not modelled).
+        if "im:write" not in self.scopes:
+            raise _MethodError("missing_scope", needed="im:write", provided=",".join(self.scopes))
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if not users and not args.get("channel"):
+            raise _MethodError("users_list_not_supplied")
+        if args.get("channel"):
+            return {"channel": {"id": _require_channel(args)}}
+        if len(users) != 1:
+            raise _MethodError("not_implemented", detail="the stand-in opens DMs with one person only")
+        if users[0] not in self.users:
+            raise _MethodError("user_not_found")
+        return {"channel": {"id": self.dm_channel(users[0])}}
+
+    def dm_channel(self, user_id: str) -> str:
+        """The id of the bot's direct-message conversation with `user_id` (stable, as in Slack)."""
+        return "D" + user_id[1:]
 
     async def _views_publish(self, args: JsonDict) -> JsonDict:
         view = args.get("view")

@@ -128,6 +128,27 @@ async def test_post_ephemeral_and_permalink(slack: SlackWebApiStandIn, client: A
     assert link["permalink"].endswith(f"/archives/{CHANNEL}/p{posted['ts'].replace('.', '')}")
 
 
+async def test_conversations_open_gives_one_dm_per_person_and_needs_im_write(
+    slack: SlackWebApiStandIn, client: AsyncWebClient
+) -> None:
+    opened = await client.conversations_open(users="U0ALICE")
+    dm = opened["channel"]["id"]
+    assert dm.startswith("D") and dm == slack.dm_channel("U0ALICE")
+    assert (await client.conversations_open(users="U0ALICE"))["channel"]["id"] == dm  # the same DM again
+    await client.chat_postMessage(channel=dm, text="just for you")
+    assert [m["text"] for m in slack.messages(dm)] == ["just for you"]
+    with pytest.raises(SlackApiError) as err:
+        await client.conversations_open(users="U0NOBODY")
+    assert err.value.response["error"] == "user_not_found"
+    with pytest.raises(SlackApiError) as err:  # slack_sdk refuses to send this one itself
+        await client.api_call("conversations.open", params={})
+    assert err.value.response["error"] == "users_list_not_supplied"
+    slack.scopes.remove("im:write")
+    with pytest.raises(SlackApiError) as err:
+        await client.conversations_open(users="U0ALICE")
+    assert err.value.response["error"] == "missing_scope" and err.value.response["needed"] == "im:write"
+
+
 async def test_users_and_groups(slack: SlackWebApiStandIn, client: AsyncWebClient) -> None:
     alice = await client.users_info(user="U0ALICE")
     assert alice["user"]["profile"]["email"] == "alice@example.com"

@@ -28,6 +28,7 @@ from commands.intents import (
     Intent,
     Kind,
     ListCommand,
+    RevokeCommand,
     StatusCommand,
     UnfreezeCommand,
     UserRef,
@@ -60,6 +61,7 @@ def error(text: str) -> GrammarError:
         ("status R-7K2Q9XJ4", StatusCommand("R-7K2Q9XJ4")),
         ("status r-7k2q9xj4", StatusCommand("R-7K2Q9XJ4")),
         ("cancel R-ABCDEFGH", CancelCommand("R-ABCDEFGH")),
+        ("revoke r-abcdefgh", RevokeCommand("R-ABCDEFGH")),
         ("list", ListCommand("mine")),
         ("list mine", ListCommand("mine")),
         ("list PENDING", ListCommand("pending")),
@@ -383,10 +385,24 @@ def test_missing_required_duration(text: str, option: str) -> None:
 
 
 @pytest.mark.parametrize("bad", ["R-123", "R-ABCDEFGHI", "X-ABCDEFGH", "R_ABCDEFGH", "R-ABCDEFG\u0130"])
-def test_bad_request_id(bad: str) -> None:
-    e = error(f"cancel {bad}")
+@pytest.mark.parametrize("verb", ["cancel", "revoke"])
+def test_bad_request_id(verb: str, bad: str) -> None:
+    e = error(f"{verb} {bad}")
     assert "request id" in e.message
-    assert e.usage == USAGE["cancel"]
+    assert e.usage == USAGE[verb]
+
+
+@pytest.mark.parametrize(("text", "hint"), [("revok R-ABCDEFGH", "Did you mean `revoke`?"), ("rewoke", "Did you mean `revoke`?")])
+def test_revoke_is_suggested_for_a_near_miss(text: str, hint: str) -> None:
+    e = error(text)
+    assert e.hint == hint
+
+
+def test_revoke_needs_exactly_one_request_id() -> None:
+    assert "needs a request id" in error("revoke").message
+    e = error("revoke R-ABCDEFGH R-BCDEFGHJ")
+    assert "Unexpected" in e.message and e.usage == USAGE["revoke"]
+    assert "doesn't take `--workspace`" in error("revoke R-ABCDEFGH --workspace dev").message
 
 
 @pytest.mark.parametrize(
@@ -452,7 +468,7 @@ def test_usage() -> None:
 
 def test_every_action_has_usage() -> None:
     actions = {f"{v} {k}" for v, kinds in KINDS_BY_VERB.items() for k in kinds}
-    assert actions | {"help", "status", "cancel", "list", "freeze", "unfreeze"} == set(USAGE)
+    assert actions | {"help", "status", "cancel", "revoke", "list", "freeze", "unfreeze"} == set(USAGE)
 
 
 @pytest.mark.parametrize(
@@ -573,6 +589,7 @@ commands = st.one_of(
     st.builds(HelpCommand, st.none() | st.sampled_from(["export", "delete", "cleanup", *USAGE])),
     st.builds(StatusCommand, request_ids),
     st.builds(CancelCommand, request_ids),
+    st.builds(RevokeCommand, request_ids),
     st.builds(ListCommand, st.sampled_from(["mine", "pending"])),
     st.just(FreezeCommand()),
     st.just(UnfreezeCommand()),

@@ -19,6 +19,7 @@ SCOPE_OF = {
     "chat_update": "chat:write",
     "chat_postEphemeral": "chat:write",
     "files_upload_v2": "files:write",
+    "conversations_open": "im:write",  # a direct message to one person
     "usergroups_users_list": "usergroups:read",
     "users_info": "users:read users:read.email",  # the email that names a person in Azure
     "users_lookupByEmail": "users:read.email",

@@ -7,17 +7,33 @@ the Slack stand-in, the store, and storage (Azurite).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import text
 
 from bot import cards
 from bot.lifecycle import State
-from bot.store.store import now
-from tests.e2e.harness import APPROVER_1, APPROVER_2, ONCALL, REQUESTER, Harness, start_harness, stop_harness
+from bot.store.store import RequestRecord, now
+from tests.e2e.harness import (
+    APPROVER_1,
+    APPROVER_2,
+    ONCALL,
+    REQUESTER,
+    RESOURCE_GROUP,
+    SUBSCRIPTION,
+    WORKSPACE,
+    Harness,
+    start_harness,
+    stop_harness,
+)
+from tests.standins.azure.server import AzureStandIn
+from tests.standins.azure.state import Identity
 from tests.support.storage_proxy import StorageFaultProxy
 
 RUN = "visibility_train_1700000000_abcd1234"
@@ -159,6 +175,113 @@ async def test_status_and_list_answer_only_in_the_requests_channel_or_to_its_app
     assert RUN in await ask(harness, f"status {request.id}", APPROVER_2, channel=OTHER_CHANNEL)
     assert request.id in await ask(harness, "list mine", REQUESTER, channel=OTHER_CHANNEL)
     assert harness.request(request.id).state is State.PENDING
+
+
+# ---- 15: personal data is delivered privately; a link can be revoked --------------------------------
+
+ALICE = Identity(name="Alice Example", object_id="a11ce000-0000-4000-8000-0000000000a1", upn="alice@contoso.com")
+
+
+def export_message(messages: list[dict[str, Any]], request_id: str) -> dict[str, Any] | None:
+    return next((m for m in messages if "Export ready" in str(m.get("blocks")) and request_id in str(m["blocks"])), None)
+
+
+def link_in(message: dict[str, Any]) -> str:
+    return str(message["blocks"][0]["text"]["text"]).split("<", 1)[1].split("|", 1)[0]
+
+
+def channel_leaks(h: Harness, request_id: str, link: str) -> list[dict[str, Any]]:
+    """Messages anywhere but the requester's DM that carry the link or the export card."""
+    dm = h.slack.dm_channel(REQUESTER)
+    return [
+        m for m in h.slack.messages()
+        if m["channel"] != dm and (link in json.dumps(m) or "Export ready" in json.dumps(m) or "Download the archive" in json.dumps(m))
+    ]
+
+
+async def test_an_export_about_a_person_sends_its_link_to_the_requester_alone(azure_harness: Harness, azure: AzureStandIn) -> None:
+    h = azure_harness
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    assert workspace is not None
+    workspace.add_job("alice-private-1", experiment_name="churn", created_by=ALICE)
+    await h.seed({"ExperimentRun/dcid.alice-private-1/logs/out.txt": b"hers"})
+
+    request = await h.submit(f"export user {ALICE.object_id}")
+    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.wait_state(request.id, State.SUCCEEDED)
+
+    private = await h.slack.wait_for(lambda: export_message(h.direct_messages(REQUESTER), request.id), description="the DM")
+    note = await h.wait_thread(request.id, "sent privately to")
+    assert f"{request.id} is ready: its download link was sent privately to <@{REQUESTER}>" in note
+    link = link_in(private)
+    async with aiohttp.ClientSession() as session, session.get(link) as response:
+        assert response.status == 200
+    assert channel_leaks(h, request.id, link) == []
+    assert h.slack.calls_to("conversations.open")[0].args["users"] == REQUESTER
+
+
+@pytest.fixture
+async def private_links(tmp_path: Path, azurite_connection: str) -> AsyncIterator[Harness]:
+    running = await start_harness(tmp_path, azurite_connection)
+    config = running.bot.services.config
+    running.bot.services.config = config.model_copy(update={"private_export_links": True})
+    yield running
+    await stop_harness(running)
+
+
+async def test_private_export_links_sends_every_exports_link_privately(private_links: Harness) -> None:
+    h = private_links
+    await h.seed(FILES)
+    request = await h.submit(f"export run {RUN}")
+    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    private = await h.slack.wait_for(lambda: export_message(h.direct_messages(REQUESTER), request.id), description="the DM")
+    await h.wait_thread(request.id, f"sent privately to <@{REQUESTER}>")
+    assert channel_leaks(h, request.id, link_in(private)) == []
+
+
+async def exported(h: Harness) -> tuple[RequestRecord, str]:
+    await h.seed(FILES)
+    request = await h.submit(f"export run {RUN}")
+    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    message = await h.slack.wait_for(lambda: export_message(h.thread(request.id), request.id), description="the link")
+    return h.request(request.id), link_in(message)
+
+
+async def status_of(link: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(link) as response:
+        return response.status
+
+
+async def test_revoke_deletes_the_archive_kills_the_link_and_is_audited(harness: Harness) -> None:
+    request, link = await exported(harness)
+    archive = request.result["extras"]["archive"]
+    container, name = archive.split("/", 1)
+    assert await status_of(link) == 200
+
+    # Nobody outside its reach may revoke it: another team, or someone in another channel who may not approve.
+    for user, where in ((APPROVER_1, {"team_id": OTHER_TEAM}), (ONCALL, {"channel": OTHER_CHANNEL})):
+        assert f"No request `{request.id}`" in await ask(harness, f"revoke {request.id}", user, **where)
+    refused = await ask(harness, f"revoke {request.id}", ONCALL)  # in its channel, but neither requester nor approver
+    assert "Only the requester or an approver may revoke" in refused
+    assert await harness.blob_names(name, container) == {name} and await status_of(link) == 200
+
+    reply = await ask(harness, f"revoke {request.id}", REQUESTER, channel=OTHER_CHANNEL)
+    assert reply == f"The archive of {request.id} is deleted: its download link no longer works."
+    assert await harness.blob_names(name, container) == set()
+    assert await status_of(link) == 404
+    await harness.wait_thread(request.id, f"<@{REQUESTER}> revoked the export of {request.id}")
+    entry = next(e for e in harness.store.audit_entries(request.id) if e.event == "export.revoked")
+    assert entry.actor == REQUESTER and archive in entry.detail
+    assert harness.request(request.id).result["revoked"]["by"] == REQUESTER
+    assert harness.store.verify_audit().ok
+
+
+async def test_revoke_of_a_request_without_an_archive_deletes_nothing(harness: Harness) -> None:
+    await harness.seed(FILES)
+    request = await harness.submit(f"delete run {RUN}")
+    reply = await ask(harness, f"revoke {request.id}", REQUESTER)
+    assert "made no export archive" in reply
+    assert await harness.blob_names(PREFIX) == set(FILES) and "export.revoked" not in harness.events(request.id)
 
 
 # ---- 16: plain words, never internals -------------------------------------------------------------
