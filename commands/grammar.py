@@ -156,7 +156,8 @@ _REQUEST_ID = re.compile(r"[Rr]-[A-Za-z0-9]{8}")
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{2,31})(?:\|[^<>]*)?>")
 # `@alice` as Slack sends it when the command does not escape mentions: a handle or a display name.
 _AT_NAME = re.compile(r"@([A-Za-z0-9][A-Za-z0-9._'\-]{0,79})")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+'\-]{1,64}@(?:[A-Za-z0-9\-]{1,63}\.)+[A-Za-z]{2,63}")
+# An email or UPN; `#` for a guest's UPN (`jane_fabrikam.com#EXT#@contoso.onmicrosoft.com`).
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'#\-]{1,64}@(?:[A-Za-z0-9\-]{1,63}\.)+[A-Za-z]{2,63}")
 _GUID = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
 
 # A token is a run of non-space text; Slack markup `<…>` stays whole even if its label has spaces.

@@ -156,6 +156,12 @@ async def test_a_guest_is_found_by_the_address_they_were_invited_with(
     assert identity["upn"] == GUEST_UPN.lower() and identity["object_id"] == GUEST_OID
     assert identity["matches"] == {"object id": ["run guest-1"], "UPN": ["data guest-data:1"]}
 
+    # Named by their guest UPN: its `#` reaches Graph encoded, so Graph reads the whole UPN.
+    by_upn = await azure_harness.submit(f"export user {GUEST_UPN}")
+
+    assert graph.calls[-1].path == f"/v1.0/users/{GUEST_UPN.lower()}"
+    assert by_upn.plan["notes"]["identity"]["matches"] == identity["matches"]
+
 
 async def test_a_person_named_by_object_id_is_looked_up_by_it(
     azure_harness: Harness, azure: AzureStandIn, graph: GraphStandIn

@@ -135,6 +135,7 @@ def test_workspace_option_anywhere_after_the_verb(text: str) -> None:
         ("<@U123ABC|Jane Doe>", UserRef(UserRefType.SLACK, "U123ABC")),  # label with a space
         ("Jane.Doe@Contoso.com", UserRef(UserRefType.EMAIL, "jane.doe@contoso.com")),
         ("<mailto:Jane@Contoso.com|Jane@Contoso.com>", UserRef(UserRefType.EMAIL, "jane@contoso.com")),
+        ("Jane_Fabrikam.com#EXT#@contoso.onmicrosoft.com", UserRef(UserRefType.EMAIL, "jane_fabrikam.com#ext#@contoso.onmicrosoft.com")),
         (GUID.upper(), UserRef(UserRefType.OBJECT_ID, GUID)),
     ],
 )
