@@ -175,6 +175,12 @@ class Flow:
             )
         except OperationError as error:
             return cards.error_text(str(error))
+        except AzureError as error:  # Azure's own words (an XML or JSON body) stay in the log
+            log.exception("preview failed", extra={"action": intent.action, "workspace": alias})
+            return cards.error_text(
+                f"Could not plan `{intent.action}` on `{alias}`: {wording.failure_reason(error)}. "
+                "Nothing was requested; the details are in amlbot's log."
+            )
         members = await self.s.groups.all_members()
         can = policy.can_be_approved(config.policy, actor, intent.action, alias, len(plan.items), members)
         if not can.allowed:

@@ -325,3 +325,17 @@ async def test_a_failed_job_posts_a_short_reason_and_never_azures_error_body(
     for leak in ("?xml", "Injected by the test proxy", "RequestId", "Traceback", "HttpResponseError", "Content:"):
         assert leak not in everything
     assert "Azure refused a call" in (h.request(request.id).result or {})["error"]
+
+
+async def test_azure_refusing_the_preview_is_told_in_plain_words_and_nothing_is_requested(
+    proxied: tuple[Harness, StorageFaultProxy],
+) -> None:
+    h, proxy = proxied
+    await h.seed(FILES)
+    proxy.fail_next("GET", r"comp=list", status=403, times=100, code="AuthorizationPermissionMismatch")
+    await h.command(f"delete run {RUN}")
+    reply = await h.wait_reply(REQUESTER, "Could not plan")
+    assert "`delete run` on `dev`: Azure refused a call (HTTP 403, AuthorizationPermissionMismatch)" in reply
+    for leak in ("?xml", "Injected by the test proxy", "RequestId", "Traceback", "Content:"):
+        assert leak not in reply
+    assert h.store.list_requests() == [] and h.slack.messages() == []
