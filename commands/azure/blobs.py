@@ -17,7 +17,7 @@ from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_b
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
 from commands.azure.config import USER_DELEGATION_LIMIT, WorkspaceConfig
-from commands.azure.door import BlobInfo, ItemResult, Status
+from commands.azure.door import BlobInfo, ItemResult, Retention, Status
 from commands.azure.retry import storage_retry
 
 BATCH_SIZE = 256  # the Blob service's limit per batch request
@@ -96,7 +96,8 @@ class WorkspaceBlobs:
     def _delete_batch(self, container: str, names: list[str]) -> dict[str, ItemResult]:
         client = self._sync.get_container_client(container)
         try:
-            responses = client.delete_blobs(*names, raise_on_any_failure=False)
+            # A blob with snapshots cannot be deleted without them (409 SnapshotsPresent).
+            responses = client.delete_blobs(*names, raise_on_any_failure=False, delete_snapshots="include")
         except ResourceNotFoundError:
             return {name: ItemResult(Status.ALREADY_ABSENT, "container not found") for name in names}
         results = {}
@@ -150,6 +151,27 @@ class WorkspaceBlobs:
                 permission=BlobSasPermissions(read=True), start=start, expiry=end, protocol=protocol,
             )
         return f"{blob.url}?{sas}"
+
+    async def retention(self, containers: list[str]) -> Retention:
+        """Blob soft delete from the service properties, legal holds and immutability from each
+        container's properties: the data plane's view (versioning and container soft delete are
+        settings of the management plane, which this door does not reach)."""
+        service = await self._async.get_service_properties()
+        policy = service.get("delete_retention_policy")
+        holds, guarded = {}, {}
+        for container in sorted(set(containers)):
+            try:
+                properties = await self._async.get_container_client(container).get_container_properties()
+            except ResourceNotFoundError:
+                continue
+            if properties.has_legal_hold:
+                holds[container] = f"legal hold on container `{container}`"
+            if properties.has_immutability_policy:
+                guarded[container] = f"container `{container}` has a time-based immutability policy: files younger than its period cannot be deleted"
+            elif getattr(properties, "immutable_storage_with_versioning_enabled", None):
+                guarded[container] = f"container `{container}` has version-level immutability: files under a policy or hold cannot be deleted"
+        days = policy.days if policy is not None and policy.enabled else None
+        return Retention(days, holds, guarded)
 
     async def close(self) -> None:
         await self._async.close()

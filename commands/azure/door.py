@@ -39,6 +39,15 @@ class ItemResult:
     azure_request_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Retention:
+    """What the storage account keeps of what is deleted in some containers, as the data plane tells it."""
+
+    soft_delete_days: int | None  # blob soft delete: deleted blobs and snapshots stay recoverable this long
+    holds: dict[str, str]  # container -> why nothing in it can be deleted now (a legal hold)
+    guarded: dict[str, str]  # container -> why some of its blobs may refuse deletion (immutability policies)
+
+
 class WorkspaceDoor(Protocol):
     """Everything an operation may do to one workspace."""
 
@@ -51,6 +60,8 @@ class WorkspaceDoor(Protocol):
     async def write_blob(self, container: str, name: str, chunks: AsyncIterator[bytes]) -> int: ...
 
     async def read_link(self, container: str, name: str, expiry: timedelta) -> str: ...
+
+    async def retention(self, containers: list[str]) -> Retention: ...
 
     async def close(self) -> None: ...
 

@@ -9,6 +9,7 @@ from commands.operations.experiments import DeleteExperiment, ExportExperiment
 from commands.operations.models import DeleteModel, ExportModel
 from commands.operations.notebooks import DeleteNotebooks, ExportNotebooks
 from commands.operations.resources import CleanupComputes, DeleteCompute, DeleteEndpoint
+from commands.operations.retention import StorageTruth
 from commands.operations.run_data import DeleteRun, ExportRun
 from commands.operations.schedules import DeleteSchedule
 from commands.operations.users import DeleteUser, ExportUser
@@ -34,7 +35,8 @@ _ALL: tuple[Operation, ...] = (
     ExportNotebooks(),
     DeleteSchedule(),
 )
-OPERATIONS: dict[str, Operation] = {op.action: op for op in _ALL}
+# Every deletion plan and receipt says what storage keeps of the files it deletes (retention.py).
+OPERATIONS: dict[str, Operation] = {op.action: StorageTruth(op) for op in _ALL}
 
 
 def operation_for(action: str) -> Operation | None:
