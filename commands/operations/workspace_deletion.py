@@ -35,7 +35,7 @@ class DependentKind:
 
 
 APP_INSIGHTS = DependentKind("Application Insights", "microsoft.insights", "2020-02-02")
-LOG_ANALYTICS = DependentKind("Log Analytics workspace", "microsoft.operationalinsights", "2022-10-01")
+LOG_ANALYTICS = DependentKind("Log Analytics workspace", "microsoft.operationalinsights", "2023-01-01")
 STORAGE = DependentKind("storage account", "microsoft.storage", "2023-05-01")
 KEY_VAULT = DependentKind("Key Vault", "microsoft.keyvault", "2023-07-01")
 REGISTRY = DependentKind("container registry", "microsoft.containerregistry", "2023-07-01")

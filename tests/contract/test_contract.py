@@ -183,6 +183,13 @@ def _drive(ws: Workspace, ml: MLClient, arm: ResourceManagementClient, azure: Az
         arm.resources.get_by_id(arm_id, api_version="2023-01-01")
     logs = arm.resources.get_by_id(str(ws.application_insights_id), api_version="2020-02-02").properties
     arm.resources.get_by_id(logs["WorkspaceResourceId"], api_version="2023-01-01")
+    # what a workspace deletion reads to keep shared dependents, and a dependent's delete polled to its end
+    list(ml.workspaces.list(scope="subscription"))
+    list(arm.resources.list(filter="resourceType eq 'Microsoft.Insights/components'"))
+    extra = azure.state.add_generic_resource(SUB, RG, "Microsoft.ContainerRegistry/registries", "crextra")
+    azure.lro.other_providers, azure.lro.in_progress_polls = "async", 1
+    arm.resources.begin_delete_by_id(extra, api_version="2023-07-01").result()
+    azure.lro.other_providers, azure.lro.in_progress_polls = "sync", 0
     ml.workspaces.begin_delete(WS, delete_dependent_resources=True, permanently_delete=True).result()
 
 

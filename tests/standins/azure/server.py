@@ -148,7 +148,8 @@ class _OperationFailure:
 # Where each kind of operation is polled, as the service names it (azure-sdk-assets recordings:
 # workspace/…test_workspace_create_and_delete, compute/…test_aml_compute_create_and_delete,
 # schedule/…test_schedule_lifetime, batch_services/…test_batch_endpoint_create).
-OperationKind = Literal["mfe", "workspace", "compute"]
+# "arm": another provider's operation, polled only through its Location (…/operationResults/…).
+OperationKind = Literal["mfe", "workspace", "compute", "arm"]
 _STATUS_PATHS: dict[str, str] = {
     "mfe": "mfeOperationsStatus",
     "workspace": "workspaceOperationsStatus",
@@ -389,7 +390,7 @@ class AzureStandIn(ThreadedServer):
         r("GET", _RG + r"/resources", self._resource_group_resources)
         r("GET", _SUB + r"/resources", self._subscription_resources)
         r("GET", _SUB + r"/providers/Microsoft\.MachineLearningServices/workspaces", self._workspaces_list)
-        r("GET", _RG + r"/providers/Microsoft\.MachineLearningServices/workspaces", self._workspaces_list)
+        r("GET", _SUB + r"/providers/(?P<namespace>[^/]+)/locations/(?P<loc>[^/]+)/operationResults/(?P<op>[^/]+)", self._operation_result)
         r("GET", _WS, self._workspace_get)
         r("DELETE", _WS, self._workspace_delete)
         r("GET", _WS + r"/jobs", self._jobs_list)
@@ -518,7 +519,11 @@ class AzureStandIn(ThreadedServer):
         query = urlencode({"api-version": api_version})
         result = f"{base}/mfeOperationResults/{operation.id}?{query}"
         headers: dict[str, str] = {}
-        if self.lro.mode == "location":  # test control: a Location-only operation, which ARM allows
+        if operation.kind == "arm":
+            namespace = operation.target.split("/providers/", 1)[1].split("/", 1)[0]
+            base = f"{self.url}/subscriptions/{operation.subscription_id}/providers/{namespace}/locations/{operation.location}"
+            headers["Location"] = f"{base}/operationResults/{operation.id}?{query}"
+        elif self.lro.mode == "location":  # test control: a Location-only operation, which ARM allows
             headers["Location"] = result
         else:
             status = f"{base}/{_STATUS_PATHS[operation.kind]}/{operation.id}?{query}"
@@ -608,14 +613,13 @@ class AzureStandIn(ThreadedServer):
             if matched is None:
                 raise ArmError(400, "InvalidFilter", f"The stand-in understands only resourceType eq '…', not {flt!r}.")
             wanted = matched[1].lower()
-        items = [r.to_rest() for g in groups.values() for r in g.resources.values() if wanted in (None, r.type.lower())]
-        return self._page(ctx, items)
+        listed = [r.to_rest() for g in groups.values() for r in g.resources.values() if wanted in (None, r.type.lower())]
+        # A listed resource carries no properties unless expanded (GenericResourceExpanded).
+        return self._page(ctx, [{k: v for k, v in item.items() if k != "properties"} for item in listed])
 
     def _workspaces_list(self, ctx: _Ctx) -> web.Response:
-        """The workspaces of a subscription, or of one resource group (``ml.workspaces.list(scope=…)``)."""
+        """The workspaces of a subscription (``ml.workspaces.list(scope="subscription")``)."""
         groups = self.state.subscriptions.get(ctx.match["sub"].lower(), {})
-        if "rg" in ctx.match:
-            groups = {ctx.match["rg"].lower(): self._group(ctx)}
         workspaces = [w for g in groups.values() for w in g.workspaces.values()]
         return self._page(ctx, [w.to_rest(self.url) for w in sorted(workspaces, key=lambda w: w.name)])
 
@@ -640,7 +644,7 @@ class AzureStandIn(ThreadedServer):
             self.state.remove_generic_resource(resource.id)
             return web.Response(status=200)
         place = _Place(ctx.match["sub"], resource.location)
-        return self._start_operation(ctx, place, complete=lambda: self.state.remove_generic_resource(resource.id))
+        return self._start_operation(ctx, place, complete=lambda: self.state.remove_generic_resource(resource.id), kind="arm")
 
     # ----------------------------------------------------------------------------- workspace
     def _workspace_get(self, ctx: _Ctx) -> web.Response:
