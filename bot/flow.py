@@ -314,7 +314,7 @@ class Flow:
         if isinstance(record, str):
             return record
         approvals = f"{len(record.approvers)} of {record.approvals_required} approvals"
-        return f"*{record.id}* `{cards.escape(record.text)}` on `{record.workspace}`: *{record.state.value}* ({approvals})"
+        return f"*{record.id}* `{cards.escape(record.text)}` on `{record.workspace}`: {cards.status_line(record)} ({approvals})"
 
     async def list(self, scope: str, where: Where) -> str:
         if scope == "pending":
@@ -328,7 +328,7 @@ class Flow:
         shown = [r for r in records if policy.may_see(rules, actor, r, team=where.team, channel=where.channel)][:LISTED]
         if not shown:
             return "Nothing to show."
-        return "\n".join(f"• *{r.id}* `{cards.escape(r.text)}` — {r.state.value}" for r in shown)
+        return "\n".join(f"• *{r.id}* `{cards.escape(r.text)}` — {r.state.value.replace('_', ' ')}" for r in shown)
 
     async def freeze(self, frozen: bool, where: Where) -> str:
         actor = await self.s.groups.actor(where.user)

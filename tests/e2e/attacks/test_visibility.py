@@ -297,6 +297,8 @@ async def test_a_click_on_a_decided_card_says_who_decided_in_plain_words(harness
     reply = await harness.wait_reply(APPROVER_2, request.id)
     assert f"{request.id} was already approved by <@{APPROVER_1}>" in reply
     assert "cannot become" not in reply and "is already" not in reply
+    status = await ask(harness, f"status {request.id}", APPROVER_2)
+    assert f"approved by <@{APPROVER_1}>" in status and "*queued*" not in status and "*succeeded*" not in status
 
 
 @pytest.fixture
