@@ -80,7 +80,10 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
         if args.audit_command == "verify":
             result = store.verify_audit()
             if result.ok:
-                print(f"audit log intact: {result.entries} entries, head signed by key {result.signer}")
+                head = store.audit_head()
+                shown = f"head {head.hash} (entry {head.seq})" if head else "no head yet"
+                # The head, copied elsewhere, is what later shows a rollback of the whole database.
+                print(f"audit log intact: {result.entries} entries, {shown} signed by key {result.signer}")
                 return 0
             print(f"audit log BROKEN at entry {result.first_bad_seq}: {result.reason}")
             return 1

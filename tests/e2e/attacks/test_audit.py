@@ -263,7 +263,8 @@ async def test_after_a_key_rotation_old_receipts_and_the_chain_still_verify(harn
         "to_key_id": new_public.id, "to_public_key": new_public.text,
     }
     code, out = cli("audit", "verify")
-    assert code == 0 and f"head signed by key {new_public.id}" in out
+    head = harness.store.audit_head()
+    assert code == 0 and f"head {head.hash} (entry {head.seq}) signed by key {new_public.id}" in out
     assert cli("audit", "verify-receipt", str(receipt))[0] == 0
     # Forgetting the earlier key is a clear failure, not a silent pass.
     monkeypatch.delenv("AMLBOT_AUDIT_PREVIOUS_KEYS")
