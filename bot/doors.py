@@ -44,7 +44,8 @@ class Doors:
     def directory(self) -> Directory | None:
         """Microsoft Graph, with the same identity as the Azure clients; None when not set up."""
         if self._directory is None and self._graph_endpoint:
-            self._directory = Directory(self._graph_endpoint, self._credential, metrics.management_kwargs(self._client_kwargs))
+            measured = metrics.management_kwargs(self._client_kwargs, metrics.GRAPH_POLICY)
+            self._directory = Directory(self._graph_endpoint, self._credential, measured)
         return self._directory
 
     async def close(self) -> None:

@@ -166,11 +166,12 @@ class AzureCallPolicy(SansIOHTTPPolicy[Any, Any]):
 
 MANAGEMENT_POLICY = AzureCallPolicy("management")
 STORAGE_POLICY = AzureCallPolicy("storage")
+GRAPH_POLICY = AzureCallPolicy("graph")  # Microsoft Graph: who a person is
 
 
-def management_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+def management_kwargs(kwargs: dict[str, Any], policy: AzureCallPolicy = MANAGEMENT_POLICY) -> dict[str, Any]:
     """azure-core client options with the measuring policy after the retry policy (each try counts)."""
-    return {**kwargs, "per_retry_policies": [*kwargs.get("per_retry_policies", []), MANAGEMENT_POLICY]}
+    return {**kwargs, "per_retry_policies": [*kwargs.get("per_retry_policies", []), policy]}
 
 
 # The storage clients take no `per_retry_policies`; their pipeline builder appends these, after retries.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from bot import cards
 from bot.lifecycle import State
 from tests.e2e.harness import APPROVER_1, Harness
@@ -69,6 +71,7 @@ async def test_an_erasure_finds_every_form_of_their_name_and_flags_display_name_
     await _seed_dana(azure_harness, azure)
     # Named by mention: Slack shares her mail, which is not her UPN.
     azure_harness.slack.add_user("U0DANA001", "dana", email=DANA_MAIL)
+    graph_tries = REGISTRY.get_sample_value("amlbot_azure_call_seconds_count", {"service": "graph", "method": "GET"}) or 0
 
     request = await azure_harness.submit("delete user <@U0DANA001|dana>")
 
@@ -92,6 +95,7 @@ async def test_an_erasure_finds_every_form_of_their_name_and_flags_display_name_
         ("/v1.0/users", f"mail eq '{DANA_MAIL}' or otherMails/any(m:m eq '{DANA_MAIL}')"),
         ("/v1.0/users", f"displayName eq '{DANA.name}'"),
     ]
+    assert REGISTRY.get_sample_value("amlbot_azure_call_seconds_count", {"service": "graph", "method": "GET"}) == graph_tries + 3
 
     await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED)
