@@ -66,20 +66,29 @@ def cli(harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
     assert os.listdir(workdir) == []  # no command left a key or a database where it ran
 
 
+def _config_file(tmp_path: Path, connection: str) -> Path:
+    config = tmp_path / "config.yml"
+    raw = base_config(connection, "azureml-audit")
+    raw["workspaces"]["dev"]["blobstore_container"] = "blobstore-audit"  # no control plane to ask
+    config.write_text(yaml.safe_dump(raw))
+    return config
+
+
+def _serve_env(tmp_path: Path, connection: str, database: Path, **more: str) -> dict[str, str]:
+    """What `amlbot serve` needs as a real process; no audit key unless given."""
+    return {
+        "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": "http://127.0.0.1:9/api/", "AMLBOT_CONFIG": str(_config_file(tmp_path, connection)),
+        "AMLBOT_DATABASE_URL": f"sqlite:///{database}", **more,
+    }
+
+
 # ---- AMLBOT_HOST ----------------------------------------------------------------------------------
 
 
 async def test_the_bot_listens_on_the_one_interface_amlbot_host_names(tmp_path: Path, azurite_connection: str) -> None:
-    config = tmp_path / "config.yml"
-    raw = base_config(azurite_connection, "azureml-host")
-    raw["workspaces"]["dev"]["blobstore_container"] = "blobstore-host"
-    config.write_text(yaml.safe_dump(raw))
-    env = {
-        "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": "http://127.0.0.1:9/api/", "AMLBOT_CONFIG": str(config),
-        "AMLBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'amlbot.db'}",
-        "AMLBOT_HOST": "127.0.0.2",  # Linux routes all of 127/8 to the loopback: a second address on one host
-    }
+    # Linux routes all of 127/8 to the loopback: a second address on one host.
+    env = _serve_env(tmp_path, azurite_connection, tmp_path / "amlbot.db", AMLBOT_HOST="127.0.0.2")
     bot = await start_bot(env, tmp_path / "serve.log")  # returns once http://127.0.0.2:PORT/healthz answers
     try:
         async with aiohttp.ClientSession() as session:
@@ -276,24 +285,11 @@ async def test_after_a_key_rotation_old_receipts_and_the_chain_still_verify(harn
 # ---- one key for all replicas --------------------------------------------------------------------------
 
 
-def _config_file(tmp_path: Path, connection: str) -> Path:
-    config = tmp_path / "config.yml"
-    raw = base_config(connection, "azureml-keys")
-    raw["workspaces"]["dev"]["blobstore_container"] = "blobstore-keys"
-    config.write_text(yaml.safe_dump(raw))
-    return config
-
-
 async def test_the_generated_key_lands_beside_the_sqlite_database_not_where_the_bot_runs(tmp_path: Path, azurite_connection: str) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
     data.mkdir()
     run.mkdir()
-    env = {
-        "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": "http://127.0.0.1:9/api/", "AMLBOT_CONFIG": str(_config_file(tmp_path, azurite_connection)),
-        "AMLBOT_DATABASE_URL": f"sqlite:///{data / 'amlbot.db'}",
-    }
-    bot = await start_bot(env, run / "serve.log")  # its working directory is `run`
+    bot = await start_bot(_serve_env(tmp_path, azurite_connection, data / "amlbot.db"), run / "serve.log")  # its working directory is `run`
     await bot.stop()
     assert (data / "amlbot-audit.key").exists() and not (run / "amlbot-audit.key").exists()
     assert (data / "amlbot-audit.key").stat().st_mode & 0o077 == 0
