@@ -86,22 +86,48 @@ class StorageTruth:
             return unread(plan, error)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        execution = await self.inner.execute(plan, ctx, checkpoint)
         containers = _blob_containers(plan)
         if not containers:
-            return execution
+            return await self.inner.execute(plan, ctx, checkpoint)
         days = await self._days_now(plan, ctx, containers)
-        at = datetime.now(UTC)
-        blobs = {item.key for item in plan.items if item.kind is ItemKind.BLOB}
-        results = {key: told(result, days, at) if key in blobs else result for key, result in execution.results.items()}
-        return replace(execution, results=results)
+        blobs = frozenset(item.key for item in plan.items if item.kind is ItemKind.BLOB)
+        # Outcomes are told as they are recorded, so every receipt (a partial one after a crash too) has them.
+        telling = _Telling(checkpoint, blobs, days)
+        execution = await self.inner.execute(plan, ctx, telling)
+        return replace(execution, results=telling.tell(execution.results))
 
     @staticmethod
     async def _days_now(plan: Plan, ctx: Context, containers: list[str]) -> Any:
-        """Soft delete as it is when the files went (it may have changed since the plan), else as planned."""
+        """Soft delete as it is when the files go (it may have changed since the plan), else as planned."""
         from azure.core.exceptions import HttpResponseError
 
         try:
             return (await ctx.door.retention(containers)).soft_delete_days
         except HttpResponseError:
             return plan.notes.get("soft_delete_days")
+
+
+@dataclass
+class _Telling:
+    """A checkpoint that records deleted blobs as soft-deleted, with their date, when soft delete is on."""
+
+    inner: Checkpoint
+    blobs: frozenset[str]
+    days: int | None
+
+    @property
+    def done(self) -> dict[str, ItemResult]:
+        return self.inner.done
+
+    def tell(self, results: dict[str, ItemResult]) -> dict[str, ItemResult]:
+        at = datetime.now(UTC)
+        return {key: told(result, self.days, at) if key in self.blobs else result for key, result in results.items()}
+
+    async def record(self, results: dict[str, ItemResult]) -> None:
+        await self.inner.record(self.tell(results))
+
+    async def progress(self, done: int, total: int, done_bytes: int, total_bytes: int) -> None:
+        await self.inner.progress(done, total, done_bytes, total_bytes)
+
+    async def cancelled(self) -> bool:
+        return await self.inner.cancelled()

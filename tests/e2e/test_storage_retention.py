@@ -44,6 +44,8 @@ async def test_soft_delete_on_is_warned_in_the_plan_and_told_with_a_date_in_the_
     until = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
     assert {(i["status"], i["reason"]) for i in receipt["items"]} == {("soft_deleted", f"soft-deleted: recoverable until {until} (blob soft delete)")}
     assert receipt["totals"] == {"soft_deleted": 2}
+    # Recorded so too: a receipt built from the records (after a crash, or a job given up) says the same.
+    assert {outcome for outcome, _ in harness.store.item_outcomes(request.id).values()} == {"soft_deleted"}
     # The blob with a snapshot went too, snapshot and all (without that, the service refuses: 409).
     assert await harness.blob_names(f"ExperimentRun/dcid.{RUN}/") == set()
 
