@@ -375,9 +375,10 @@ class Flow:
         if reason is not None:
             log.warning("revoke failed", extra={"request_id": record.id, "reason": reason})
             return cards.error_text(wording.failed(record.id, reason, f"Revoking {record.id}"))
-        await asyncio.to_thread(
+        revoked = await asyncio.to_thread(
             self.store.revoke_export, record.id, where.user, {"archive": archive, "outcome": outcome.status.value}
         )
+        await self.refresh_card(revoked)  # and the Home tabs showing its link
         await self.tell(record, f"<@{where.user}> revoked the export of {record.id}: its archive is deleted, "
                         "and its download link no longer works.")
         return f"The archive of {record.id} is deleted: its download link no longer works."

@@ -58,7 +58,9 @@ def _result(request: RequestRecord, moment: datetime) -> str:
     extras = result.get("extras") or {}
     totals = ", ".join(f"{count} {outcome.replace('_', ' ')}" for outcome, count in sorted((result.get("summary") or {}).items()))
     line = f"{_line(request)} — {request.state.value.replace('_', ' ')}" + (f": {totals}" if totals else "")
-    if extras.get("link"):
+    if extras.get("link") and result.get("revoked"):
+        line += "\n:package: the archive was deleted with `/aml revoke`: its link no longer works"
+    elif extras.get("link"):
         if datetime.fromisoformat(extras["expires_at"]) > moment:
             line += f"\n:package: <{extras['link']}|Download the archive> ({cards.human_bytes(extras.get('size', 0))}, expires {extras['expires_at']})"
         else:

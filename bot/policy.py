@@ -133,6 +133,16 @@ def may_see(policy: PolicyConfig, actor: Actor, request: RequestRecord, *, team:
     return may_approve_request(policy, actor, request).allowed
 
 
+# Exports about a person: personal data, whose link only ever reaches its requester.
+PERSONAL_EXPORTS = frozenset({"export user", "export notebooks"})
+
+
+def link_is_private(action: str, every_export: bool) -> bool:
+    """Whether an export's link goes to its requester alone (a DM, their own Home tab), never to a
+    channel or an approver; `every_export` is the config's `private_export_links`."""
+    return action in PERSONAL_EXPORTS or (every_export and action.startswith("export "))
+
+
 def may_cancel(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str, verb: str = "cancel") -> Decision:
     """Cancel a request, or revoke its export's link (`verb`): its requester or an approver."""
     if actor.user_id == requester or _eligible_approver(policy, actor, workspace).allowed:

@@ -22,7 +22,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import cards, logs, metrics, wording
+from bot import cards, logs, metrics, policy, wording
 from bot.flow import SLACK_TROUBLE, Flow, slack_error
 from bot.lifecycle import IllegalTransition, State
 from bot.store.store import Claim, RequestRecord, Store, now
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 3.0  # seconds between progress edits in one channel (Slack's per-channel limits)
 MAX_ATTEMPTS = 5  # a job whose worker died this many times is given up, with what it did
-PERSONAL_EXPORTS = frozenset({"export user", "export notebooks"})  # their links go to the requester privately
 # Slack errors that say "later" rather than "never".
 TRANSIENT_SLACK_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
 
@@ -379,7 +378,8 @@ class Worker:
         post = partial(client.chat_postMessage, **where)
         if "link" in extras:
             blocks = cards.export_result(extras["link"], extras["size"], extras["sha256"], extras["expires_at"])
-            if self._private(record):  # the link to the requester alone; the channel hears where it went
+            if policy.link_is_private(record.action, self.flow.s.config.private_export_links):
+                # The link to the requester alone; the channel hears where it went.
                 posts.append(partial(self.flow.direct_message, record.requester, text=f"Your export {record.id} is ready", blocks=blocks))
                 posts.append(partial(post, text=wording.sent_privately(record)))
             else:
@@ -392,10 +392,6 @@ class Worker:
             upload = partial(client.files_upload_v2, **where, filename=f"{record.id}-receipt.json", title=f"Receipt {record.id}")
             posts.append(partial(upload, content=document_text))
         return posts
-
-    def _private(self, record: RequestRecord) -> bool:
-        """An export about a person is personal data: its link is never posted in a channel."""
-        return record.action in PERSONAL_EXPORTS or self.flow.s.config.private_export_links
 
     async def deliver(self, record: RequestRecord, posted: int) -> None:
         """Post what is not in the thread yet, counting each post as Slack confirms it: a post is

@@ -40,12 +40,18 @@ class HomeTab:
         pending = await asyncio.to_thread(store.list_requests, states=frozenset({State.PENDING}), limit=PENDING_SCAN)
         mine = await asyncio.to_thread(store.list_requests, requester=user, limit=MAX_MINE)
         finished = await asyncio.to_thread(store.list_requests, states=FINAL, limit=RESULT_SCAN)
+        every_export = self.flow.s.config.private_export_links
+
+        def private(record: RequestRecord) -> bool:
+            return policy.link_is_private(record.action, every_export)
+
         return HomeContent(
             user=user,
             waiting=[r for r in pending if user not in r.approvers and policy.may_approve_request(rules, actor, r).allowed],
             mine=mine,
-            # An export link or a receipt is shown to whoever asked for it or approved it.
-            results=[r for r in finished if (r.requester == user or user in r.approvers) and _has_result(r)],
+            # An export link or a receipt is shown to whoever asked for it or approved it; a private
+            # link (an export about a person) to its requester alone.
+            results=[r for r in finished if _has_result(r) and (r.requester == user or (user in r.approvers and not private(r)))],
             frozen=await asyncio.to_thread(store.frozen),
             notice=notice,
         )

@@ -241,3 +241,16 @@ def test_a_request_is_seen_in_its_channel_by_its_requester_and_its_approvers_and
     assert sees(actor(LEAD)) and sees(actor(OTHER_LEAD)) and sees(actor(ADMIN))  # its requester, approvers
     for who in (LEAD, OTHER_LEAD, ADMIN, STRANGER):
         assert not sees(actor(who), team="T2", channel=OPS_CHANNEL)  # another team: never
+
+
+@pytest.mark.parametrize(
+    ("action", "every_export", "private"),
+    [
+        ("export user", False, True), ("export notebooks", False, True), ("export run", False, False),
+        ("export run", True, True), ("export model", True, True), ("delete user", True, False),
+    ],
+)
+def test_links_of_exports_about_a_person_are_always_private_and_every_exports_when_configured(
+    action: str, every_export: bool, private: bool
+) -> None:
+    assert policy.link_is_private(action, every_export) is private

@@ -32,6 +32,7 @@ from tests.e2e.harness import (
     start_harness,
     stop_harness,
 )
+from tests.e2e.test_home import open_home, text_of
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import Identity
 from tests.support.storage_proxy import StorageFaultProxy
@@ -218,6 +219,9 @@ async def test_an_export_about_a_person_sends_its_link_to_the_requester_alone(az
         assert response.status == 200
     assert channel_leaks(h, request.id, link) == []
     assert h.slack.calls_to("conversations.open")[0].args["users"] == REQUESTER
+    # Nor does the approver's Home tab show it; the requester's does.
+    assert link not in text_of(await open_home(h, APPROVER_1))
+    assert link in text_of(await open_home(h, REQUESTER))
 
 
 @pytest.fixture
@@ -273,6 +277,8 @@ async def test_revoke_deletes_the_archive_kills_the_link_and_is_audited(harness:
     entry = next(e for e in harness.store.audit_entries(request.id) if e.event == "export.revoked")
     assert entry.actor == REQUESTER and archive in entry.detail
     assert harness.request(request.id).result["revoked"]["by"] == REQUESTER
+    home = text_of(await open_home(harness, REQUESTER))
+    assert link not in home and "deleted with `/aml revoke`" in home
     assert harness.store.verify_audit().ok
 
 
