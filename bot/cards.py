@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.lifecycle import State
 from bot.store.store import RequestRecord
+from commands.azure.door import label
 from commands.plan import Plan, PlanItem
 
 APPROVE = "amlbot.approve"
@@ -266,14 +267,19 @@ def export_result(link: str, size: int, sha256: str, expires_at: str) -> list[Bl
     ]
 
 
+def totals_text(counts: dict[str, int]) -> str:
+    """Outcome counts as people read them: `3 deleted, 1 changed since the plan`."""
+    return ", ".join(f"{count} {label(status)}" for status, count in sorted(counts.items()))
+
+
 def receipt_summary(document: dict[str, Any]) -> list[Block]:
-    totals = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in sorted(document["totals"].items()))
-    lines = [f":receipt: *Deletion receipt* for {document['request_id']} — {document['state'].replace('_', ' ')}", totals]
-    if document.get("stopped"):
-        lines.append(escape(document["stopped"]))
-    failed = [item for item in document["items"] if item["status"] == "failed"][:10]
-    for item in failed:
-        lines.append(f"• failed `{escape(item['ref'])}`: {escape(item['reason'])}")
+    lines = [f":receipt: *Deletion receipt* for {document['request_id']} — {document['state'].replace('_', ' ')}", totals_text(document["totals"])]
+    for note in ("stopped", "unverified"):
+        if document.get(note):
+            lines.append(escape(document[note]))
+    unsettled = [item for item in document["items"] if item["status"] in ("failed", "changed")][:10]
+    for item in unsettled:
+        lines.append(f"• {label(item['status'])} `{escape(item['ref'])}`: {escape(item['reason'])}")
     if document["appeared_and_left_alone"]:
         lines.append(f"{len(document['appeared_and_left_alone'])} item(s) appeared after the plan and were left alone.")
     return [section("\n".join(lines)), context(f"Plan `{document['plan_hash'][:19]}…` · verify with `amlbot audit verify-receipt`")]

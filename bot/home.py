@@ -56,7 +56,7 @@ def _more(shown: int, total: int, where: str) -> list[cards.Block]:
 def _result(request: RequestRecord, moment: datetime) -> str:
     result = request.result or {}
     extras = result.get("extras") or {}
-    totals = ", ".join(f"{count} {outcome.replace('_', ' ')}" for outcome, count in sorted((result.get("summary") or {}).items()))
+    totals = cards.totals_text(result.get("summary") or {})
     line = f"{_line(request)} — {request.state.value.replace('_', ' ')}" + (f": {totals}" if totals else "")
     if extras.get("link") and result.get("revoked"):
         line += "\n:package: the archive was deleted with `/aml revoke`: its link no longer works"

@@ -66,6 +66,11 @@ def failure_reason(error: BaseException) -> str:
     return f"an unexpected error ({type(error).__name__})"
 
 
+def partly_done(request_id: str, reason: str) -> str:
+    """A job that did part of its work before it failed: its receipt lists what was done."""
+    return f"{request_id} is partly done: {reason}. The details are in amlbot's log under {request_id}."
+
+
 def failed(request_id: str, reason: str, what: str | None = None) -> str:
     """What a person reads about a failure (of the request, or of `what` done to it): the
     reason, the request, where the details are."""

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import DBAPIError
 
 from bot import cards, logs, metrics, policy, wording
 from bot.flow import SLACK_TROUBLE, Flow, slack_error
@@ -29,7 +30,8 @@ from bot.store.store import Claim, RequestRecord, Store, now
 from commands import receipts
 from commands.azure.door import ItemResult, Status
 from commands.operations import operation_for
-from commands.operations.base import SUCCESS, Execution
+from commands.operations.base import SUCCESS, Context, Execution
+from commands.operations.reconcile import reconcile
 from commands.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ PROGRESS_EVERY = 3.0  # seconds between progress edits in one channel (Slack's p
 MAX_ATTEMPTS = 5  # a job whose worker died this many times is given up, with what it did
 # Slack errors that say "later" rather than "never".
 TRANSIENT_SLACK_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
+
+DB_TRIES = 6  # a checkpoint write is tried this often, waiting DB_BACKOFF, then twice that, …
+DB_BACKOFF = 0.1
+PAUSED = ":double_vertical_bar: Paused: amlbot is restarting. The job resumes where it stopped."
 
 Post = Callable[[], Awaitable[Any]]
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
@@ -122,6 +128,20 @@ def recorded_outcomes(store: Store, request_id: str) -> dict[str, ItemResult]:
     }
 
 
+async def with_db_retries(call: Callable[..., Any], *args: Any) -> Any:
+    """A database call off the event loop, tried again with back-off while the database fails: a
+    job's record of what it did is worth waiting a few seconds for."""
+    for attempt in range(DB_TRIES):
+        try:
+            return await asyncio.to_thread(call, *args)
+        except DBAPIError:
+            if attempt == DB_TRIES - 1:
+                raise
+            log.warning("database call failed: retrying", exc_info=True)
+            await asyncio.sleep(DB_BACKOFF * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 class StoreCheckpoint:
     """An operation's progress: item outcomes in the database, a progress line in the thread."""
 
@@ -134,16 +154,19 @@ class StoreCheckpoint:
         self.pacer = pacer
         self.stopping = stopping
         self.done = recorded_outcomes(store, record.id)
+        # Every outcome known, recorded or not: if the database fails for good, the receipt still has them.
+        self.results = dict(self.done)
         # Rate and time left count this attempt's work only.
         self._started = time.monotonic()
         self._bytes_before = sum(item.size or 0 for item in plan.items if item.key in self.done)
 
     async def record(self, results: dict[str, ItemResult]) -> None:
+        self.results.update(results)
         rows = [
             (key, r.status.value, {"reason": r.reason, "azure_request_id": r.azure_request_id})
             for key, r in results.items()
         ]
-        await asyncio.to_thread(self.store.record_items, self.request.id, rows)
+        await with_db_retries(self.store.record_items, self.request.id, rows)
 
     async def progress(self, done: int, total: int, done_bytes: int, total_bytes: int) -> None:
         if done < total and not self.pacer.ready(self.request.channel_id):
@@ -152,20 +175,24 @@ class StoreCheckpoint:
         rate = max(done_bytes - self._bytes_before, 0) / elapsed
         eta = (total_bytes - done_bytes) / rate if rate > 0 and total_bytes else None
         figures = {"done": done, "total": total, "bytes": done_bytes, "total_bytes": total_bytes}
-        await asyncio.to_thread(self.store.set_progress, self.request.id, figures)
+        try:
+            await asyncio.to_thread(self.store.set_progress, self.request.id, figures)
+        except DBAPIError:  # figures for people to read: the next step writes newer ones
+            log.warning("progress not saved", exc_info=True, extra={"request_id": self.request.id})
         self.line.show(cards.progress_text(done, total, done_bytes, total_bytes, rate, eta))
 
     async def cancelled(self) -> bool:
         if self.stopping.is_set():
             # Operations ask between steps: the place to stop for a shutdown, all done recorded.
-            self.line.show(":double_vertical_bar: Paused: amlbot is restarting. The job resumes where it stopped.")
+            self.line.show(PAUSED)
             raise Interrupted(self.request.id)
-        return await asyncio.to_thread(self.store.cancel_requested, self.request.id)
+        return bool(await with_db_retries(self.store.cancel_requested, self.request.id))
 
 
-def final_state(execution: Execution, total: int) -> State:
+def final_state(execution: Execution, total: int, error: str | None = None) -> State:
+    """Succeeded only when every item did and nothing went wrong on the way."""
     ok = sum(1 for result in execution.results.values() if result.status in SUCCESS)
-    if ok == total and not execution.stopped_early:
+    if ok == total and not execution.stopped_early and not error:
         return State.SUCCEEDED
     return State.PARTIALLY_SUCCEEDED if ok else State.FAILED
 
@@ -295,11 +322,19 @@ class Worker:
             done = f"{len(checkpoint.done)}/{len(plan.items)} items"
             line.show(f":arrows_counterclockwise: Resuming {record.id} where it stopped ({done} done before).")
         started = now()
-        execution, error, gave_up = await self._execute(record, plan, checkpoint, claim.attempts)
+        ctx = self.flow._context(record.workspace, record.id)
+        tampered = await asyncio.to_thread(self._plan_altered, record, plan)
+        if tampered:
+            execution, error, gave_up = Execution(checkpoint.done), tampered, True
+        else:
+            execution, error, gave_up = await self._execute(record, plan, ctx, checkpoint, claim.attempts)
+        deletion = record.action.startswith(("delete ", "cleanup "))
+        if deletion:
+            execution = await reconcile(plan, ctx, execution)
         if gave_up or (error and not execution.results):
             state = State.FAILED
         else:
-            state = final_state(execution, len(plan.items))
+            state = final_state(execution, len(plan.items), error)
         result: dict[str, Any] = {
             "summary": receipts.outcome_counts(execution.results),
             "extras": execution.extras,
@@ -307,7 +342,7 @@ class Worker:
             "stopped_early": execution.stopped_early,
         }
         document_text = None
-        if record.action.startswith(("delete ", "cleanup ")):
+        if deletion:
             document_text = self._receipt(record, plan, execution, state, job["started_at"], error)
             result["receipt_sha256"] = receipts.digest(document_text)
         finished = await asyncio.to_thread(
@@ -317,8 +352,24 @@ class Worker:
         # Posting the result waits for Slack, not the job: this slot takes the next job at once.
         self._background(self._post_result(finished, 0, line))
 
+    def _plan_altered(self, record: RequestRecord, plan: Plan) -> str | None:
+        """Why the stored plan may not run: it no longer hashes to the plan_hash approvers saw (kept
+        on the request and in the audit chain). None when it does. An altered plan is audited."""
+        created = next((e for e in self.store.audit_entries(record.id) if e.event == "request.created"), None)
+        chained = json.loads(created.detail).get("plan_hash") if created else None
+        if plan.hash == record.plan_hash == chained:
+            return None
+        self.store.audit(
+            actor="amlbot", event="plan.altered", outcome="refused", request_id=record.id, channel_id=record.channel_id,
+            detail={"plan_hash": record.plan_hash, "chained_plan_hash": chained, "stored_plan_hashes_to": plan.hash},
+        )
+        return (
+            f"the stored plan was altered after approval: it hashes to {plan.hash[:19]}…, not to the approved "
+            f"{str(chained or record.plan_hash)[:19]}…. Nothing was run; ask again."
+        )
+
     async def _execute(
-        self, record: RequestRecord, plan: Plan, checkpoint: StoreCheckpoint, attempts: int
+        self, record: RequestRecord, plan: Plan, ctx: Context, checkpoint: StoreCheckpoint, attempts: int
     ) -> tuple[Execution, str | None, bool]:
         """The operation's outcome, the error that ended it early, and whether it was given up."""
         if attempts > MAX_ATTEMPTS:
@@ -330,12 +381,11 @@ class Worker:
         try:
             if operation is None:
                 raise RuntimeError(f"no operation for {record.action}")
-            return await operation.execute(plan, self.flow._context(record.workspace, record.id), checkpoint), None, False
+            return await operation.execute(plan, ctx, checkpoint), None, False
         except Exception as failure:  # the job ends with what it managed, never silently
             log.exception("job failed", extra={"request_id": record.id})
-            done = await asyncio.to_thread(recorded_outcomes, self.store, record.id)
             # Slack and the receipt get a short reason; the error itself is in the log line above.
-            return Execution(done), wording.failure_reason(failure), False
+            return Execution(dict(checkpoint.results)), wording.failure_reason(failure), False
 
     def _receipt(
         self, record: RequestRecord, plan: Plan, execution: Execution, state: State, started: datetime, error: str | None
@@ -349,6 +399,8 @@ class Worker:
         document = receipts.build(context, plan, execution.results, execution.extras.get("appeared", []))
         if error:
             document["error"] = error
+        if execution.extras.get("unverified"):
+            document["unverified"] = execution.extras["unverified"]
         if execution.stopped_early:
             document["stopped"] = (
                 f"Stopped on request after {len(execution.results)} of {len(plan.items)} item(s); the rest were not attempted."
@@ -384,8 +436,12 @@ class Worker:
                 posts.append(partial(post, text=wording.sent_privately(record)))
             else:
                 posts.append(partial(post, text=f"<@{record.requester}> your export is ready", blocks=blocks))
+        elif result.get("stopped_early") and not document_text:
+            posts.append(partial(post, text=f"<@{record.requester}> :octagonal_sign: {record.id} was stopped on request: no archive was made."))
         elif result.get("error"):
-            posts.append(partial(post, text=f"<@{record.requester}> :x: {cards.escape(wording.failed(record.id, result['error']))}"))
+            say = wording.partly_done if record.state is State.PARTIALLY_SUCCEEDED else wording.failed
+            icon = ":warning:" if record.state is State.PARTIALLY_SUCCEEDED else ":x:"
+            posts.append(partial(post, text=f"<@{record.requester}> {icon} {cards.escape(say(record.id, result['error']))}"))
         if document_text:
             summary = cards.receipt_summary(json.loads(document_text))
             posts.append(partial(post, text=f"<@{record.requester}> deletion receipt for {record.id}", blocks=summary))

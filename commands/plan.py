@@ -34,11 +34,21 @@ class PlanItem:
     ref: str  # blob name, file or folder path, or an ARM resource id
     size: int | None = None  # bytes, for blobs and files
     container: str | None = None  # for blobs (the container) and files and folders (the share)
+    etag: str | None = None  # a blob's or file's ETag when planned: deleted only while it still has it
 
     @property
     def key(self) -> str:
         """Unique within a plan; progress and receipts are keyed by it."""
         return f"{self.kind.value}:{self.container}/{self.ref}" if self.container else f"{self.kind.value}:{self.ref}"
+
+
+def _item_dict(item: PlanItem) -> dict[str, Any]:
+    """An item's stored form. Without an ETag the key is left out, so plans stored before ETags
+    were planned keep their hash."""
+    data = asdict(item) | {"kind": item.kind.value}
+    if item.etag is None:
+        del data["etag"]
+    return data
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["items"] = [asdict(item) | {"kind": item.kind.value} for item in self.items]
+        data["items"] = [_item_dict(item) for item in self.items]
         data["warnings"] = list(self.warnings)
         return data
 
@@ -72,6 +82,7 @@ class Plan:
                     ref=item["ref"],
                     size=item.get("size"),
                     container=item.get("container"),
+                    etag=item.get("etag"),
                 )
                 for item in data["items"]
             ),

@@ -12,12 +12,23 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
 from commands.azure.config import USER_DELEGATION_LIMIT, WorkspaceConfig
-from commands.azure.door import BlobInfo, ItemResult, Retention, Status
+from commands.azure.door import (
+    CHANGED_REASON,
+    UNADDRESSABLE,
+    BlobInfo,
+    Gone,
+    ItemResult,
+    Retention,
+    Status,
+    Unaddressable,
+    unaddressable,
+)
 from commands.azure.retry import storage_retry
 
 BATCH_SIZE = 256  # the Blob service's limit per batch request
@@ -78,42 +89,59 @@ class WorkspaceBlobs:
         client = self._async.get_container_client(container)
         try:
             return [
-                BlobInfo(container, blob.name, blob.size or 0, blob.last_modified)
+                BlobInfo(container, blob.name, blob.size or 0, blob.last_modified, blob.etag)
                 async for blob in client.list_blobs(name_starts_with=prefix)
             ]
         except ResourceNotFoundError:
             return []
 
-    async def delete_blobs(self, container: str, names: list[str]) -> dict[str, ItemResult]:
+    async def delete_blobs(self, container: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
+        names = list(etags)
         results: dict[str, ItemResult] = {}
-        batches = [names[i : i + BATCH_SIZE] for i in range(0, len(names), BATCH_SIZE)]
+        batches = [{name: etags[name] for name in names[i : i + BATCH_SIZE]} for i in range(0, len(names), BATCH_SIZE)]
         for outcome in await asyncio.gather(
             *(asyncio.to_thread(self._delete_batch, container, batch) for batch in batches)
         ):
             results.update(outcome)
         return results
 
-    def _delete_batch(self, container: str, names: list[str]) -> dict[str, ItemResult]:
+    def _delete_batch(self, container: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
         client = self._sync.get_container_client(container)
+        refused = {name: ItemResult(Status.FAILED, UNADDRESSABLE) for name in etags if unaddressable(name)}
+        etags = {name: etag for name, etag in etags.items() if name not in refused}
+        if not etags:
+            return refused
+        # Each delete carries If-Match: the service refuses it (412) if the blob was rewritten.
+        deletes = [
+            {"name": name} | ({"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {})
+            for name, etag in etags.items()
+        ]
         try:
             # A blob with snapshots cannot be deleted without them (409 SnapshotsPresent).
-            responses = client.delete_blobs(*names, raise_on_any_failure=False, delete_snapshots="include")
+            responses = client.delete_blobs(*deletes, raise_on_any_failure=False, delete_snapshots="include")
         except ResourceNotFoundError:
-            return {name: ItemResult(Status.ALREADY_ABSENT, "container not found") for name in names}
-        results = {}
-        for name, response in zip(names, responses, strict=True):
+            return refused | {name: ItemResult(Status.ALREADY_ABSENT, "container not found") for name in etags}
+        results = dict(refused)
+        for name, response in zip(etags, responses, strict=True):
             request_id = response.headers.get("x-ms-request-id")
             if response.status_code in (200, 202):
                 results[name] = ItemResult(Status.DELETED, azure_request_id=request_id)
             elif response.status_code == 404:
                 results[name] = ItemResult(Status.ALREADY_ABSENT, azure_request_id=request_id)
+            elif response.status_code == 412:
+                results[name] = ItemResult(Status.CHANGED, CHANGED_REASON, request_id)
             else:
                 reason = response.headers.get("x-ms-error-code") or f"HTTP {response.status_code}"
                 results[name] = ItemResult(Status.FAILED, reason, request_id)
         return results
 
     async def read_blob(self, container: str, name: str) -> AsyncIterator[bytes]:
-        downloader = await self._async.get_blob_client(container, name).download_blob()
+        if unaddressable(name):
+            raise Unaddressable(name)
+        try:
+            downloader = await self._async.get_blob_client(container, name).download_blob()
+        except ResourceNotFoundError as error:
+            raise Gone(name) from error
         async for chunk in downloader.chunks():
             yield chunk
 

@@ -20,6 +20,7 @@ class BlobInfo:
     name: str
     size: int
     modified: datetime | None = None
+    etag: str | None = None
 
 
 class Status(StrEnum):
@@ -30,6 +31,34 @@ class Status(StrEnum):
     SOFT_DELETED = "soft_deleted"
     ARCHIVED = "archived"  # the most the service allows for some records; their files go separately
     EXPORTED = "exported"
+    CHANGED = "changed"  # rewritten since the plan: kept, since approvers approved other bytes
+
+
+# How people read a status in cards and receipts' summaries.
+LABELS = {Status.CHANGED.value: "changed since the plan"}
+
+
+CHANGED_REASON = "changed since the plan: rewritten after approval, so it was kept"
+
+
+def label(status: str) -> str:
+    return LABELS.get(status, status.replace("_", " "))
+
+
+class Gone(Exception):
+    """The blob or file to read is not there (any more)."""
+
+
+class Unaddressable(Exception):
+    """A name with `.` or `..` segments: HTTP stacks resolve those in the request's path, so a
+    request for it would reach another blob, or none. Such a name is never sent."""
+
+
+def unaddressable(name: str) -> bool:
+    return any(segment in (".", "..") for segment in name.replace("\\", "/").split("/"))
+
+
+UNADDRESSABLE = "its name has `.` or `..` segments, which the HTTP path would resolve to another blob: not touched"
 
 
 @dataclass(frozen=True)
@@ -53,7 +82,10 @@ class WorkspaceDoor(Protocol):
 
     async def list_blobs(self, container: str, prefix: str) -> list[BlobInfo]: ...
 
-    async def delete_blobs(self, container: str, names: list[str]) -> dict[str, ItemResult]: ...
+    async def delete_blobs(self, container: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
+        """Delete each named blob only while its ETag is the given one (any, for None); one that
+        was rewritten is kept, as CHANGED."""
+        ...
 
     def read_blob(self, container: str, name: str) -> AsyncIterator[bytes]: ...
 
@@ -73,7 +105,9 @@ class ShareDoor(Protocol):
         """Every file under `folder` and every directory, `folder` included; nothing if it is not there."""
         ...
 
-    async def delete_files(self, share: str, paths: list[str]) -> dict[str, ItemResult]: ...
+    async def delete_files(self, share: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
+        """Like `WorkspaceDoor.delete_blobs`, as near as Azure Files allows (see commands.azure.files)."""
+        ...
 
     async def delete_directory(self, share: str, path: str) -> ItemResult: ...
 

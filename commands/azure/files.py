@@ -17,7 +17,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.fileshare.aio import ShareServiceClient
 
 from commands.azure.config import WorkspaceConfig
-from commands.azure.door import BlobInfo, ItemResult, Status
+from commands.azure.door import CHANGED_REASON, BlobInfo, Gone, ItemResult, Status, Unaddressable, unaddressable
 from commands.azure.retry import file_share_retry
 
 CONCURRENCY = 8  # deletes in flight at once: Files throttles per share, not per batch
@@ -52,6 +52,18 @@ async def _outcome(call: Callable[..., Awaitable[Any]]) -> ItemResult:
         reason = getattr(error, "error_code", None) or f"HTTP {error.status_code}"
         return ItemResult(Status.FAILED, str(reason), _request_id(error))
     return ItemResult(Status.DELETED, azure_request_id=request_ids[-1] if request_ids else None)
+
+
+async def _changed(file: Any, etag: str) -> ItemResult | None:
+    """Azure Files' Delete File takes no If-Match: the ETag is compared just before the delete, so
+    a rewrite in the instant between the two still goes. None when the file is as planned."""
+    try:
+        properties = await file.get_file_properties()
+    except ResourceNotFoundError as error:
+        return ItemResult(Status.ALREADY_ABSENT, azure_request_id=_request_id(error))
+    if properties.etag != etag:
+        return ItemResult(Status.CHANGED, CHANGED_REASON)
+    return None
 
 
 def _request_id(error: HttpResponseError) -> str | None:
@@ -106,7 +118,8 @@ class WorkspaceFiles:
         while pending:
             path = pending.pop()
             try:
-                entries = [entry async for entry in client.get_directory_client(path).list_directories_and_files()]
+                listing = client.get_directory_client(path).list_directories_and_files(include=["etag", "timestamps"])
+                entries = [entry async for entry in listing]
             except ResourceNotFoundError:  # no such folder (or share): nothing there
                 continue
             directories.append(path)
@@ -115,19 +128,24 @@ class WorkspaceFiles:
                 if entry["is_directory"]:
                     pending.append(child)
                 else:
-                    files.append(BlobInfo(share, child, entry["size"] or 0))
+                    files.append(BlobInfo(share, child, entry["size"] or 0, entry.get("last_modified"), entry.get("etag")))
         return files, directories
 
-    async def delete_files(self, share: str, paths: list[str]) -> dict[str, ItemResult]:
+    async def delete_files(self, share: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
         client = self._service.get_share_client(share)
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def delete(path: str) -> ItemResult:
+        async def delete(path: str, etag: str | None) -> ItemResult:
             async with gate:
-                return await _outcome(client.get_file_client(path).delete_file)
+                file = client.get_file_client(path)
+                if etag:
+                    changed = await _changed(file, etag)
+                    if changed is not None:
+                        return changed
+                return await _outcome(file.delete_file)
 
-        outcomes = await asyncio.gather(*(delete(path) for path in paths))
-        return dict(zip(paths, outcomes, strict=True))
+        outcomes = await asyncio.gather(*(delete(path, etag) for path, etag in etags.items()))
+        return dict(zip(etags, outcomes, strict=True))
 
     async def delete_directory(self, share: str, path: str) -> ItemResult:
         result = await _outcome(self._service.get_share_client(share).get_directory_client(path).delete_directory)
@@ -136,7 +154,12 @@ class WorkspaceFiles:
         return result
 
     async def read_file(self, share: str, path: str) -> AsyncIterator[bytes]:
-        downloader = await self._service.get_share_client(share).get_file_client(path).download_file()
+        if unaddressable(path):
+            raise Unaddressable(path)
+        try:
+            downloader = await self._service.get_share_client(share).get_file_client(path).download_file()
+        except ResourceNotFoundError as error:
+            raise Gone(path) from error
         async for chunk in downloader.chunks():
             yield chunk
 

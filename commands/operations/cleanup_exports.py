@@ -8,8 +8,8 @@ from commands.azure.door import ItemResult
 from commands.durations import format_duration
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
-from commands.operations.run_data import archive_of, delete_planned_blobs
-from commands.plan import ItemKind, Plan, PlanItem
+from commands.operations.run_data import archive_of, delete_planned_blobs, stored_item
+from commands.plan import ItemKind, Plan
 
 EXPORTS_PREFIX = "exports/"
 
@@ -32,7 +32,7 @@ class CleanupExports:
             action=intent.action,
             workspace=ctx.alias,
             target=f"exports older than {cutoff.isoformat(timespec='minutes')}",
-            items=tuple(PlanItem(ItemKind.BLOB, b.name, b.size, container) for b in sorted(stale, key=lambda b: b.name)),
+            items=tuple(stored_item(ItemKind.BLOB, b) for b in sorted(stale, key=lambda b: b.name)),
             # No prefix to re-list: exports written after the plan are simply not in it.
         )
 

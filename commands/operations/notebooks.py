@@ -17,7 +17,7 @@ from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.people import Identity, identify
-from commands.operations.run_data import delete_planned, export_planned, ordered, shares
+from commands.operations.run_data import delete_planned, export_planned, ordered, shares, stored_item
 from commands.plan import ItemKind, Plan, PlanItem
 
 NOTEBOOKS_STORE = "workspaceworkingdirectory"
@@ -56,7 +56,7 @@ async def notebooks_of(ctx: Context, person: Identity, *, with_folders: bool) ->
         except (AzureError, ValueError) as error:
             found.warnings.append(f"Notebooks were not searched: {str(error).splitlines()[0]}.")
             return found
-        found.items += [PlanItem(ItemKind.FILE, file.name, file.size, share) for file in files]
+        found.items += [stored_item(ItemKind.FILE, file) for file in files]
         if with_folders:
             found.items += [PlanItem(ItemKind.DIRECTORY, directory, container=share) for directory in directories]
         if directories:

@@ -22,7 +22,7 @@ from typing import Any
 from stream_zip import ZIP_64, async_stream_zip
 
 from commands.azure.control import outcome_of_delete
-from commands.azure.door import ItemResult, ShareDoor, Status
+from commands.azure.door import UNADDRESSABLE, BlobInfo, Gone, ItemResult, ShareDoor, Status, Unaddressable
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.plan import ItemKind, Plan, PlanItem
@@ -98,9 +98,14 @@ async def run_prefixes(intent: Intent, ctx: Context) -> list[Prefix]:
     return await run_prefixes_of(ctx, [intent.target])
 
 
+def stored_item(kind: ItemKind, found: BlobInfo) -> PlanItem:
+    """A blob or share file as planned: with its ETag, so that only these bytes are deleted."""
+    return PlanItem(kind, found.name, found.size, found.container, found.etag)
+
+
 async def blob_items(ctx: Context, prefixes: list[Prefix]) -> list[PlanItem]:
     listings = await asyncio.gather(*(ctx.door.list_blobs(container, prefix) for container, prefix in prefixes))
-    return [PlanItem(ItemKind.BLOB, blob.name, blob.size, blob.container) for listing in listings for blob in listing]
+    return [stored_item(ItemKind.BLOB, blob) for listing in listings for blob in listing]
 
 
 def ordered(items: Iterable[PlanItem]) -> tuple[PlanItem, ...]:
@@ -174,21 +179,6 @@ def delete_job(ctx: Context) -> RecordDelete:
 # ---- deletion ------------------------------------------------------------------------------
 
 
-async def _appeared(plan: Plan, ctx: Context) -> list[str]:
-    """Blobs under the plan's prefixes, and files in its folders, that the plan did not name: left
-    alone, and reported."""
-    planned = {(item.container, item.ref) for item in plan.items}
-    found = []
-    for container, prefix in plan.notes.get("prefixes", []):
-        for blob in await ctx.door.list_blobs(container, prefix):
-            if (container, blob.name) not in planned:
-                found.append(f"{container}/{blob.name}")
-    for share, folder in plan.notes.get("folders", []):
-        files, _ = await shares(ctx).walk(share, folder)
-        found += [f"{share}/{file.name}" for file in files if (share, file.name) not in planned]
-    return found
-
-
 def shares(ctx: Context) -> ShareDoor:
     assert ctx.files is not None, "the operation must open the file shares for a plan with share files"
     return ctx.files
@@ -214,12 +204,12 @@ async def delete_planned_blobs(plan: Plan, ctx: Context, checkpoint: Checkpoint)
         outcome: dict[str, ItemResult] = {}
         for (kind, container), items in by_place.items():
             delete = ctx.door.delete_blobs if kind is ItemKind.BLOB else shares(ctx).delete_files
-            deleted = await delete(container, [item.ref for item in items])
+            deleted = await delete(container, {item.ref: item.etag for item in items})
             outcome.update({item.key: deleted[item.ref] for item in items})
         await checkpoint.record(outcome)
         results.update(outcome)
         await checkpoint.progress(len(results), len(plan.items), _done_bytes(plan, results), plan.total_bytes)
-    return Execution(results, extras={"appeared": await _appeared(plan, ctx)})
+    return Execution(results)
 
 
 async def delete_planned(
@@ -239,8 +229,7 @@ async def delete_planned(
     folders = sorted((i for i in plan.items if i.kind is ItemKind.DIRECTORY), key=lambda i: i.ref.count("/"), reverse=True)
     rest = folders + [i for i in plan.items if i.kind not in STORAGE and i.kind is not ItemKind.SCHEDULE]
     rest += [i for i in plan.items if i.kind in CONTENT and i.key not in blobs.results]  # the kept ones
-    last = await _delete_each(plan, ctx, checkpoint, delete_record, rest, results)
-    return replace(last, extras=blobs.extras)
+    return await _delete_each(plan, ctx, checkpoint, delete_record, rest, results)
 
 
 async def _delete_each(
@@ -362,14 +351,47 @@ def archive_of(request_id: str) -> str:
     return f"exports/{request_id}/{request_id}.zip"
 
 
+def member_name(path: str) -> str:
+    """A zip member name inside the archive root, whatever the blob is called: `%` and `\\` are
+    percent-encoded, and so are segments that are empty (`//`, a leading `/`), `.` or `..`, so no
+    extractor climbs out or writes outside it, and two names never share a member. The original
+    name is in the manifest."""
+    special = {"": "%2F", ".": "%2E", "..": "%2E%2E"}
+    segments = path.replace("%", "%25").replace("\\", "%5C").split("/")
+    return "/".join(special.get(segment, segment) for segment in segments)
+
+
+class _Stop(Exception):
+    """Carried out through the zip writer and the upload to abandon the archive: `cause` is the
+    shutdown to raise again, None for a cancellation."""
+
+    def __init__(self, cause: BaseException | None = None) -> None:
+        super().__init__("the export was stopped between members")
+        self.cause = cause
+
+
+async def _stop_if_asked(checkpoint: Checkpoint) -> None:
+    try:
+        cancelled = await checkpoint.cancelled()
+    except Exception:
+        raise
+    except BaseException as shutdown:  # the worker's stop signal: a BaseException the zip writer must not see
+        raise _Stop(shutdown) from None
+    if cancelled:
+        raise _Stop()
+
+
 async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-    """One zip of the plan's blobs, share files and records, with a manifest; a read-only link to it."""
+    """One zip of the plan's blobs, share files and records, with a manifest; a read-only link to
+    it. Files gone by their turn are listed in the manifest as missing; a cancellation between
+    members abandons the archive."""
     # One archive, written in one pass: a resumed export starts the archive again (it
     # overwrites the same blob), so it never yields two links.
     request_id = ctx.settings["request_id"]
     archive = archive_of(request_id)
     records = await _records(plan, ctx)
     manifest: list[dict[str, object]] = []
+    skipped: dict[str, ItemResult] = {}  # item key -> why it is not in the archive
     state = {"done": 0, "bytes": 0}
     total = len(plan.items)
 
@@ -393,23 +415,41 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
         yield data
 
     async def manifest_member() -> AsyncIterator[bytes]:
-        yield json.dumps({"request_id": request_id, "plan_hash": plan.hash, "files": manifest}, indent=2).encode()
+        missing = [{"source": f"{i.container}/{i.ref}", "status": skipped[i.key].status.value, "reason": skipped[i.key].reason}
+                   for i in plan.items if i.key in skipped]
+        yield json.dumps({"request_id": request_id, "plan_hash": plan.hash, "files": manifest, "missing": missing}, indent=2).encode()
 
     def read(item: PlanItem) -> AsyncIterator[bytes]:
         reader = ctx.door.read_blob if item.kind is ItemKind.BLOB else shares(ctx).read_file
         return reader(item.container or "", item.ref)
+
+    async def opened(ahead: _ReadAhead, item: PlanItem) -> AsyncIterator[bytes] | None:
+        """The member's bytes, its first chunk already read: None if it cannot be (then why is in `skipped`)."""
+        try:
+            source = await ahead.take(item)
+            first = await anext(source, None)
+        except Gone:
+            skipped[item.key] = ItemResult(Status.ALREADY_ABSENT, "gone before its turn: listed in the manifest as missing")
+            return None
+        except Unaddressable:
+            skipped[item.key] = ItemResult(Status.FAILED, UNADDRESSABLE)
+            return None
+        return _replay([] if first is None else [first], source)
 
     async def members():  # type: ignore[no-untyped-def]
         modified = datetime.now(UTC)
         ahead = _ReadAhead(read)
         try:
             for index, item in enumerate(plan.items):
+                await _stop_if_asked(checkpoint)
                 if item.kind in CONTENT:
-                    path = f"{item.container}/{item.ref}"
+                    source = f"{item.container}/{item.ref}"
                     ahead.fill(plan.items, index)
-                    yield path, modified, 0o600, ZIP_64, member(path, path, await ahead.take(item))
+                    chunks = await opened(ahead, item)
+                    if chunks is not None:
+                        yield member_name(source), modified, 0o600, ZIP_64, member(member_name(source), source, chunks)
                 elif item.key in records:
-                    path = record_path(item)
+                    path = member_name(record_path(item))
                     yield path, modified, 0o600, ZIP_64, member(path, item.ref, once(records[item.key]))
             yield "manifest.json", modified, 0o600, ZIP_64, manifest_member()
         finally:
@@ -426,11 +466,16 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
                 archive_sha.update(chunk)
             yield chunk
 
-    size = await ctx.door.write_blob(ctx.config.exports_container, archive, archive_bytes())
+    try:
+        size = await ctx.door.write_blob(ctx.config.exports_container, archive, archive_bytes())
+    except _Stop as stop:
+        if stop.cause is not None:
+            raise stop.cause from None
+        return Execution({}, stopped_early=True)  # nothing committed: no archive, no link
     expiry: timedelta = ctx.settings.get("link_expiry", timedelta(days=7))
     link = await ctx.door.read_link(ctx.config.exports_container, archive, expiry)
     results = {
-        item.key: ItemResult(Status.EXPORTED if item.kind in CONTENT or item.key in records else Status.ALREADY_ABSENT)
+        item.key: skipped.get(item.key) or ItemResult(Status.EXPORTED if item.kind in CONTENT or item.key in records else Status.ALREADY_ABSENT)
         for item in plan.items
     }
     await checkpoint.record(results)

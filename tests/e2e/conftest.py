@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from commands.azure import retry
 from tests.contract.checker import GRAPH_SHAPES, violations
 from tests.contract.standin import checked_standin
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, start_harness, stop_harness
@@ -12,6 +13,7 @@ from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.tls import certificates
 from tests.standins.graph import GraphStandIn
 from tests.support.azurite import azurite
+from tests.support.storage_proxy import StorageFaultProxy
 
 
 @pytest.fixture(scope="session")
@@ -50,5 +52,28 @@ async def azure_harness(
     tmp_path: Path, azurite_connection: str, azure: AzureStandIn, graph: GraphStandIn
 ) -> AsyncIterator[Harness]:
     running = await start_harness(tmp_path, azurite_connection, azure, graph)
+    yield running
+    await stop_harness(running)
+
+
+@pytest.fixture
+def fast_storage_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production retry policy (5 tries, exponential), its waits scaled down ~100x.
+    `AMLBOT_AZURE_RETRY_BACKOFF` is read once at import, so the policy's settings are scaled here."""
+    monkeypatch.setitem(retry._STORAGE_BACKOFF, "initial_backoff", 0.01)
+    monkeypatch.setitem(retry._STORAGE_BACKOFF, "increment_base", 0.05)
+    monkeypatch.setitem(retry._STORAGE_BACKOFF, "random_jitter_range", 0)
+
+
+@pytest.fixture
+async def proxy(azurite_connection: str) -> AsyncIterator[StorageFaultProxy]:
+    async with StorageFaultProxy(azurite_connection) as running:
+        yield running
+
+
+@pytest.fixture
+async def proxied(tmp_path: Path, proxy: StorageFaultProxy, fast_storage_retries: None) -> AsyncIterator[Harness]:
+    """The bot (and the test's own seeding) reaching Azurite only through the fault proxy."""
+    running = await start_harness(tmp_path, proxy.connection_string)
     yield running
     await stop_harness(running)

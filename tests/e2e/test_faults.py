@@ -3,11 +3,9 @@
 Each test drives the real app with signed requests and checks the outcome is whole: the job
 finishes after retries, nothing is lost, or the person is told clearly and nothing is half-written.
 
-Storage faults come from a reverse proxy in front of Azurite (tests/support/storage_proxy.py); the
-control plane's from the Azure stand-in's `fail_next`; Slack's from the Web API stand-in's
-`rate_limit`. Storage retries use the production policy (commands/azure/retry.py) with its back-off
-shrunk for tests: `AMLBOT_AZURE_RETRY_BACKOFF` is read once at import, so the fixture below scales
-the policy's settings directly instead.
+Storage faults come from a reverse proxy in front of Azurite (tests/support/storage_proxy.py, the
+`proxy` and `proxied` fixtures of conftest.py); the control plane's from the Azure stand-in's
+`fail_next`; Slack's from the Web API stand-in's `rate_limit`.
 """
 
 from __future__ import annotations
@@ -17,8 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,43 +24,18 @@ from sqlalchemy.exc import OperationalError
 
 from bot import cards
 from bot.lifecycle import State
-from commands.azure import retry
 from tests.e2e.harness import (
     APPROVER_1,
     RESOURCE_GROUP,
     SUBSCRIPTION,
     WORKSPACE,
     Harness,
-    start_harness,
-    stop_harness,
 )
 from tests.standins.azure.server import AzureStandIn
 from tests.support.storage_proxy import StorageFaultProxy
 
 RUN = "churn_train_1700000000_faults01"
 PREFIX = f"ExperimentRun/dcid.{RUN}/"
-
-
-@pytest.fixture
-def fast_storage_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The production retry policy (5 tries, exponential), its waits scaled down ~100x."""
-    monkeypatch.setitem(retry._STORAGE_BACKOFF, "initial_backoff", 0.01)
-    monkeypatch.setitem(retry._STORAGE_BACKOFF, "increment_base", 0.05)
-    monkeypatch.setitem(retry._STORAGE_BACKOFF, "random_jitter_range", 0)
-
-
-@pytest.fixture
-async def proxy(azurite_connection: str) -> AsyncIterator[StorageFaultProxy]:
-    async with StorageFaultProxy(azurite_connection) as running:
-        yield running
-
-
-@pytest.fixture
-async def proxied(tmp_path: Path, proxy: StorageFaultProxy, fast_storage_retries: None) -> AsyncIterator[Harness]:
-    """The bot (and the test's own seeding) reaching Azurite only through the fault proxy."""
-    running = await start_harness(tmp_path, proxy.connection_string)
-    yield running
-    await stop_harness(running)
 
 
 def _run_files(count: int) -> dict[str, bytes]:

@@ -8,10 +8,16 @@ answers instead with the error the Blob service sends when it is busy::
         proxy.fail_next("POST", r"comp=batch", status=503, times=3, retry_after=1)
         ... BlobServiceClient.from_connection_string(proxy.connection_string) ...
         assert proxy.injected == 3
+
+It can also keep one request waiting, to act while a job is in the middle of something::
+
+    held = proxy.hold("GET", r"/part-000\.txt$")
+    ... await held.reached.wait(); cancel the job; held.release.set() ...
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -43,6 +49,16 @@ class _Rule:
     code: str
 
 
+@dataclass
+class Hold:
+    """The next request matching `method` and `pattern` waits, once `reached` is set, until `release` is."""
+
+    method: str
+    pattern: re.Pattern[str]
+    reached: asyncio.Event
+    release: asyncio.Event
+
+
 @dataclass(frozen=True)
 class Exchange:
     method: str
@@ -67,6 +83,7 @@ class StorageFaultProxy:
         self._account_path = endpoint.path  # /devstoreaccount1
         self._host = host
         self._rules: list[_Rule] = []
+        self._holds: list[Hold] = []
         self.exchanges: list[Exchange] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -126,6 +143,12 @@ class StorageFaultProxy:
             _Rule(method.upper(), re.compile(path_regex), status, times, retry_after, code or _CODES.get(status, "Error"))
         )
 
+    def hold(self, method: str, path_regex: str) -> Hold:
+        """Keep the next request whose method and path-and-query match waiting until released."""
+        held = Hold(method.upper(), re.compile(path_regex), asyncio.Event(), asyncio.Event())
+        self._holds.append(held)
+        return held
+
     @property
     def injected(self) -> int:
         return sum(1 for e in self.exchanges if e.injected)
@@ -146,6 +169,11 @@ class StorageFaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path_qs = request.raw_path
         body = await request.read()
+        held = next((h for h in self._holds if h.method == request.method and h.pattern.search(path_qs)), None)
+        if held is not None:
+            self._holds.remove(held)
+            held.reached.set()
+            await held.release.wait()
         rule = self._fault_for(request.method, path_qs)
         if rule is not None:
             self.exchanges.append(Exchange(request.method, path_qs, rule.status, True, time.monotonic()))

@@ -1,0 +1,282 @@
+"""Attacks on execution: what runs is exactly what was approved, and the receipt says what happened.
+
+Each test drives the real app with signed requests, against Azurite (through the fault proxy where
+storage must misbehave), the Slack Web API stand-in and the store, and checks the effects there:
+which blobs are left, what the receipt and the thread say, and what the audit log holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+from yarl import URL
+
+from bot import cards
+from bot.lifecycle import State
+from bot.store import schema
+from bot.worker import Worker
+from tests.e2e.harness import APPROVER_1, Harness
+from tests.e2e.test_azure_data import _download
+from tests.support.storage_proxy import Hold, StorageFaultProxy
+
+RUN = "attack_train_1700000000_exec0001"
+PREFIX = f"ExperimentRun/dcid.{RUN}/"
+OUTSIDER = "ExperimentRun/dcid.someone_else/outputs/model.bin"
+
+
+def _files(count: int) -> dict[str, bytes]:
+    return {f"{PREFIX}outputs/part-{i:03d}.txt": f"part {i}\n".encode() for i in range(count)}
+
+
+def _statuses(receipt: dict[str, Any]) -> dict[str, str]:
+    return {item["ref"]: item["status"] for item in receipt["items"]}
+
+
+def _receipt_post(harness: Harness, request_id: str) -> str:
+    return next(str(m.get("blocks")) for m in harness.thread(request_id) if "deletion receipt" in (m.get("text") or ""))
+
+
+# ---- 5. the stored plan is checked against its hash before it runs ------------------------------
+
+
+async def test_a_plan_altered_in_the_database_after_approval_does_not_run(harness: Harness) -> None:
+    await harness.seed(_files(3) | {OUTSIDER: b"another run's model"})
+    request = await harness.submit(f"delete run {RUN}")
+    assert request.plan is not None
+    # Someone with write access to the database slips another run's model into the plan.
+    altered = dict(request.plan)
+    altered["items"] = [*altered["items"], {"kind": "blob", "ref": OUTSIDER, "size": 19, "container": harness.container}]
+    with harness.store.engine.begin() as conn:
+        conn.execute(update(schema.requests).where(schema.requests.c.id == request.id).values(plan=altered))
+
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    done = await harness.wait_state(request.id, State.FAILED, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED)
+
+    assert done.state is State.FAILED
+    assert await harness.blob_names() == set(_files(3)) | {OUTSIDER}  # nothing deleted
+    assert "plan.altered" in harness.events(request.id)
+    failure = await harness.wait_thread(request.id, "failed")
+    assert "altered after approval" in failure and "Nothing was run" in failure
+    receipt = await harness.receipt(request.id)
+    assert "deleted" not in receipt["totals"] and "altered" in receipt["error"]
+    assert harness.store.verify_audit().ok
+
+
+# ---- 6. a blob rewritten after approval is kept ----------------------------------------------
+
+
+async def test_a_blob_rewritten_after_approval_is_kept_and_reported_changed(harness: Harness) -> None:
+    files = _files(3)
+    await harness.seed(files)
+    request = await harness.submit(f"delete run {RUN}")
+    rewritten = f"{PREFIX}outputs/part-001.txt"
+    # After the approvers saw the plan, a job writes new bytes under the same name.
+    await harness.seed({rewritten: b"new results, never approved for deletion"})
+
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert await harness.blob_names(PREFIX) == {rewritten}
+    blob = harness.blobs.get_blob_client(harness.container, rewritten)
+    assert await (await blob.download_blob()).readall() == b"new results, never approved for deletion"
+    receipt = await harness.receipt(request.id)
+    assert done.state is State.PARTIALLY_SUCCEEDED and receipt["state"] == "partially_succeeded"
+    assert _statuses(receipt)[rewritten] == "changed"
+    assert receipt["totals"] == {"deleted": 2, "changed": 1}
+    item = next(i for i in receipt["items"] if i["ref"] == rewritten)
+    assert "changed since the plan" in item["reason"] and item["azure_request_id"]
+    assert "1 changed since the plan" in _receipt_post(harness, request.id)
+
+
+# ---- 9. a database failure while checkpointing ----------------------------------------------
+
+
+def _failing_checkpoints(harness: Harness, times: int) -> list[int]:
+    """The next `times` checkpoint writes fail as a lost database connection would; returns the
+    count of failures served."""
+    store, original, served = harness.store, harness.store.record_items, [0]
+
+    def record_items(request_id: str, outcomes: list[tuple[str, str, dict[str, Any]]]) -> None:
+        if served[0] < times:
+            served[0] += 1
+            raise OperationalError("INSERT INTO job_items", {}, Exception("server closed the connection unexpectedly"))
+        original(request_id, outcomes)
+
+    store.record_items = record_items  # type: ignore[method-assign]
+    return served
+
+
+async def test_a_database_blip_while_checkpointing_is_retried_and_the_job_succeeds(harness: Harness) -> None:
+    await harness.seed(_files(5))
+    request = await harness.submit(f"delete run {RUN}")
+    served = _failing_checkpoints(harness, 2)
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert served == [2] and done.state is State.SUCCEEDED
+    assert await harness.blob_names(PREFIX) == set()
+    receipt = await harness.receipt(request.id)
+    assert receipt["totals"] == {"deleted": 5} and "error" not in receipt
+    assert {key for key, (outcome, _) in harness.store.item_outcomes(request.id).items() if outcome == "deleted"} == {
+        f"blob:{harness.container}/{name}" for name in _files(5)
+    }
+
+
+async def test_a_database_down_for_good_while_checkpointing_still_gets_a_receipt_that_is_true(harness: Harness) -> None:
+    await harness.seed(_files(4))
+    request = await harness.submit(f"delete run {RUN}")
+    _failing_checkpoints(harness, 1000)
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert await harness.blob_names(PREFIX) == set()
+    receipt = await harness.receipt(request.id)
+    # The blobs are gone, so the receipt says so: never "not attempted" for a deleted blob.
+    assert set(_statuses(receipt).values()) == {"deleted"}, receipt["items"]
+    assert all(item["azure_request_id"] for item in receipt["items"])
+    assert receipt["state"] == done.state.value == "partially_succeeded" and "database failed" in receipt["error"]
+    post = await harness.wait_thread(request.id, "database failed")
+    assert "partly done" in post and ":x:" not in post
+
+
+# ---- 10. storage unavailable for the final re-listing ------------------------------------------
+
+
+async def test_a_503_storm_on_the_final_listing_leaves_state_receipt_and_thread_agreeing(
+    proxied: Harness, proxy: StorageFaultProxy
+) -> None:
+    await proxied.seed(_files(3))
+    request = await proxied.submit(f"delete run {RUN}")
+    proxy.fail_next("GET", r"comp=list", status=503, times=10_000)  # every listing from now on
+    await proxied.click(cards.APPROVE, request.id, APPROVER_1)
+    done = await proxied.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert [e.status for e in proxy.exchanges if "comp=batch" in e.path_qs] == [202]
+    assert proxy.injected >= 1  # the re-listing met the storm
+    receipt = await proxied.receipt(request.id)
+    assert receipt["state"] == done.state.value == "succeeded"
+    assert receipt["totals"] == {"deleted": 3} and "error" not in receipt
+    assert "could not be listed again" in receipt["unverified"]
+    await proxied.wait_thread(request.id, "deletion receipt")
+    assert not any(":x:" in text for text in proxied.thread_texts(request.id))
+    assert "could not be listed again" in _receipt_post(proxied, request.id)
+    assert "succeeded" in _receipt_post(proxied, request.id)
+    assert (done.result or {})["summary"] == receipt["totals"]
+
+
+# ---- 11. exports: files gone before their turn, names that try to climb out ----------------------
+
+
+async def test_an_export_lists_a_blob_gone_before_its_turn_as_missing_and_completes(harness: Harness) -> None:
+    files = _files(3)
+    await harness.seed(files)
+    request = await harness.submit(f"export run {RUN}")
+    gone = f"{PREFIX}outputs/part-001.txt"
+    await harness.blobs.get_blob_client(harness.container, gone).delete_blob()
+
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert done.state is State.SUCCEEDED
+    manifest, members = await _download(harness, request.id)
+    assert members == {f"{harness.container}/{name}": data for name, data in files.items() if name != gone}
+    assert [entry["source"] for entry in manifest["missing"]] == [f"{harness.container}/{gone}"]
+    assert (done.result or {})["summary"] == {"exported": 2, "already_absent": 1}
+
+
+async def _put_by_raw_path(harness: Harness, name_in_path: str, data: bytes) -> None:
+    """A blob written by another tool that sends its name percent-encoded (dots included), as the
+    SDK never would: the only way a name with `..` segments gets into a container."""
+    sas = generate_container_sas(
+        harness.blobs.account_name, harness.container, account_key=harness.blobs.credential.account_key,
+        permission=ContainerSasPermissions(write=True, create=True), expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    url = URL(f"{harness.blobs.get_container_client(harness.container).url}/{name_in_path}?{sas}", encoded=True)
+    async with aiohttp.ClientSession() as session:
+        async with session.put(url, data=data, headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"}) as response:
+            assert response.status == 201, await response.text()
+
+
+async def test_an_export_keeps_every_member_inside_the_archive_root_whatever_the_blob_names(harness: Harness) -> None:
+    plain = {f"{PREFIX}outputs/a//b.txt": b"empty segment", f"{PREFIX}outputs/100%.txt": b"percent", f"{PREFIX}x..y": b"dots"}
+    await harness.seed(plain)
+    climber = f"{PREFIX}../../tmp/escaped.txt"
+    await _put_by_raw_path(harness, f"{PREFIX}%2E%2E/%2E%2E/tmp/escaped.txt", b"climber")
+    await harness.seed({"tmp/escaped.txt": b"another blob, which the climber's path resolves to"})
+    assert climber in await harness.blob_names(PREFIX)
+    request = await harness.submit(f"export run {RUN}")
+
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    manifest, members = await _download(harness, request.id)
+    for name in members:
+        segments = name.split("/")
+        assert not name.startswith("/") and "\\" not in name and not {"", ".", ".."} & set(segments), name
+    by_source = {entry["source"]: entry["path"] for entry in manifest["files"]}
+    assert set(by_source) == {f"{harness.container}/{name}" for name in plain}
+    assert {members[by_source[f"{harness.container}/{name}"]] for name in plain} == set(plain.values())
+    # The climber's name is never sent: its path would read `tmp/escaped.txt` instead.
+    [refused] = manifest["missing"]
+    assert refused["source"] == f"{harness.container}/{climber}" and "segments" in refused["reason"]
+    assert b"another blob" not in b"".join(members.values())
+    assert done.state is State.PARTIALLY_SUCCEEDED
+
+
+# ---- 12. a running export stops when asked -----------------------------------------------------
+
+
+async def _export_held_at_its_first_member(harness: Harness, proxy: StorageFaultProxy) -> tuple[str, Hold]:
+    await harness.seed(_files(30))
+    request = await harness.submit(f"export run {RUN}")
+    held = proxy.hold("GET", r"/part-000\.txt$")
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await held.reached.wait()
+    return request.id, held
+
+
+async def _archives(harness: Harness) -> set[str]:
+    container = harness.blobs.get_container_client(f"exports-{harness.container}")
+    return {blob.name async for blob in container.list_blobs()} if await container.exists() else set()
+
+
+async def test_cancel_stops_a_running_export_between_members(proxied: Harness, proxy: StorageFaultProxy) -> None:
+    request_id, held = await _export_held_at_its_first_member(proxied, proxy)
+    status, _ = await proxied.command(f"cancel {request_id}")
+    assert status == 200
+    await proxied.slack.wait_for(lambda: "cancel.requested" in proxied.events(request_id), description="the cancel recorded")
+    held.release.set()
+
+    done = await proxied.wait_state(request_id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+    assert (done.result or {})["stopped_early"] and "link" not in (done.result or {})["extras"]
+    assert await _archives(proxied) == set()
+    await proxied.wait_thread(request_id, "stopped on request: no archive was made")
+    assert not any("Export ready" in str(m.get("blocks")) for m in proxied.thread(request_id))
+
+
+async def test_a_shutdown_pauses_a_running_export_and_the_next_worker_finishes_it(
+    proxied: Harness, proxy: StorageFaultProxy
+) -> None:
+    request_id, held = await _export_held_at_its_first_member(proxied, proxy)
+    worker = proxied.bot.worker
+    worker.stop()  # what SIGTERM does (bot.server._shut_down)
+    held.release.set()
+    await proxied.slack.wait_for(lambda: "job.interrupted" in proxied.events(request_id), description="the job handed back")
+    await proxied.wait_thread(request_id, "Paused")
+    assert proxied.request(request_id).state is State.RUNNING and await _archives(proxied) == set()
+
+    successor = Worker(worker.flow, lease=worker.lease, poll=0.05)
+    running = asyncio.create_task(successor.run())
+    try:
+        await proxied.wait_state(request_id, State.SUCCEEDED)
+        manifest, members = await _download(proxied, request_id)
+        assert len(members) == 30 and manifest["missing"] == []
+    finally:
+        successor.stop()
+        await running
