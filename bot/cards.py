@@ -277,7 +277,7 @@ def receipt_summary(document: dict[str, Any]) -> list[Block]:
     for note in ("stopped", "unverified"):
         if document.get(note):
             lines.append(escape(document[note]))
-    unsettled = [item for item in document["items"] if item["status"] in ("failed", "changed")][:10]
+    unsettled = [item for item in document["items"] if item["status"] in ("failed", "changed", "retained")][:10]
     for item in unsettled:
         lines.append(f"• {label(item['status'])} `{escape(item['ref'])}`: {escape(item['reason'])}")
     if document["appeared_and_left_alone"]:

@@ -13,7 +13,7 @@ from commands.azure.door import ItemResult, Status
 from commands.durations import format_duration
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
-from commands.operations.compute_activity import compute_activity
+from commands.operations.compute_activity import ComputeActivity, compute_activity
 from commands.operations.run_data import RecordDelete, delete_planned
 from commands.plan import ItemKind, Plan, PlanItem
 
@@ -53,7 +53,7 @@ class DeleteCompute:
         return Plan(
             action=intent.action, workspace=ctx.alias, target=intent.target or "",
             items=(PlanItem(ItemKind.RESOURCE, resource_id),), warnings=tuple(warnings),
-            notes={"name": intent.target, "type": activity.compute_type, "action": action},
+            notes={"name": intent.target, "type": activity.compute_type, "action": action, "busy": activity.busy},
         )
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
@@ -64,7 +64,11 @@ class DeleteCompute:
             done = outcome_of_delete(lambda: ml.compute.begin_delete(plan.notes["name"], action=action))
             return replace(done, reason=DETACHED) if action == "Detach" and done.status is Status.DELETED else done
 
-        return await delete_planned(plan, ctx, checkpoint, delete)
+        def as_approved(activity: ComputeActivity) -> bool:
+            """Approved busy, it goes busy; approved idle, it is kept if it got busy meanwhile."""
+            return not activity.busy or bool(plan.notes.get("busy"))
+
+        return await delete_planned(plan, ctx, checkpoint, _if_still(ctx, as_approved, delete))
 
 
 DETACHED = "detached from the workspace; the resource behind it is kept"
@@ -124,12 +128,40 @@ class CleanupComputes:
             raise OperationError(f"No compute in workspace `{ctx.alias}` has been idle for `{format_duration(intent.idle)}`.")
         return Plan(
             action=intent.action, workspace=ctx.alias, target=f"computes idle since {cutoff.isoformat(timespec='minutes')}",
-            items=tuple(sorted(items, key=lambda item: item.ref)),
+            items=tuple(sorted(items, key=lambda item: item.ref)), notes={"idle_since": cutoff.isoformat()},
         )
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         ml = ctx.control.ml()
-        return await delete_planned(plan, ctx, checkpoint, _deleting(lambda item: ml.compute.begin_delete(item.ref.rsplit("/", 1)[1])))
+        delete = _deleting(lambda item: ml.compute.begin_delete(item.ref.rsplit("/", 1)[1]))
+        cutoff = datetime.fromisoformat(plan.notes["idle_since"]) if "idle_since" in plan.notes else datetime.now(UTC)
+        return await delete_planned(plan, ctx, checkpoint, _if_still(ctx, lambda activity: activity.idle_since(cutoff), delete))
+
+
+def _if_still(ctx: Context, fine: Callable[[ComputeActivity], bool], delete: RecordDelete) -> RecordDelete:
+    """A compute is looked at again just before its delete: one whose activity is no longer what
+    was approved (busy now, or used since the plan) is kept, with what it is doing."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    arm = ctx.control.arm()
+
+    def checked(item: PlanItem) -> ItemResult:
+        try:
+            raw = arm.resources.get_by_id(item.ref, api_version=COMPUTE_API)
+        except ResourceNotFoundError:
+            return ItemResult(Status.ALREADY_ABSENT)
+        activity = compute_activity(raw.properties or {})
+        if fine(activity):
+            return delete(item)
+        if activity.busy_nodes:
+            now = f"{activity.busy_nodes} node(s) running or preparing jobs"
+        elif activity.resizing:
+            now = "resizing"
+        else:
+            now = f"used since the plan ({activity.nodes} node(s) now)"
+        return ItemResult(Status.RETAINED, f"busy now: {now}; kept, since it was approved idle. Ask again to delete it as it is")
+
+    return checked
 
 
 COMPUTE_API = "2024-04-01"  # GA: AmlCompute's REST properties carry node counts and allocation times

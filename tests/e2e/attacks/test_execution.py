@@ -21,8 +21,9 @@ from bot import cards
 from bot.lifecycle import State
 from bot.store import schema
 from bot.worker import Worker
-from tests.e2e.harness import APPROVER_1, Harness
+from tests.e2e.harness import APPROVER_1, ONCALL, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
 from tests.e2e.test_azure_data import _download
+from tests.standins.azure.server import AzureStandIn
 from tests.support.storage_proxy import Hold, StorageFaultProxy
 
 RUN = "attack_train_1700000000_exec0001"
@@ -280,3 +281,48 @@ async def test_a_shutdown_pauses_a_running_export_and_the_next_worker_finishes_i
     finally:
         successor.stop()
         await running
+
+
+# ---- 7. computes are looked at again when the job runs ------------------------------------------
+
+
+def _workspace(azure: AzureStandIn) -> Any:
+    workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+    assert workspace is not None
+    return workspace
+
+
+async def test_a_cleanup_keeps_a_compute_that_got_busy_after_the_plan(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace, long_ago = _workspace(azure), datetime.now(UTC) - timedelta(days=30)
+    for name in ("idle-cluster", "quiet-cluster"):
+        workspace.add_compute(name, created_on=long_ago, allocation_changed=long_ago)
+    request = await azure_harness.submit("cleanup computes --idle 7d", user=ONCALL)
+    assert len(request.plan["items"]) == 2
+    # A job lands on one of them while the request waits.
+    workspace.add_compute("quiet-cluster", created_on=long_ago, current_nodes=2, running_nodes=2, allocation_changed=datetime.now(UTC))
+
+    await azure_harness.click(cards.APPROVE, request.id, ONCALL)
+    done = await azure_harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert {path.rsplit("/", 1)[1] for path in azure.state.deleted if "/computes/" in path} == {"idle-cluster"}
+    receipt = await azure_harness.receipt(request.id)
+    assert done.state is State.PARTIALLY_SUCCEEDED and receipt["state"] == "partially_succeeded"
+    kept = next(item for item in receipt["items"] if item["ref"].endswith("/quiet-cluster"))
+    assert kept["status"] == "retained" and "busy now: 2 node(s) running" in kept["reason"]
+    assert "busy now" in _receipt_post(azure_harness, request.id)
+
+
+async def test_a_compute_approved_idle_but_busy_when_the_job_runs_is_kept(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = _workspace(azure)
+    workspace.add_compute("gpu-cluster")
+    request = await azure_harness.submit("delete compute gpu-cluster")
+    assert request.plan["warnings"] == []  # approvers are told nothing runs on it
+    workspace.add_compute("gpu-cluster", current_nodes=1, preparing_nodes=1)
+
+    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert not [path for path in azure.state.deleted if "/computes/" in path]
+    receipt = await azure_harness.receipt(request.id)
+    [item] = receipt["items"]
+    assert item["status"] == "retained" and "1 node(s) running or preparing jobs" in item["reason"]
