@@ -365,7 +365,7 @@ class Worker:
         )
         return (
             f"the stored plan was altered after approval: it hashes to {plan.hash[:19]}…, not to the approved "
-            f"{str(chained or record.plan_hash)[:19]}…. Nothing was run; ask again."
+            f"{str(chained or record.plan_hash)[:19]}…; nothing was run, ask again"
         )
 
     async def _execute(

@@ -63,7 +63,7 @@ async def test_a_plan_altered_in_the_database_after_approval_does_not_run(harnes
     assert await harness.blob_names() == set(_files(3)) | {OUTSIDER}  # nothing deleted
     assert "plan.altered" in harness.events(request.id)
     failure = await harness.wait_thread(request.id, "failed")
-    assert "altered after approval" in failure and "Nothing was run" in failure
+    assert "altered after approval" in failure and "nothing was run" in failure
     receipt = await harness.receipt(request.id)
     assert "deleted" not in receipt["totals"] and "altered" in receipt["error"]
     assert harness.store.verify_audit().ok
