@@ -24,7 +24,7 @@ from commands.plan import ItemKind, Plan, PlanItem
 log = logging.getLogger(__name__)
 
 Place = tuple[str, str]  # (container or share, name)
-GONE = frozenset({Status.DELETED, Status.ALREADY_ABSENT})
+GONE = frozenset({Status.DELETED, Status.SOFT_DELETED, Status.ALREADY_ABSENT})  # a soft-deleted blob is not listed
 
 
 async def reconcile(plan: Plan, ctx: Context, execution: Execution) -> Execution:
