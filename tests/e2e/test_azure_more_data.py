@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,20 @@ async def test_delete_schedule_disables_it_then_deletes_it(bot: Harness, azure: 
     assert [i["status"] for i in (await bot.receipt(request.id))["items"]] == ["deleted"]
     await bot.command("delete schedule nightly-retrain")
     await bot.wait_reply(containing="No schedule `nightly-retrain` in workspace `dev`")
+
+
+async def test_notebooks_of_a_guest_and_of_someone_whose_mail_is_not_their_upn(
+    bot: Harness, files: AzureFilesStandIn, graph: GraphStandIn
+) -> None:
+    graph.add_guest("Jane Guest", "jane@fabrikam.com")
+    graph.add_user("Dana Kowalski", "d.kowalski@contoso.onmicrosoft.com", mail="dana.kowalski@contoso.com")
+    for path in ("Users/jane/guest.ipynb", "Users/d.kowalski/dana.ipynb", "Users/dana.kowalski/someone-else.ipynb"):
+        files.add_file(NOTEBOOKS_SHARE, path, b"{}")
+
+    def planned(request: Any) -> set[str]:
+        return {item["ref"] for item in request.plan["items"] if item["kind"] == "file"}
+
+    # A guest's token has no `upn` claim: Studio names their folder from the `email` claim.
+    assert planned(await bot.submit("export notebooks jane@fabrikam.com")) == {"Users/jane/guest.ipynb"}
+    # Studio names the folder from the UPN, which Graph gives for the mail she was named by.
+    assert planned(await bot.submit("export notebooks dana.kowalski@contoso.com")) == {"Users/d.kowalski/dana.ipynb"}
