@@ -25,6 +25,7 @@ from sandbox.parts import SlackSender, SlackWebApiStandIn, block_actions_body, s
 STATIC = Path(__file__).parent / "static"
 KEEP_ALIVE = 15.0  # seconds between comments on an idle event stream
 MAX_TEXT = 4000  # what the message box accepts, like Slack's composer
+DM_NAME = "directmessage"  # the channel_name Slack sends for a command typed in a DM
 
 
 def command_escapes(manifest: Path, command: str = "/aml") -> bool:
@@ -171,6 +172,8 @@ class ConsoleStandIn(SlackWebApiStandIn):
         """Every message as `me` sees it: the channel's, and the private ones meant for `me`."""
         shown: list[dict[str, Any]] = []
         for message in self._messages:
+            if message["channel"].startswith("D") and message["channel"] != self.dm_channel(me):
+                continue  # someone else's direct messages
             entry = {k: message.get(k) for k in ("channel", "ts", "thread_ts", "user", "text", "blocks", "edited")}
             if message.get("files"):
                 entry["files"] = [
@@ -199,7 +202,10 @@ class ConsoleStandIn(SlackWebApiStandIn):
                 "switchable": self.switchable,
                 "suggestions": self.suggestions,
                 "users": {uid: self._person(uid) for uid in self.users},
-                "channels": [{"id": cid, "name": c.get("name", cid)} for cid, c in self.channels.items()],
+                "channels": [
+                    *({"id": cid, "name": c.get("name", cid)} for cid, c in self.channels.items()),
+                    {"id": self.dm_channel(me), "name": "amlbot (direct messages)"},
+                ],
                 "messages": self._visible(me),
             },
             headers={"Cache-Control": "no-store"},
@@ -231,9 +237,16 @@ class ConsoleStandIn(SlackWebApiStandIn):
             raise web.HTTPBadRequest(text="JSON expected") from None
         if not isinstance(body, dict) or not all(isinstance(body.get(f), str) for f in fields):
             raise web.HTTPBadRequest(text=f"expected {', '.join(fields)}")
-        if body["user"] not in self.users or body["channel"] not in self.channels:
+        if body["user"] not in self.users or not self._reachable(body["user"], body["channel"]):
             raise web.HTTPBadRequest(text="unknown user or channel")
         return body
+
+    def _reachable(self, user: str, channel: str) -> bool:
+        """A channel of the workspace, or the person's own DM with the bot."""
+        return channel in self.channels or channel == self.dm_channel(user)
+
+    def _channel_name(self, channel: str) -> str:
+        return self.channels.get(channel, {}).get("name") or DM_NAME
 
     def _note(self, user: str, channel: str, text: str, *, author: str | None = None, thread_ts: str | None = None) -> None:
         note: dict[str, Any] = {"channel": channel, "user": user, "text": text, "blocks": [], "ts": self._next_ts()}
@@ -271,7 +284,7 @@ class ConsoleStandIn(SlackWebApiStandIn):
             slash_command_body(
                 self.typed(text.strip(), command=True), user, channel, team_id=self.team_id, team_domain=self.team_domain,
                 api_app_id=self.app_id, user_name=self.users[user]["name"],
-                channel_name=self.channels[channel].get("name"),
+                channel_name=self._channel_name(channel),
                 response_url=self.response_url_for(channel, user=user),
             )
         )
@@ -310,7 +323,7 @@ class ConsoleStandIn(SlackWebApiStandIn):
                 block_id=block_id, response_url=self.response_url_for(channel, ts, user=user, thread_ts=message.get("thread_ts")),
                 message={k: v for k, v in message.items() if k != "channel"},
                 button_text=(element.get("text") or {}).get("text", ""),
-                user_name=self.users[user]["name"], channel_name=self.channels[channel].get("name"),
+                user_name=self.users[user]["name"], channel_name=self._channel_name(channel),
                 team_domain=self.team_domain, api_app_id=self.app_id,
             )
         )

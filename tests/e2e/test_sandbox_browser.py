@@ -307,7 +307,13 @@ async def test_the_console_speaks_slack_to_the_bot() -> None:
         assert not [m for m in await view(demo.APPROVER_1) if m.get("ephemeral")]  # private: the requester's only
 
         await post("/console/action", user=demo.APPROVER_1.id, channel=demo.CHANNEL, ts=posted["ts"], action_id=cards.APPROVE)
-        await console.wait_for(lambda: "Export ready" in json.dumps(console.thread(demo.CHANNEL, posted["ts"])), timeout=30)
+        # An export about a person: its link goes to the requester's DM, the thread says where.
+        dm = console.dm_channel(demo.REQUESTER.id)
+        await console.wait_for(lambda: "Export ready" in json.dumps(console.messages(dm)), timeout=30)
+        await console.wait_for(lambda: "sent privately to" in json.dumps(console.thread(demo.CHANNEL, posted["ts"])))
+        assert "Export ready" not in json.dumps(console.messages(demo.CHANNEL))
+        assert "Export ready" in json.dumps(await view(demo.REQUESTER))
+        assert "Export ready" not in json.dumps(await view(demo.APPROVER_1))  # someone else's DM stays theirs
         events = [entry.event for entry in sandbox.bot.services.store.audit_entries()]
         assert "signature.rejected" not in events  # every request the console sent was signed as Slack signs
 
