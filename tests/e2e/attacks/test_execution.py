@@ -23,7 +23,10 @@ from bot.store import schema
 from bot.worker import Worker
 from tests.e2e.harness import APPROVER_1, ONCALL, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
 from tests.e2e.test_azure_data import _download
+from tests.e2e.test_azure_more_data import ALICE_NOTEBOOKS, bot, files  # noqa: F401 (fixtures: the bot with file shares)
+from tests.standins.azure.files import AzureFilesStandIn
 from tests.standins.azure.server import AzureStandIn
+from tests.standins.azure.state import NOTEBOOKS_SHARE
 from tests.support.storage_proxy import Hold, StorageFaultProxy
 
 RUN = "attack_train_1700000000_exec0001"
@@ -169,6 +172,7 @@ async def test_a_503_storm_on_the_final_listing_leaves_state_receipt_and_thread_
     assert "could not be listed again" in _receipt_post(proxied, request.id)
     assert "succeeded" in _receipt_post(proxied, request.id)
     assert (done.result or {})["summary"] == receipt["totals"]
+    await proxied.slack.wait_for(lambda: ":white_check_mark: Done" in str(proxied.card(request.id)["blocks"]), description="the card")
 
 
 # ---- 11. exports: files gone before their turn, names that try to climb out ----------------------
@@ -326,3 +330,21 @@ async def test_a_compute_approved_idle_but_busy_when_the_job_runs_is_kept(azure_
     receipt = await azure_harness.receipt(request.id)
     [item] = receipt["items"]
     assert item["status"] == "retained" and "1 node(s) running or preparing jobs" in item["reason"]
+
+
+async def test_a_notebook_rewritten_after_approval_is_kept_and_reported_changed(
+    bot: Harness, files: AzureFilesStandIn
+) -> None:
+    for path, data in ALICE_NOTEBOOKS.items():
+        files.add_file(NOTEBOOKS_SHARE, path, data)
+    request = await bot.submit("delete notebooks alice@contoso.com")
+    rewritten = "Users/alice/churn analysis.ipynb"
+    files.add_file(NOTEBOOKS_SHARE, rewritten, b'{"cells": ["saved after the plan"]}')
+
+    await bot.click(cards.APPROVE, request.id, APPROVER_1)
+    await bot.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert files.files(NOTEBOOKS_SHARE) == {rewritten: b'{"cells": ["saved after the plan"]}'}
+    receipt = await bot.receipt(request.id)
+    assert _statuses(receipt)[rewritten] == "changed"
+    assert _statuses(receipt)["Users/alice/scratch/notes.md"] == "deleted"
