@@ -23,14 +23,14 @@ from azure.core.exceptions import (
 )
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import Connection, create_engine, func, inspect, select
+from sqlalchemy import Connection, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import audit, keys, policy
 from bot.doors import Doors
 from bot.settings import AppConfig, ConfigError, Settings, load_config
-from bot.store import schema
+from bot.store import migrations, schema
 from bot.store.db import normalise_url, sqlite_file
 from commands.azure.config import WorkspaceConfig
 from commands.azure.graph import PERMISSION, DirectoryError
@@ -161,12 +161,6 @@ def check_scopes(granted: frozenset[str] | None) -> Check:
 # ---- the database -----------------------------------------------------------------------------
 
 
-def _schema_version(conn: Connection) -> int:
-    if not inspect(conn).has_table(schema.schema_version.name):
-        return 0
-    return int(conn.execute(select(func.max(schema.schema_version.c.version))).scalar() or 0)
-
-
 def _audit_rows(conn: Connection) -> tuple[list[audit.AuditEntry], audit.Head | None]:
     entries = [audit.AuditEntry(**row._mapping) for row in conn.execute(select(schema.audit_log).order_by(schema.audit_log.c.seq))]
     row = conn.execute(select(schema.audit_head)).first()
@@ -184,7 +178,7 @@ def check_database(settings: Settings) -> list[Check]:
     engine = create_engine(url, **options)
     try:
         with engine.connect() as conn:
-            version = _schema_version(conn)
+            version = migrations.applied_version(conn)
             entries, head = _audit_rows(conn) if version else ([], None)
     except SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
@@ -192,7 +186,7 @@ def check_database(settings: Settings) -> list[Check]:
                        "check AMLBOT_DATABASE_URL (host, port, user, database name) and that the server is up and lets this host in")]
     finally:
         engine.dispose()
-    current = len(schema.MIGRATIONS)
+    current = migrations.HEAD
     if version < current:
         return [failed("database", f"{shown}: schema version {version}, this amlbot needs {current}", serve_fix)]
     if version > current:

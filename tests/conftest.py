@@ -39,5 +39,4 @@ def _truncate(store: Store) -> None:
 
     with store.engine.begin() as conn:
         for table in reversed(schema.metadata.sorted_tables):
-            if table.name != "schema_version":
-                conn.execute(table.delete())
+            conn.execute(table.delete())

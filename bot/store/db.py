@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from bot.store.schema import migrate
+from bot.store.migrations import migrate
 
 
 def normalise_url(url: str) -> str:

@@ -1,14 +1,11 @@
-"""Tables and migrations. Each migration is applied once, in order, and recorded in schema_version."""
+"""The tables the code queries with. A change here needs a migration: see bot/store/migrations."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    Connection,
     DateTime,
     Integer,
     MetaData,
@@ -17,20 +14,10 @@ from sqlalchemy import (
     Table,
     Text,
     false,
-    inspect,
-    select,
     text,
 )
-from sqlalchemy.schema import CreateColumn
 
 metadata = MetaData()
-
-schema_version = Table(
-    "schema_version",
-    metadata,
-    Column("version", Integer, primary_key=True),
-    Column("applied_at", DateTime(timezone=True), nullable=False),
-)
 
 requests = Table(
     "requests",
@@ -144,44 +131,3 @@ flags = Table(
     Column("set_by", String(32), nullable=True),
     Column("set_at", DateTime(timezone=True), nullable=True),
 )
-
-
-def _initial(conn: Connection) -> None:
-    metadata.create_all(
-        conn,
-        tables=[requests, approvals, jobs, job_items, deliveries, audit_log, audit_head, receipts, flags],
-    )
-
-
-def _add_missing_columns(conn: Connection, table: Table, names: tuple[str, ...]) -> None:
-    # `_initial` creates tables from today's definitions: a new database already has the columns.
-    present = {column["name"] for column in inspect(conn).get_columns(table.name)}
-    for name in names:
-        if name not in present:
-            column = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))
-
-
-def _durable_jobs(conn: Connection) -> None:
-    # Jobs finished before this have finished_at NULL: their results are never posted again.
-    _add_missing_columns(
-        conn, jobs, ("started_at", "finished_at", "posted_steps", "result_posted", "posting_owner", "posting_until")
-    )
-
-
-# Append new migrations; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_initial, _durable_jobs]
-
-
-def migrate(conn: Connection) -> int:
-    """Bring the schema up to date; returns the version now in force."""
-    from datetime import UTC, datetime
-
-    schema_version.create(conn, checkfirst=True)
-    current = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc())).scalar()
-    current = current or 0
-    for version, step in enumerate(MIGRATIONS, start=1):
-        if version > current:
-            step(conn)
-            conn.execute(schema_version.insert().values(version=version, applied_at=datetime.now(UTC)))
-    return len(MIGRATIONS)

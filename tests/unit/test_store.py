@@ -138,23 +138,6 @@ def test_one_worker_at_a_time_posts_a_result_counting_each_post(store: Store) ->
     assert store.job(request_id)["result_posted"]
 
 
-def test_the_delivery_migration_upgrades_an_older_database(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    store = Store.open(url, AUDIT_KEY)
-    request_id = _running(store)
-    added = ("started_at", "finished_at", "posted_steps", "result_posted", "posting_owner", "posting_until")
-    with store.engine.begin() as conn:  # back to the schema of version 1
-        for column in added:
-            conn.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
-        conn.execute(text("DELETE FROM schema_version WHERE version > 1"))
-    store.close()
-    upgraded = Store.open(url, AUDIT_KEY)
-    job = upgraded.job(request_id)
-    assert job and set(added) <= set(job) and job["finished_at"] is None and job["result_posted"] is False
-    assert upgraded.claim_job("w2", LEASE) is None  # still w1's
-    upgraded.close()
-
-
 def test_freeze_stops_claims(store: Store) -> None:
     request = _request(store)
     store.approve(request.id, "UA", cooling_off=timedelta(0))
