@@ -82,7 +82,7 @@ def test_every_shape_is_sourced_and_well_formed() -> None:
     for shape in shapes:
         assert shape.sources and all(SOURCE.match(s) for s in shape.sources), f"{shape.file}: no real source"
         assert shape.api_versions, f"{shape.file}: no api-version"
-        assert shape.responses and all(200 <= status < 300 for status in shape.responses), shape.file
+        assert any(200 <= status < 300 for status in shape.responses), f"{shape.file}: no success answer"
     keys = [(s.method, s.path) for s in shapes]
     assert len(keys) == len(set(keys)), "two fixtures describe the same request"
 
@@ -175,8 +175,10 @@ def _drive(ws: Workspace, ml: MLClient, arm: ResourceManagementClient, azure: Az
     ml.batch_endpoints.get("be")
     list(ml.batch_deployments.list("be"))
     ml.batch_endpoints.begin_delete(name="be").result()
-    with pytest.raises(ResourceNotFoundError):
-        ml.compute.get("gone")
+    for missing in (lambda: ml.compute.get("gone"), lambda: ml.schedules.get("gone"), lambda: ml.batch_endpoints.get("gone"),
+                    lambda: list(ml.models.list(name="gone"))):
+        with pytest.raises(ResourceNotFoundError):
+            missing()
     # the workspace's other resources by id, then the workspace with its dependents
     for arm_id in (ws.storage_account_id, ws.key_vault_id, ws.container_registry_id, ws.application_insights_id):
         assert arm_id is not None
@@ -283,6 +285,9 @@ def test_checker_catches_wrong_status_headers_versions_and_unknown_requests() ->
     # Errors: any 4xx/5xx, but with the ARM error body.
     assert _problems(_answer("GET", delete, 429, {"error": {"code": "TooManyRequests", "message": "m"}})) == []
     assert "body.error: missing" in _problems(_answer("GET", delete, 404, {"message": "gone"}))[0]
+    # Where the ML front end answers a 404 itself, ARM's generic form is not what it says.
+    gateway = {"error": {"code": "ResourceNotFound", "message": "m"}}
+    assert "expected =UserError" in _problems(_answer("GET", f"{WS_PATH}/schedules/s", 404, gateway, version="2023-06-01-preview"))[0]
     assert 404 in ERROR_STATUSES and 418 not in ERROR_STATUSES
 
 

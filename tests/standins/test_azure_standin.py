@@ -393,6 +393,20 @@ def test_datastores_point_at_the_configured_account(workspace: Workspace, ml: ML
     assert secret.credentials.account_key == AZURITE_KEY
 
 
+def test_an_identity_based_datastore_has_no_secrets(azure: AzureStandIn, workspace: Workspace, ml: MLClient) -> None:
+    workspace.add_datastore("lake", account_name=AZURITE_ACCOUNT, container_name="lake")
+    url = f"{azure.url}{ML_PATH}/datastores/lake/listSecrets?api-version=2024-10-01-preview"
+
+    lake = ml.datastores.get("lake", include_secrets=True)
+    asked = requests.post(url, headers={"Authorization": "Bearer x"}, verify=azure.ca_bundle, timeout=5)
+
+    # The SDK does not ask for the secrets of credentialsType None; the service refuses (recorded).
+    assert type(lake.credentials).__name__ == "NoneCredentialConfiguration"
+    assert not any(e.path.endswith("/lake/listSecrets") for e in azure.exchanges[:-1])
+    assert asked.status_code == 400
+    assert asked.json()["error"] == {"code": "UserError", "message": "No secrets for credentials of type None."}
+
+
 # ---------------------------------------------------------------------------- workspace delete
 def test_workspace_purge_deletes_dependents(
     azure: AzureStandIn, workspace: Workspace, ml: MLClient, arm: ResourceManagementClient

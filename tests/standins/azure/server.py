@@ -191,9 +191,11 @@ class Operation:
 
 
 class ArmError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """An error answer. ``details`` set: the ML front end's form, ``details`` and ``additionalInfo`` included."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[Json] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.details = status, code, message, details
 
 
 @dataclass
@@ -209,8 +211,13 @@ class _Ctx:
 Handler = Callable[[_Ctx], web.StreamResponse]
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, details: list[Json] | None = None
+) -> web.Response:
+    error: Json = {"code": code, "message": message}
+    if details is not None:
+        error.update(details=details, additionalInfo=[])
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 def _token(offset: int) -> str:
@@ -227,6 +234,22 @@ def _offset(token: str | None, code: str) -> int:
 
 def _not_found(kind: str, name: str, where: str) -> ArmError:
     return ArmError(404, "ResourceNotFound", f"The Resource '{kind}/{name}' under {where} was not found.")
+
+
+def _ml_not_found(workspace: Workspace, kind: str, name: str) -> ArmError | None:
+    """The ML front end's own 404 where recordings show it (schedule/…test_schedule_lifetime,
+    batch_services/…test_batch_endpoint_create, model/…test_model_archive_restore_version)."""
+    if kind == "schedules":
+        return ArmError(404, "UserError", f"Resource Trigger {name} not found", [])
+    if kind == "batchEndpoints":
+        message = (f"An endpoint with the name '{name}' does not exist in the workspace '{workspace.name}'. "
+                   "Please check the endpoint name and also ensure the current user has access to it.")
+        return ArmError(404, "UserError", message, [])
+    if kind == "models":
+        detail = {"code": "ModelNotFound", "message": f"Model container with name: {name} not found.",
+                  "details": [], "additionalInfo": []}
+        return ArmError(404, "UserError", "The specified resource was not found.", [detail])
+    return None
 
 
 class AzureStandIn(ThreadedServer):
@@ -332,7 +355,7 @@ class AzureStandIn(ThreadedServer):
         try:
             response = self._dispatch(request, method, path, query, raw)
         except ArmError as exc:
-            response = _error(exc.status, exc.code, exc.message)
+            response = _error(exc.status, exc.code, exc.message, details=exc.details)
         except Exception:  # a stand-in bug must be visible, not retried by the SDK into a timeout
             self.errors.append(f"{method} {path}\n{traceback.format_exc()}")
             response = _error(500, "InternalServerError", "stand-in error; see AzureStandIn.errors")
@@ -446,7 +469,9 @@ class AzureStandIn(ThreadedServer):
         item = getattr(workspace, attribute).get(ctx.match["name"].lower())
         if item is None:
             where = f"resource group '{workspace.resource_group}'"
-            raise _not_found(f"{ML}/workspaces/{workspace.name}/{kind}", ctx.match["name"], where)
+            raise _ml_not_found(workspace, kind, ctx.match["name"]) or _not_found(
+                f"{ML}/workspaces/{workspace.name}/{kind}", ctx.match["name"], where
+            )
         return workspace, item
 
     def _page(self, ctx: _Ctx, items: list[Json]) -> web.Response:
@@ -728,7 +753,9 @@ class AzureStandIn(ThreadedServer):
         entry = workspace.collection(collection).get(ctx.match["name"].lower())
         if entry is None:
             where = f"resource group '{workspace.resource_group}'"
-            raise _not_found(f"{ML}/workspaces/{workspace.name}/{collection}", ctx.match["name"], where)
+            raise _ml_not_found(workspace, collection, ctx.match["name"]) or _not_found(
+                f"{ML}/workspaces/{workspace.name}/{collection}", ctx.match["name"], where
+            )
         return workspace, entry
 
     def _asset_version(self, ctx: _Ctx) -> tuple[Workspace, AssetContainer, Json]:
@@ -931,9 +958,12 @@ class AzureStandIn(ThreadedServer):
         return self._page(ctx, datastores)
 
     def _datastore_secrets(self, ctx: _Ctx) -> web.Response:
-        workspace, _ = self._child(ctx, "datastores", "datastores")
+        workspace, datastore = self._child(ctx, "datastores", "datastores")
         secrets = workspace.datastore_secrets.get(ctx.match["name"].lower())
-        return web.json_response(secrets or {"secretsType": "None"})
+        if secrets is None:  # an identity-based datastore (model/…archive_restore_version recording)
+            kind = datastore["properties"]["credentials"]["credentialsType"]
+            raise ArmError(400, "UserError", f"No secrets for credentials of type {kind}.")
+        return web.json_response(secrets)
 
     # --------------------------------------------------------------------------- run history
     def _run_get(self, ctx: _Ctx) -> web.Response:

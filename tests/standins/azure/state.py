@@ -812,7 +812,8 @@ class Workspace:
             "accountName": account_name,
             "endpoint": endpoint,
             "protocol": "https",
-            "credentials": {"credentialsType": "AccountKey"},
+            # Without a key the datastore reaches storage with an identity and has no secrets.
+            "credentials": {"credentialsType": "AccountKey" if account_key is not None else "None"},
             "serviceDataAccessAuthIdentity": "WorkspaceSystemAssignedIdentity",
         }
         if file_share_name is not None:
