@@ -62,6 +62,8 @@ ROLES = {
     "jobs": "AzureML Data Scientist on the workspace",
     "models": "AzureML Data Scientist on the workspace",
     "resource group": "Contributor on the workspace and its resource group",
+    "subscription": "Reader on the subscription (to see which workspaces share a dependent)",
+    "storage settings": "Reader on the workspace storage account (blob soft delete, legal holds, immutability)",
     "workspace": "at least Reader on the workspace",
 }
 # What the actions on each kind of object read first; every export also writes to the exports container.
@@ -73,7 +75,7 @@ KIND_READS = {
     "compute": ("computes",),
     "computes": ("computes",),
     "endpoint": ("endpoints",),
-    "workspace": ("resource group",),
+    "workspace": ("resource group", "subscription"),
     "exports": ("exports",),
 }
 
@@ -237,7 +239,10 @@ def reads_for(actions: Iterable[str]) -> dict[str, list[str]]:
     reads: dict[str, list[str]] = {}
     for action in actions:
         verb, kind = action.split(" ", 1)
-        for read in (*KIND_READS.get(kind, ()), *(("exports",) if verb == "export" else ())):
+        kind_reads = KIND_READS.get(kind, ())
+        # A deletion of files also reads what storage keeps of them (commands.operations.retention).
+        settings = ("storage settings",) if verb == "delete" and "storage" in kind_reads else ()
+        for read in (*kind_reads, *settings, *(("exports",) if verb == "export" else ())):
             reads.setdefault(read, []).append(action)
     return reads
 
@@ -262,10 +267,8 @@ _NOT_FOUND_FIX = {
     "storage": "artifact_container must name the container of the workspace's `workspaceartifactstore` datastore",
     "resource group": "resource_group must name the workspace's resource group",
 }
-_UNREACHABLE_FIX = {
-    "storage": "check storage_account_url / storage_connection_string, DNS, firewall and private endpoints of the storage account",
-    "exports": "check storage_account_url / storage_connection_string, DNS, firewall and private endpoints of the storage account",
-}
+_STORAGE_UNREACHABLE = "check storage_account_url / storage_connection_string, DNS, firewall and private endpoints of the storage account"
+_UNREACHABLE_FIX = dict.fromkeys(("storage", "exports", "storage settings"), _STORAGE_UNREACHABLE)
 
 
 def _short(error: BaseException) -> str:
@@ -304,6 +307,14 @@ def _probes(alias: str, workspace: WorkspaceConfig, doors: Doors) -> dict[str, t
         "jobs": ("the workspace's jobs", first(lambda: ml().jobs.list())),
         "models": ("the workspace's models", first(lambda: ml().models.list())),
         "resource group": (f"resource group {rg}", lambda: control.call(control.arm().resource_groups.get, rg)),
+        "subscription": (
+            f"the workspaces of subscription {workspace.subscription_id}",
+            first(lambda: ml().workspaces.list(scope="subscription")),
+        ),
+        "storage settings": (
+            f"the soft-delete and hold settings of container {workspace.artifact_container}",
+            lambda: blobs().retention([workspace.artifact_container]),
+        ),
     }
 
 

@@ -168,7 +168,7 @@ async def test_unreachable_storage(diagnose: Diagnose, artifacts: str) -> None:
     closed = connection_string(free_port())
     checks = await diagnose(workspace={"storage_connection_string": closed})
     failures = [c for c in checks if not c.ok]
-    assert [c.name for c in failures] == ["workspace dev: storage", "workspace dev: exports"]
+    assert [c.name for c in failures] == ["workspace dev: storage", "workspace dev: storage settings", "workspace dev: exports"]
     assert failures[0].detail.startswith(f"cannot reach container {artifacts}")
     assert "storage_connection_string" in failures[0].fix and "firewall" in failures[0].fix
 
