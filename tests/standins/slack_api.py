@@ -707,8 +707,9 @@ class SlackWebApiStandIn:
         return {"channel": info}
 
     async def _conversations_open(self, args: JsonDict) -> JsonDict:
-        # A bot opens a DM with one person: {"channel": {"id": "D…"}}, the same id every time.
-        # Needs im:write; `users` is a comma-separated list (several people make a group DM, not modelled).
+        # A bot opens a DM with one person: {"channel": {"id": "D…"}}, the same id every time (with
+        # `return_im` Slack adds the whole conversation; amlbot does not ask). Needs im:write;
+        # `users` is a comma-separated list: up to 8 people make a multi-person DM.
         if "im:write" not in self.scopes:
             raise _MethodError("missing_scope", needed="im:write", provided=",".join(self.scopes))
         users = [u for u in str(args.get("users") or "").split(",") if u]
@@ -716,10 +717,15 @@ class SlackWebApiStandIn:
             raise _MethodError("users_list_not_supplied")
         if args.get("channel"):
             return {"channel": {"id": _require_channel(args)}}
-        if len(users) != 1:
-            raise _MethodError("not_implemented", detail="the stand-in opens DMs with one person only")
-        if users[0] not in self.users:
-            raise _MethodError("user_not_found")
+        if len(users) > 8:
+            raise _MethodError("too_many_users")
+        for user in users:
+            if user not in self.users:
+                raise _MethodError("user_not_found")
+            if self.users[user]["deleted"]:
+                raise _MethodError("user_disabled")
+        if len(users) > 1:  # a multi-person DM: one private conversation for that set of people
+            return {"channel": {"id": "G" + uuid.uuid5(uuid.NAMESPACE_OID, ",".join(sorted(users))).hex[:10].upper()}}
         return {"channel": {"id": self.dm_channel(users[0])}}
 
     def dm_channel(self, user_id: str) -> str:

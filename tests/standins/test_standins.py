@@ -137,9 +137,14 @@ async def test_conversations_open_gives_one_dm_per_person_and_needs_im_write(
     assert (await client.conversations_open(users="U0ALICE"))["channel"]["id"] == dm  # the same DM again
     await client.chat_postMessage(channel=dm, text="just for you")
     assert [m["text"] for m in slack.messages(dm)] == ["just for you"]
+    for users, error in (("U0NOBODY", "user_not_found"), (",".join(f"U0P{i}" for i in range(9)), "too_many_users")):
+        with pytest.raises(SlackApiError) as err:
+            await client.conversations_open(users=users)
+        assert err.value.response["error"] == error
+    slack.add_user("U0GONE", "gone", deleted=True)
     with pytest.raises(SlackApiError) as err:
-        await client.conversations_open(users="U0NOBODY")
-    assert err.value.response["error"] == "user_not_found"
+        await client.conversations_open(users="U0GONE")
+    assert err.value.response["error"] == "user_disabled"
     with pytest.raises(SlackApiError) as err:  # slack_sdk refuses to send this one itself
         await client.api_call("conversations.open", params={})
     assert err.value.response["error"] == "users_list_not_supplied"
