@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
+from bot import plan_words
 from bot.lifecycle import State
+from bot.plan_words import human_bytes
 from bot.store.store import RequestRecord
 from commands.azure.door import label
-from commands.plan import Plan, PlanItem
+from commands.intents import Intent, Verb
+from commands.plan import ItemKind, Plan, PlanItem
 
-APPROVE = "amlbot.approve"
-REJECT = "amlbot.reject"
-CANCEL = "amlbot.cancel"
-RUN_NOW = "amlbot.run_now"
+
+class ActionId(StrEnum):
+    """Every action_id and callback_id the bot's blocks and views carry, in one place."""
+
+    APPROVE = "amlbot.approve"
+    REJECT = "amlbot.reject"
+    CANCEL = "amlbot.cancel"
+    RUN_NOW = "amlbot.run_now"
+    REJECT_REASON = "amlbot.reject_reason"  # the modal that asks why (callback_id), and its input
+
+
+APPROVE, REJECT, CANCEL, RUN_NOW = ActionId.APPROVE, ActionId.REJECT, ActionId.CANCEL, ActionId.RUN_NOW
 ACTION_IDS = (APPROVE, REJECT, CANCEL, RUN_NOW)
 ACTION_PATTERN = re.compile("^(" + "|".join(re.escape(a) for a in ACTION_IDS) + ")$")  # what listeners match
 
-MAX_LISTED_ITEMS = 15  # the card lists this many items; the rest are counted
 MAX_NAMED_APPROVERS = 20  # named on the card; a bigger pool is counted, not pinged
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
@@ -31,15 +43,6 @@ Block = dict[str, Any]
 def escape(text: str) -> str:
     """Slack's three control characters, so user text never becomes a mention or a link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def _when(moment: datetime | None) -> str:
@@ -61,34 +64,34 @@ def context(*texts: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _truncate(t, FIELD_LIMIT)} for t in texts[:10]]}
 
 
-def _plan_header(plan: Plan) -> str:
-    return f"*{len(plan.items)} item(s)*, {human_bytes(plan.total_bytes)}"
+MAX_GROUP_MEMBERS = 5  # named in a group's field; the rest are counted
 
 
-def _item_line(item: PlanItem) -> str:
-    where = f"{item.container}/" if item.container else ""
-    size = f" ({human_bytes(item.size)})" if item.size is not None else ""
-    return f"• `{escape(where + item.ref)}`{size}"
+def _group_field(group: plan_words.Group) -> Block:
+    members = sorted(group.members.items())
+    head = f"*{plan_words.count(len(members), group.noun)}*" if group.noun != "notebooks" else "*Notebooks and files*"
+    files = plan_words.files_and_size(group.files, group.bytes)
+    lines = [head + (f" · {files}" if files else "")]
+    lines += [f"• {escape(plan_words.member_line(name, member))}" for name, member in members[:MAX_GROUP_MEMBERS]]
+    if len(members) > MAX_GROUP_MEMBERS:
+        lines.append(f"…and {len(members) - MAX_GROUP_MEMBERS} more")
+    return {"type": "mrkdwn", "text": _truncate("\n".join(lines), FIELD_LIMIT)}
 
 
-def listed_items(plan: Plan) -> int:
-    """How many items the card lists whole: at most MAX_LISTED_ITEMS, and only what fits one section
-    with room left to count the rest (a cut-off list would hide how much is not shown)."""
-    used = len(_plan_header(plan))
-    for count, item in enumerate(plan.items[:MAX_LISTED_ITEMS]):
-        used += 1 + len(_item_line(item))
-        if used > SECTION_LIMIT - 100:
-            return count
-    return min(len(plan.items), MAX_LISTED_ITEMS)
+def plan_detail(plan: Plan) -> list[Block]:
+    """What the plan touches, grouped as people think of it (runs, models, notebooks…), with counts
+    and sizes; the blob-by-blob list is the plan file in the thread."""
+    found = plan_words.groups(plan)
+    fields = [_group_field(g) for g in found[:10]]
+    return [{"type": "section", "fields": fields}] if fields else []
 
 
-def plan_summary(plan: Plan) -> str:
-    shown = listed_items(plan)
-    lines = [_plan_header(plan), *(_item_line(item) for item in plan.items[:shown])]
-    hidden = len(plan.items) - shown
-    if hidden > 0:
-        lines.append(f"…and {hidden} more (the full list is in the thread as a file)")
-    return "\n".join(lines)
+def names_every_item(plan: Plan) -> bool:
+    """Whether the card names each item itself (one record or resource per member); if not, the
+    full list goes to the thread as a file."""
+    return all(not m.files and len(m.versions) <= 1 for g in plan_words.groups(plan) for m in g.members.values()) and (
+        sum(len(g.members) for g in plan_words.groups(plan)) <= MAX_GROUP_MEMBERS
+    )
 
 
 _STATE_LINE = {
@@ -139,33 +142,71 @@ def _approvers_line(approvers: frozenset[str]) -> str:
     return "Approvers: " + " ".join(f"<@{u}>" for u in named) + (f" and {more} more" if more > 0 else "")
 
 
+def headline(request: RequestRecord, names: Mapping[str, str] | None = None) -> str:
+    """The plain-words line a card opens with (also the Home tab's)."""
+    plan = Plan.from_dict(request.plan) if request.plan else None
+    intent = plan_words.intent_of(request.intent.get("text"))
+    if plan is None:
+        return f"{request.action} on workspace {request.workspace}"
+    return plan_words.headline(plan, intent, names)
+
+
+def _icon(intent: Intent | None) -> str:
+    if plan_words.severe(intent):
+        return ":rotating_light:"
+    return ":package:" if intent is not None and intent.verb is Verb.EXPORT else ":warning:"
+
+
+def warning_blocks(request: RequestRecord) -> list[Block]:
+    """What an approver must not miss: the red line of a workspace deletion, then the plan's warnings."""
+    plan = Plan.from_dict(request.plan) if request.plan else None
+    intent = plan_words.intent_of(request.intent.get("text"))
+    blocks: list[Block] = []
+    if plan_words.severe(intent):
+        assert intent is not None
+        words = "PERMANENT — nothing can be recovered" if intent.purge else "The whole workspace goes, with everything in it"
+        blocks.append(section(f":red_circle: *{words}.* {escape(plan_words.consequence(plan, intent)) if plan else ''}"))
+    elif intent is not None and intent.destructive:
+        blocks.append(context(":warning: *Deletion* — approving deletes what is listed here; it cannot be undone."))
+    warnings = plan.warnings if plan else ()
+    for warning in warnings[:MAX_WARNINGS]:
+        blocks.append(context(f":warning: {escape(warning)}"))
+    if len(warnings) > MAX_WARNINGS:
+        blocks.append(context(f":warning: …and {len(warnings) - MAX_WARNINGS} more warning(s)"))
+    return blocks
+
+
 def request_card(
     request: RequestRecord,
     *,
     approvers: frozenset[str] = frozenset(),
     frozen: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> list[Block]:
-    """The card in the channel: who asked for what, what it touches, and what happened so far."""
+    """The card in the channel: a plain-words headline, what it touches grouped as people think of
+    it, warnings where it matters, who asked, and what happened so far."""
     plan = Plan.from_dict(request.plan) if request.plan else None
+    intent = plan_words.intent_of(request.intent.get("text"))
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{request.action} · {request.id}"[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": _truncate(f"{_icon(intent)} {headline(request, names)}", 150), "emoji": True}},
+        *warning_blocks(request),
+    ]
+    if plan:
+        blocks += plan_detail(plan)
+    blocks.append(
         {
             "type": "section",
             "fields": [
+                {"type": "mrkdwn", "text": f"*Request*\n{request.id}"},
                 {"type": "mrkdwn", "text": f"*Requested by*\n<@{request.requester}>"},
-                {"type": "mrkdwn", "text": f"*Workspace*\n`{escape(request.workspace)}`"},
                 {"type": "mrkdwn", "text": f"*Command*\n`/aml {_truncate(escape(request.text), FIELD_LIMIT - 40)}`"},
                 {"type": "mrkdwn", "text": f"*Approvals*\n{len(request.approvers)} of {request.approvals_required}"},
             ],
-        },
-    ]
+        }
+    )
     if plan:
-        blocks.append(section(plan_summary(plan)))
-        for warning in plan.warnings[:MAX_WARNINGS]:
-            blocks.append(context(f":warning: {escape(warning)}"))
-        if len(plan.warnings) > MAX_WARNINGS:
-            blocks.append(context(f":warning: …and {len(plan.warnings) - MAX_WARNINGS} more warning(s)"))
-        blocks.append(context(f"Plan `{plan.hash[:19]}…`"))
+        listed = "" if names_every_item(plan) else " · every item is listed in the plan file in the thread"
+        blocks.append(context(f"Plan `{plan.hash[:19]}…`{listed}"))
     blocks.append({"type": "divider"})
     blocks.append(section(status_line(request)))
     if frozen and not request.final:
@@ -176,45 +217,94 @@ def request_card(
         blocks.append(context(f"Expires {_when(request.expires_at)} if nobody decides."))
     buttons = _BUTTONS.get(request.state)
     if buttons:
-        blocks.append({"type": "actions", "block_id": f"decide:{request.id}", "elements": [b(request.id) for b in buttons]})
+        blocks.append({"type": "actions", "block_id": f"decide:{request.id}", "elements": [b(request) for b in buttons]})
     return blocks
 
 
-def _button(action_id: str, label: str, style: str | None = None, confirm: tuple[str, str] | None = None) -> Callable[[str], Block]:
-    def render(request_id: str) -> Block:
-        button: Block = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": request_id}
-        if style:
-            button["style"] = style
-        if confirm:
-            title, text = confirm
-            button["confirm"] = {
-                "title": {"type": "plain_text", "text": title},
-                "text": {"type": "mrkdwn", "text": text},
-                "confirm": {"type": "plain_text", "text": label},
-                "deny": {"type": "plain_text", "text": "Back"},
-            }
-        return button
-
-    return render
+def _button(action_id: str, label: str, style: str | None = None, confirm: tuple[str, str] | None = None) -> Block:
+    button: Block = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}}
+    if style:
+        button["style"] = style
+    if confirm:
+        title, text = confirm
+        button["confirm"] = {
+            "title": {"type": "plain_text", "text": _truncate(title, 100)},
+            "text": {"type": "mrkdwn", "text": _truncate(text, 300)},
+            "confirm": {"type": "plain_text", "text": label[:30]},
+            "deny": {"type": "plain_text", "text": "Back"},
+            **({"style": style} if style else {}),
+        }
+    return button
 
 
-_APPROVE_BUTTON = _button(APPROVE, "Approve", "primary", ("Approve this request?", "It runs exactly what the card lists."))
-_REJECT_BUTTON = _button(REJECT, "Reject", "danger")
-_CANCEL_BUTTON = _button(CANCEL, "Cancel")
-_RUN_NOW_BUTTON = _button(RUN_NOW, "Run now", "primary", ("Run it now?", "It skips the rest of the cooling-off."))
+def approve_button(request: RequestRecord) -> Block:
+    """Approve, dressed for what it does: a destructive request's button and its confirmation are
+    red and say the consequence for this request; an export's are green."""
+    plan = Plan.from_dict(request.plan) if request.plan else None
+    intent = plan_words.intent_of(request.intent.get("text"))
+    consequence = plan_words.consequence(plan, intent) if plan else "It runs exactly what the card lists."
+    if intent is not None and intent.verb is Verb.EXPORT:
+        button = _button(APPROVE, "Approve", "primary", ("Approve this export?", consequence))
+    elif plan_words.severe(intent):
+        assert intent is not None
+        label = "Approve purge" if intent.purge else "Approve workspace deletion"
+        button = _button(APPROVE, label, "danger", (f"{'Purge' if intent.purge else 'Delete'} workspace {request.workspace}?", consequence))
+    else:
+        button = _button(APPROVE, "Approve deletion", "danger", ("Delete for good?", consequence))
+    return button | {"value": request.id}
+
+
+def _simple(action_id: str, label: str, style: str | None = None, confirm: tuple[str, str] | None = None) -> Callable[[RequestRecord], Block]:
+    return lambda request: _button(action_id, label, style, confirm) | {"value": request.id}
+
+
+_REJECT_BUTTON = _simple(REJECT, "Reject")
+_CANCEL_BUTTON = _simple(CANCEL, "Cancel")
+_RUN_NOW_BUTTON = _simple(RUN_NOW, "Run now", "danger", ("Run it now?", "It skips the rest of the cooling-off: the deletion starts at once."))
 
 # What may still be done to a request in each state; a decided one shows nothing to click.
-_BUTTONS: dict[State, tuple[Callable[[str], Block], ...]] = {
-    State.PENDING: (_APPROVE_BUTTON, _REJECT_BUTTON, _CANCEL_BUTTON),
+_BUTTONS: dict[State, tuple[Callable[[RequestRecord], Block], ...]] = {
+    State.PENDING: (approve_button, _REJECT_BUTTON, _CANCEL_BUTTON),
     State.APPROVED: (_RUN_NOW_BUTTON, _CANCEL_BUTTON),
     State.QUEUED: (_CANCEL_BUTTON,),
     State.RUNNING: (_CANCEL_BUTTON,),  # stops between steps, with a partial receipt
 }
 
 
-def approval_buttons(request_id: str) -> list[Block]:
+def approval_buttons(request: RequestRecord) -> list[Block]:
     """Approve and Reject exactly as the card has them, for other places that list what waits (App Home)."""
-    return [_APPROVE_BUTTON(request_id), _REJECT_BUTTON(request_id)]
+    return [approve_button(request), _REJECT_BUTTON(request)]
+
+
+REASON_LIMIT = 500  # characters of a rejection's reason
+
+
+def reject_modal(request: RequestRecord, origin: str, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The form Reject opens: why, in words the requester will read. `origin` is where the click
+    came from (the card's channel or the Home tab), for the answer to go back there."""
+    return {
+        "type": "modal",
+        "callback_id": ActionId.REJECT_REASON,
+        "private_metadata": json.dumps({"request_id": request.id, "origin": origin}),
+        "title": {"type": "plain_text", "text": f"Reject {request.id}"[:24]},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Back"},
+        "blocks": [
+            section(f"*{escape(headline(request, names))}*\nasked by <@{request.requester}>"),
+            {
+                "type": "input",
+                "block_id": ActionId.REJECT_REASON,
+                "label": {"type": "plain_text", "text": "Why? The requester reads this in the card's thread."},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ActionId.REJECT_REASON,
+                    "multiline": True,
+                    "max_length": REASON_LIMIT,
+                    "placeholder": {"type": "plain_text", "text": "e.g. the run is still needed for the Q3 audit"},
+                },
+            },
+        ],
+    }
 
 
 def card_text(request: RequestRecord) -> str:
@@ -222,8 +312,8 @@ def card_text(request: RequestRecord) -> str:
     return f"{request.action} requested by <@{request.requester}> ({request.id}): {request.state.value}"
 
 
-def decision_text(request: RequestRecord, actor: str | None = None) -> str:
-    """The thread post that tells the requester what was decided: by whom, and what happens next."""
+def decision_text(request: RequestRecord, actor: str | None = None, reason: str | None = None) -> str:
+    """The thread post that tells the requester what was decided: by whom, why, and what happens next."""
     by = f" by <@{actor}>" if actor else ""
     approvers = _mentions(request.approvers)
     match request.state:
@@ -233,6 +323,8 @@ def decision_text(request: RequestRecord, actor: str | None = None) -> str:
             news = f"is queued{by}, before the end of its cooling-off."
         case State.QUEUED:
             news = f"is approved by {approvers} and queued."
+        case State.REJECTED | State.CANCELLED if reason:
+            news = f"was {request.state.value}{by}: “{escape(reason)}”"
         case State.REJECTED | State.CANCELLED:
             news = f"was {request.state.value}{by}."
         case State.EXPIRED:
@@ -272,17 +364,46 @@ def totals_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{count} {label(status)}" for status, count in sorted(counts.items()))
 
 
+# A receipt's outcomes in the order and the words a requester reads them.
+_OUTCOME_WORDS = {
+    "deleted": "Deleted",
+    "soft_deleted": "Deleted, recoverable for 14 days",
+    "archived": "Archived (the most the service allows)",
+    "already_absent": "Already gone",
+    "retained": "Kept",
+    "changed": "Kept, changed since the plan",
+    "failed": "Failed",
+}
+_WITH_REASONS = ("retained", "changed", "failed")  # outcomes whose items say why
+RECEIPT_EXAMPLES = 5  # items named under each outcome; the receipt file lists them all
+
+
 def receipt_summary(document: dict[str, Any]) -> list[Block]:
-    lines = [f":receipt: *Deletion receipt* for {document['request_id']} — {document['state'].replace('_', ' ')}", totals_text(document["totals"])]
+    """The receipt in words: what was deleted, what was kept and why, what failed and why, each
+    with its first few items by name; every item is in the signed file beside it."""
+    state = document["state"].replace("_", " ")
+    lines = [f":receipt: *Deletion receipt* for {document['request_id']} — {state}"]
     for note in ("stopped", "unverified"):
         if document.get(note):
             lines.append(escape(document[note]))
-    unsettled = [item for item in document["items"] if item["status"] in ("failed", "changed", "retained")][:10]
-    for item in unsettled:
-        lines.append(f"• {label(item['status'])} `{escape(item['ref'])}`: {escape(item['reason'])}")
+    base = Plan(action=document["action"], workspace=document["workspace"], target=document.get("target", ""))
+    present = [st for st in _OUTCOME_WORDS if st in document["totals"]] + [st for st in document["totals"] if st not in _OUTCOME_WORDS]
+    for status in present:
+        words = _OUTCOME_WORDS.get(status) or label(status).capitalize()
+        entries = [i for i in document["items"] if i["status"] == status]
+        if not entries:
+            continue
+        items = tuple(PlanItem(ItemKind(i["kind"]), i["ref"], i.get("size"), i.get("container")) for i in entries)
+        plan = Plan(action=base.action, workspace=base.workspace, target=base.target, items=items)
+        lines.append(f"*{words}*: {plan_words.amount(plan)}")
+        for entry, item in list(zip(entries, items))[:RECEIPT_EXAMPLES]:
+            why = f" — {escape(entry['reason'])}" if entry.get("reason") and status in _WITH_REASONS else ""
+            lines.append(f"  • {escape(plan_words.item_label(item, plan))}{why}")
+        if len(entries) > RECEIPT_EXAMPLES:
+            lines.append(f"  …and {len(entries) - RECEIPT_EXAMPLES} more")
     if document["appeared_and_left_alone"]:
-        lines.append(f"{len(document['appeared_and_left_alone'])} item(s) appeared after the plan and were left alone.")
-    return [section("\n".join(lines)), context(f"Plan `{document['plan_hash'][:19]}…` · verify with `amlbot audit verify-receipt`")]
+        lines.append(f"*Left alone*: {len(document['appeared_and_left_alone'])} item(s) appeared after the plan and were not touched.")
+    return [section("\n".join(lines)), context(f"Plan `{document['plan_hash'][:19]}…` · every item is in the receipt file · verify with `amlbot audit verify-receipt`")]
 
 
 def error_text(message: str, usage: str | None = None, hint: str | None = None) -> str:

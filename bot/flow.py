@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import cards, metrics, policy, wording
+from bot import cards, metrics, plan_words, policy, wording
 from bot.doors import Doors
 from bot.lifecycle import FINAL, WAITING, IllegalTransition, RequestExpired, State
 from bot.people import NameNotFound, SlackPeople
@@ -94,6 +94,7 @@ class Flow:
         self._card_locks = [asyncio.Lock() for _ in range(CARD_LOCKS)]
         self.on_change: list[Callable[[RequestRecord], Awaitable[None]]] = []  # told after each card refresh
         self.people = SlackPeople(client)
+        self.on_home_notice: list[Callable[[str, str], Awaitable[None]]] = []  # answers for a user on the Home tab
 
     @property
     def store(self) -> Store:
@@ -206,7 +207,7 @@ class Flow:
         except SlackApiError as error:
             return await self._withdraw(record, error)
         await asyncio.to_thread(self.store.set_card, record.id, posted["ts"])
-        if cards.listed_items(plan) < len(plan.items):
+        if not cards.names_every_item(plan):
             await self._post_plan_file(record, posted["ts"], plan.to_dict())
         await self._announce(record, posted["ts"])
         return f"Request {record.id} is waiting for approval."
@@ -402,11 +403,11 @@ class Flow:
 
     # ---- clicks ----------------------------------------------------------------------------
 
-    async def click(self, action_id: str, value: object, where: Where) -> str | None:
+    async def click(self, action_id: str, value: object, where: Where, trigger_id: str | None = None) -> str | None:
         """A button on a card; returns the private reply, if any. Nothing here trusts the payload."""
         handlers: dict[str, Callable[[RequestRecord, Where], Awaitable[str | None]]] = {
             cards.APPROVE: self._approve,
-            cards.REJECT: self._reject,
+            cards.REJECT: lambda record, at: self._ask_reason(record, at, trigger_id),
             cards.CANCEL: self._cancel,
             cards.RUN_NOW: self._run_now,
         }
@@ -452,23 +453,61 @@ class Flow:
         await self.tell(result.request, cards.decision_text(result.request))
         return None
 
-    async def _reject(self, record: RequestRecord, where: Where) -> str | None:
+    async def _may_reject(self, record: RequestRecord, where: Where) -> str | None:
+        """Why `where.user` may not reject `record` now (refused and audited), or None."""
         if record.state is not State.PENDING:
             return await self._too_late(where, "reject.refused", record)
         allowed = await self._may_approve(record, where)
         # A requester may always withdraw their own request.
         if not allowed.allowed and where.user != record.requester:
             return await self._refuse(where, "reject.refused", allowed.reason, request_id=record.id)
+        return None
+
+    async def _ask_reason(self, record: RequestRecord, where: Where, trigger_id: str | None) -> str | None:
+        """Reject opens a form asking why; the rejection happens when it is sent (`reject`)."""
+        if refused := await self._may_reject(record, where):
+            return refused
+        try:
+            await self.client.views_open(
+                trigger_id=trigger_id or "", view=cards.reject_modal(record, where.channel, await self.names(record))
+            )
+        except SLACK_TROUBLE as error:
+            log.warning("reject form failed", extra={"request_id": record.id, "error": slack_error(error)})
+            return cards.error_text(f"Slack did not open the form for a reason ({slack_error(error)}): press Reject again.")
+        return None
+
+    async def reject(self, value: object, reason: str, where: Where) -> str | None:
+        """The reject form was sent: the request is rejected, and its reason goes to the requester (in
+        the card's thread, mentioning them) and into the audit log."""
+        if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
+            return await self._refuse(where, "reject.refused", "That form does not name a request.", value=str(value)[:40])
+        record = await asyncio.to_thread(self.store.get, value)
+        if record is None or where.channel not in (record.channel_id, HOME_TAB) or record.team_id != where.team:
+            return await self._refuse(where, "reject.refused", "That request does not exist in this channel.", value=value)
+        if refused := await self._may_reject(record, where):
+            return refused
+        reason = " ".join(reason.split())[: cards.REASON_LIMIT]
         try:
             moved = await asyncio.to_thread(
                 self.store.transition, record.id, State.REJECTED, actor=where.user, event="request.rejected",
-                expected=frozenset({State.PENDING}), decided_by=where.user, decided_at=now(),
+                expected=frozenset({State.PENDING}), decided_by=where.user, decided_at=now(), detail={"reason": reason},
             )
         except IllegalTransition:
             return await self._too_late(where, "reject.refused", record)
         await self.refresh_card(moved)
-        await self.tell(moved, cards.decision_text(moved, where.user))
+        await self.tell(moved, cards.decision_text(moved, where.user, reason))
         return None
+
+    async def answer_privately(self, where: Where, text: str) -> None:
+        """An answer with no response_url (a submitted form): only `where.user` sees it."""
+        if where.channel == HOME_TAB:
+            for notice in self.on_home_notice:
+                await notice(where.user, text)
+            return
+        try:
+            await self.client.chat_postEphemeral(channel=where.channel, user=where.user, text=text)
+        except SLACK_TROUBLE as error:
+            log.warning("private answer failed", extra={"user": where.user, "error": slack_error(error)})
 
     async def _run_now(self, record: RequestRecord, where: Where) -> str | None:
         """An approver ends a cooling-off early: APPROVED → QUEUED."""
@@ -504,10 +543,22 @@ class Flow:
 
     # ---- Slack edges -----------------------------------------------------------------------
 
+    async def names(self, record: RequestRecord) -> dict[str, str]:
+        """The Slack name of the person a request is about, for headlines in plain text."""
+        intent = plan_words.intent_of(record.intent.get("text"))
+        if intent is None or intent.user is None or intent.user.type is not UserRefType.SLACK:
+            return {}
+        try:
+            people = await self.people.everyone()
+        except SLACK_TROUBLE as error:
+            log.warning("people lookup failed", extra={"request_id": record.id, "error": slack_error(error)})
+            return {}
+        return {p.id: p.real_name or p.handle for p in people if p.id == intent.user.value}
+
     async def _card(self, record: RequestRecord) -> list[cards.Block]:
         pool = policy.approver_pool(self.s.config.policy, await self.s.groups.all_members(), record.workspace)
         frozen = await asyncio.to_thread(self.store.frozen)
-        return cards.request_card(record, approvers=pool - {record.requester}, frozen=frozen)
+        return cards.request_card(record, approvers=pool - {record.requester}, frozen=frozen, names=await self.names(record))
 
     async def refresh_card(self, record: RequestRecord) -> None:
         """Re-render the card from the database: it never says more than the store knows."""

@@ -45,7 +45,7 @@ def _waiting(request: RequestRecord) -> list[cards.Block]:
     )
     return [
         cards.section(text),
-        {"type": "actions", "block_id": f"home:{request.id}", "elements": cards.approval_buttons(request.id)},
+        {"type": "actions", "block_id": f"home:{request.id}", "elements": cards.approval_buttons(request)},
     ]
 
 

@@ -20,7 +20,15 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sandbox.parts import SlackSender, SlackWebApiStandIn, block_actions_body, slash_command_body
+from sandbox.parts import (
+    SlackSender,
+    SlackWebApiStandIn,
+    app_home_opened_body,
+    block_actions_body,
+    home_click_body,
+    slash_command_body,
+    view_submission_body,
+)
 
 STATIC = Path(__file__).parent / "static"
 KEEP_ALIVE = 15.0  # seconds between comments on an idle event stream
@@ -57,6 +65,7 @@ class ConsoleStandIn(SlackWebApiStandIn):
         self.suggestions = list(suggestions or [])  # commands offered above the message box
         self._sender: SlackSender | None = None
         self._notes: list[dict[str, Any]] = []  # the console's own lines (commands typed, errors)
+        self._closed: set[str] = set()  # ids of forms sent or closed
         self.version = 0
         self._changed: asyncio.Condition | None = None
         self._closing = False
@@ -86,6 +95,9 @@ class ConsoleStandIn(SlackWebApiStandIn):
         app.router.add_post("/console/command", self._command)
         app.router.add_post("/console/message", self._message)
         app.router.add_post("/console/action", self._action)
+        app.router.add_post("/console/form", self._form)
+        app.router.add_post("/console/home", self._home)
+        app.router.add_post("/console/home/action", self._home_action)
         app.router.add_get("/console/files/{file_id}/{name}", self._file)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await runner.setup()
@@ -207,6 +219,8 @@ class ConsoleStandIn(SlackWebApiStandIn):
                     {"id": self.dm_channel(me), "name": "amlbot (direct messages)"},
                 ],
                 "messages": self._visible(me),
+                "form": self._open_form(me),
+                "home": self.home_views.get(me),
             },
             headers={"Cache-Control": "no-store"},
         )
@@ -321,6 +335,7 @@ class ConsoleStandIn(SlackWebApiStandIn):
             block_actions_body(
                 element["action_id"], element.get("value", ""), user, channel, ts, team_id=self.team_id,
                 block_id=block_id, response_url=self.response_url_for(channel, ts, user=user, thread_ts=message.get("thread_ts")),
+                trigger_id=self.issue_trigger(user),
                 message={k: v for k, v in message.items() if k != "channel"},
                 button_text=(element.get("text") or {}).get("text", ""),
                 user_name=self.users[user]["name"], channel_name=self._channel_name(channel),
@@ -332,11 +347,61 @@ class ConsoleStandIn(SlackWebApiStandIn):
             await self._bump()
         return web.json_response({"ok": status == 200, "status": status})
 
-    async def _deliver(self, body: bytes) -> tuple[int, str]:
+    def _open_form(self, me: str) -> dict[str, Any] | None:
+        """The form (modal) the bot opened for `me` and `me` has not yet sent or closed."""
+        return next((m for m in reversed(self.modals) if m["user"] == me and m["id"] not in self._closed), None)
+
+    async def _form(self, request: web.Request) -> web.Response:
+        """A form sent (its typed values) or closed; a sent one goes to the bot as Slack sends it."""
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="JSON expected") from None
+        user = body.get("user") if isinstance(body, dict) else None
+        form = self._open_form(user) if isinstance(user, str) else None
+        if form is None or form["id"] != body.get("view_id"):
+            raise web.HTTPNotFound(text="no such open form")
+        self._closed.add(form["id"])
+        status = 200
+        if body.get("submit"):
+            values = body.get("values") if isinstance(body.get("values"), dict) else {}
+            typed = {str(b): {str(a): str(v) for a, v in actions.items()} for b, actions in values.items() if isinstance(actions, dict)}
+            status, _ = await self._deliver(view_submission_body(form, user, typed, self.team_id, api_app_id=self.app_id))
+        await self._bump()
+        return web.json_response({"ok": status == 200, "status": status})
+
+    async def _home(self, request: web.Request) -> web.Response:
+        """The person opens amlbot's Home tab: Slack sends the bot `app_home_opened`."""
+        body = await request.json()
+        user = body.get("user") if isinstance(body, dict) else None
+        if user not in self.users:
+            raise web.HTTPBadRequest(text="unknown user")
+        status, _ = await self._deliver(app_home_opened_body(user, self.team_id, api_app_id=self.app_id), "application/json")
+        return web.json_response({"ok": status == 200, "status": status})
+
+    async def _home_action(self, request: web.Request) -> web.Response:
+        """A button on the person's Home tab, as Slack sends the click (no channel, no response_url)."""
+        body = await request.json()
+        user = body.get("user") if isinstance(body, dict) else None
+        view = self.home_views.get(user) if isinstance(user, str) else None
+        element = next(
+            (e for b in (view or {}).get("blocks", []) if b.get("type") == "actions" for e in b.get("elements", [])
+             if e.get("action_id") == body.get("action_id") and e.get("value") == body.get("value")),
+            None,
+        )
+        if element is None:
+            raise web.HTTPNotFound(text="no such button on the Home tab")
+        status, _ = await self._deliver(
+            home_click_body(element["action_id"], element.get("value", ""), user, self.team_id,
+                            trigger_id=self.issue_trigger(user), api_app_id=self.app_id)
+        )
+        return web.json_response({"ok": status == 200, "status": status})
+
+    async def _deliver(self, body: bytes, content_type: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
         if self._sender is None:
             return 503, ""
         try:
-            return await self._sender.send(body)
+            return await self._sender.send(body, content_type=content_type)
         except (TimeoutError, OSError):
             return 504, ""
 

@@ -21,7 +21,14 @@ from tests.standins.azure.server import AzureStandIn  # noqa: E402
 from tests.standins.azure.state import AZURITE_ACCOUNT, AzureState, Identity, Workspace  # noqa: E402
 from tests.standins.graph import GraphStandIn  # noqa: E402
 from tests.standins.slack_api import SlackWebApiStandIn  # noqa: E402
-from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body  # noqa: E402
+from tests.standins.slack_signing import (  # noqa: E402
+    SlackSender,
+    app_home_opened_body,
+    block_actions_body,
+    home_click_body,
+    slash_command_body,
+    view_submission_body,
+)
 from tests.support.azurite import azurite, free_port  # noqa: E402
 
 __all__ = [
@@ -36,9 +43,12 @@ __all__ = [
     "SlackSender",
     "SlackWebApiStandIn",
     "Workspace",
+    "app_home_opened_body",
     "azurite",
     "block_actions_body",
+    "home_click_body",
     "free_port",
     "slash_command_body",
     "standin_environment",
+    "view_submission_body",
 ]

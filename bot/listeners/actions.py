@@ -1,4 +1,4 @@
-"""Card buttons: approve, reject, cancel, run now. Ack at once, then decide in the flow."""
+"""Card buttons (approve, reject, cancel, run now) and the reject form. Ack at once, then decide in the flow."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import cards
 from bot.flow import Flow, Where
-from bot.listeners.payload import DATABASE_DOWN, id_of
+from bot.listeners.payload import DATABASE_DOWN, form_value, id_of, metadata, trigger_of
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,24 @@ def register(app: AsyncApp, flow: Flow) -> None:
         where = Where(team=id_of(body.get("team")), channel=id_of(body.get("channel")), user=id_of(body.get("user")))
         try:
             # The flow checks the value: a malformed one is refused and audited like any other click.
-            reply = await flow.click(action["action_id"], action.get("value"), where)
+            reply = await flow.click(action["action_id"], action.get("value"), where, trigger_of(body))
         except SQLAlchemyError:
             # Slack already has its 200: without this the person would hear nothing at all.
             log.exception("database error on a click", extra={"action_id": action["action_id"]})
             reply = DATABASE_DOWN
         if reply:
             await respond(text=reply, response_type="ephemeral", replace_original=False)
+
+    @app.view(cards.ActionId.REJECT_REASON)
+    async def reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()  # closes the form; the answer, if any, comes privately
+        meta = metadata(view)
+        where = Where(team=id_of(body.get("team")), channel=str(meta.get("origin") or ""), user=id_of(body.get("user")))
+        reason = form_value(view, cards.ActionId.REJECT_REASON)
+        try:
+            reply = await flow.reject(meta.get("request_id"), reason, where)
+        except SQLAlchemyError:
+            log.exception("database error on a reject form")
+            reply = DATABASE_DOWN
+        if reply:
+            await flow.answer_privately(where, reply)

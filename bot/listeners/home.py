@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot import cards, policy
 from bot.flow import HOME_TAB, Flow, Where
 from bot.home import MAX_MINE, HomeContent, home_view
-from bot.listeners.payload import id_of
+from bot.listeners.payload import id_of, trigger_of
 from bot.lifecycle import FINAL, State
 from bot.store.store import RequestRecord, now
 
@@ -82,6 +82,7 @@ async def _from_home(body: dict[str, Any]) -> bool:
 def register(app: AsyncApp, flow: Flow) -> HomeTab:
     tab = HomeTab(flow)
     flow.on_change.append(tab.changed)
+    flow.on_home_notice.append(lambda user, text: tab.publish(user, notice=text))
 
     @app.event("app_home_opened")
     async def opened(event: dict[str, Any]) -> None:
@@ -95,7 +96,7 @@ def register(app: AsyncApp, flow: Flow) -> HomeTab:
         await ack()
         user = id_of(body.get("user"))
         where = Where(team=id_of(body.get("team")), channel=HOME_TAB, user=user)
-        reply = await flow.click(action["action_id"], action.get("value"), where)
+        reply = await flow.click(action["action_id"], action.get("value"), where, trigger_of(body))
         tab.viewers.add(user)
         await tab.publish(user, notice=reply)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # What the person is told when the database fails after the ack (Slack has already had its 200).
@@ -13,3 +14,28 @@ def id_of(part: Any) -> str:
     value = part.get("id") if isinstance(part, dict) else None
     return value if isinstance(value, str) else ""
 
+
+
+def metadata(view: Any) -> dict[str, Any]:
+    """A view's private_metadata as the JSON object the bot wrote there; anything else counts as empty."""
+    raw = view.get("private_metadata") if isinstance(view, dict) else None
+    try:
+        decoded = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def form_value(view: Any, key: str) -> str:
+    """The text typed into the input whose block and action ids are both `key`; '' when absent."""
+    try:
+        value = view["state"]["values"][key][key]["value"]
+    except (KeyError, TypeError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def trigger_of(body: dict[str, Any]) -> str | None:
+    """The trigger id of a click, which lets the bot open a form in answer to it."""
+    trigger = body.get("trigger_id")
+    return trigger if isinstance(trigger, str) else None

@@ -10,13 +10,13 @@ const EMOJI = {
   eyes: "👀", tada: "🎉", rocket: "🚀", hourglass: "⌛", information_source: "ℹ️", bell: "🔔",
   white_circle: "⚪", large_green_circle: "🟢", red_circle: "🔴", stopwatch: "⏱️", clipboard: "📋",
   link: "🔗", mag: "🔍", memo: "📝", heavy_check_mark: "✔️", construction: "🚧", broom: "🧹",
-  thumbsup: "👍", "+1": "👍", wave: "👋", bust_in_silhouette: "👤", file_folder: "📁", floppy_disk: "💾",
+  rotating_light: "🚨", thumbsup: "👍", "+1": "👍", wave: "👋", bust_in_silhouette: "👤", file_folder: "📁", floppy_disk: "💾",
 };
 const COLORS = ["#e8912d", "#2bac76", "#1264a3", "#cd2553", "#8a4ba7", "#3aa3e3", "#4a154b", "#d97706"];
 
 const ui = {
   me: null, channel: null, thread: null, data: null, loading: false, again: false,
-  seen: {}, lastRender: {}, previews: {}, history: [], historyAt: 0, highlight: null,
+  seen: {}, lastRender: {}, previews: {}, history: [], historyAt: 0, highlight: null, view: "channel", formId: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -153,6 +153,7 @@ function button(el, where) {
   const label = emoji(esc((el.text && el.text.text) || ""));
   if (el.url) return `<a class="btn${style}" href="${esc(safeUrl(el.url))}" target="_blank" rel="noopener">${label}</a>`;
   return `<button class="btn${style}" data-action="${esc(el.action_id)}" data-block="${esc(where.block || "")}"` +
+    ` data-value="${esc(el.value || "")}"${where.home ? ' data-home="1"' : ""}` +
     ` data-channel="${esc(where.channel)}" data-ts="${esc(where.ts)}"` +
     (el.confirm ? ` data-confirm="${esc(JSON.stringify(el.confirm))}"` : "") + `>${label}</button>`;
 }
@@ -178,6 +179,12 @@ function block(b, where) {
       return `<div class="b-actions">${(b.elements || []).map((e) => button(e, at)).join("")}</div>`;
     case "markdown":
       return `<div class="text">${mrkdwn(b.text)}</div>`;
+    case "input": {
+      const el = b.element || {};
+      return `<label class="b-input"><span>${textObject(b.label)}</span><textarea data-block="${esc(b.block_id || "")}"` +
+        ` data-input="${esc(el.action_id || "")}" maxlength="${esc(el.max_length || 3000)}"` +
+        ` placeholder="${esc((el.placeholder && el.placeholder.text) || "")}"></textarea></label>`;
+    }
     case "image":
       return `<div class="b-image"><img src="${esc(safeUrl(b.image_url))}" alt="${esc(b.alt_text || "")}"></div>`;
     default:
@@ -308,13 +315,62 @@ function renderChrome() {
   if ($("suggestions").dataset.chips !== chips) { $("suggestions").innerHTML = chips; $("suggestions").dataset.chips = chips; }
 }
 
+function renderHome() {
+  const home = ui.data.home;
+  $("home").innerHTML = home ? (home.blocks || []).map((b) => block(b, { home: true })).join("")
+    : '<div class="intro">Opening the Home tab…</div>';
+}
+
+function renderForm() {
+  const form = ui.data.form;
+  if (!form) { $("form-backdrop").hidden = true; ui.formId = null; return; }
+  if (ui.formId === form.id) return;  // keep what is being typed
+  ui.formId = form.id;
+  $("form-title").innerHTML = textObject(form.title);
+  $("form-body").innerHTML = (form.blocks || []).map((b) => block(b, {})).join("");
+  $("form-submit").innerHTML = textObject(form.submit || { type: "plain_text", text: "Submit" });
+  $("form-close").innerHTML = textObject(form.close || { type: "plain_text", text: "Cancel" });
+  $("form-backdrop").hidden = false;
+  const first = $("form-body").querySelector("textarea");
+  if (first) first.focus();
+}
+
+async function sendForm(submit) {
+  const form = ui.data && ui.data.form;
+  if (!form) return;
+  const values = {};
+  for (const area of $("form-body").querySelectorAll("textarea")) {
+    (values[area.dataset.block] = values[area.dataset.block] || {})[area.dataset.input] = area.value;
+  }
+  await post("/console/form", { user: ui.me, view_id: form.id, submit, values });
+  load();
+}
+
+async function openHome() {
+  ui.view = "home";
+  ui.thread = null;
+  render();
+  await post("/console/home", { user: ui.me });
+  load();
+}
+
 function render() {
   if (!ui.data) return;
   if (!ui.channel || !ui.data.channels.some((c) => c.id === ui.channel)) ui.channel = ui.data.channels[0].id;
   const newest = ui.data.messages.filter((m) => m.channel === ui.channel).reduce((t, m) => Math.max(t, Number(m.ts)), 0);
   ui.seen[ui.channel] = Math.max(ui.seen[ui.channel] || 0, newest);
   renderChrome();
+  const home = ui.view === "home";
+  $("home").hidden = !home;
+  $("messages").hidden = $("composer").hidden = home;
+  $("home-link").classList.toggle("active", home);
+  if (home) {
+    $("channel-name").textContent = "◆ amlbot — Home";
+    document.querySelectorAll("#channel-list li").forEach((li) => li.classList.remove("active"));
+    renderHome();
+  }
   renderMessages();
+  renderForm();
   document.body.dataset.version = String(ui.data.version);
   document.body.dataset.user = ui.me;
 }
@@ -359,7 +415,7 @@ function actAs(id) {
   ui.me = id;
   localStorage.setItem("amlbot.sandbox.user", id);
   ui.lastRender = {};
-  load();
+  if (ui.view === "home") openHome(); else load();
 }
 
 async function send(text) {
@@ -397,7 +453,8 @@ async function press(el) {
   if (el.dataset.confirm && !(await confirmDialog(JSON.parse(el.dataset.confirm)))) return;
   el.disabled = true;
   try {
-    await post("/console/action", {
+    if (el.dataset.home) await post("/console/home/action", { user: ui.me, action_id: el.dataset.action, value: el.dataset.value });
+    else await post("/console/action", {
       user: ui.me, channel: el.dataset.channel, ts: el.dataset.ts, action_id: el.dataset.action, block_id: el.dataset.block || "",
     });
   } finally {
@@ -438,12 +495,15 @@ document.addEventListener("click", (event) => {
   else if (el.matches(".permalink")) { event.preventDefault(); goTo(el.dataset.channel, el.dataset.ts, el.dataset.thread); }
   else if (el.matches(".preview")) { event.preventDefault(); preview(el); }
   else if (el.matches("[data-fill]")) { $("message-input").value = el.dataset.fill; $("message-input").focus(); }
-  else if (el.matches("#channel-list li")) { ui.channel = el.dataset.channel; ui.thread = null; ui.stick = true; render(); }
+  else if (el.matches("#channel-list li")) { ui.view = "channel"; ui.channel = el.dataset.channel; ui.thread = null; ui.stick = true; render(); }
   else if (el.matches("#people-list li")) actAs(el.dataset.user);
 });
 
 $("user-switcher").addEventListener("change", (event) => actAs(event.target.value));
 $("close-thread").addEventListener("click", () => { ui.thread = null; render(); });
+$("home-link").addEventListener("click", () => openHome());
+$("form-submit").addEventListener("click", () => sendForm(true));
+$("form-close").addEventListener("click", () => sendForm(false));
 $("composer-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = $("message-input");
@@ -459,6 +519,7 @@ $("message-input").addEventListener("keydown", (event) => {
 });
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !$("dialog-backdrop").hidden) $("dialog-deny").click();
+  else if (event.key === "Escape" && !$("form-backdrop").hidden) $("form-close").click();
 });
 
 ui.me = new URLSearchParams(location.search).get("as") || localStorage.getItem("amlbot.sandbox.user");

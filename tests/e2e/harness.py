@@ -23,7 +23,8 @@ from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.graph import GraphStandIn
 from tests.standins.slack_api import SlackWebApiStandIn
-from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body
+from bot import cards
+from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body, view_submission_body
 from tests.support.azurite import free_port
 
 SIGNING_SECRET = "test-signing-secret"
@@ -90,12 +91,37 @@ class Harness:
     def click_body(self, action_id: str, value: str, user: str, *, card_ts: str = "", channel: str = CHANNEL) -> bytes:
         """One delivery of a button click (any value, any channel), as bytes, to send or resend."""
         url = self.slack.response_url_for(channel, card_ts or None, user=user)
-        return block_actions_body(action_id, value, user, channel, card_ts, response_url=url)
+        return block_actions_body(
+            action_id, value, user, channel, card_ts, response_url=url, trigger_id=self.slack.issue_trigger(user)
+        )
 
     async def click(self, action_id: str, request_id: str, user: str, **kw: Any) -> tuple[int, str]:
         record = self.request(request_id)
         url = self.slack.response_url_for(CHANNEL, record.card_ts, user=user)
+        kw.setdefault("trigger_id", self.slack.issue_trigger(user))
         return await self.sender.click(action_id, request_id, user, CHANNEL, record.card_ts or "", response_url=url, **kw)
+
+    async def open_reject_form(self, request_id: str, user: str) -> dict[str, Any]:
+        """Press Reject and wait for the form asking why, as Slack opens it for `user`."""
+        before = len(self.slack.modals)
+        assert (await self.click(cards.REJECT, request_id, user))[0] == 200
+        return await self.slack.wait_for(
+            lambda: next((m for m in self.slack.modals[before:] if m["user"] == user), None),
+            description=f"the reject form of {request_id} for {user}",
+        )
+
+    def form_body(self, form: dict[str, Any], user: str, reason: str) -> bytes:
+        key = cards.ActionId.REJECT_REASON
+        return view_submission_body(form, user, {key: {key: reason}})
+
+    async def send_form(self, form: dict[str, Any], user: str, reason: str) -> int:
+        return (await self.sender.send(self.form_body(form, user, reason)))[0]
+
+    async def reject(self, request_id: str, user: str, reason: str = "not needed any more") -> RequestRecord:
+        """Reject through the form, as a person does: press Reject, say why, send."""
+        form = await self.open_reject_form(request_id, user)
+        assert await self.send_form(form, user, reason) == 200
+        return await self.wait_state(request_id, State.REJECTED)
 
     def request(self, request_id: str) -> RequestRecord:
         record = self.store.get(request_id)
@@ -189,6 +215,7 @@ async def start_harness(
     slack = SlackWebApiStandIn(usergroups={"SAPPROVERS": [APPROVER_1]})
     for user_id, name in PEOPLE.items():  # members of the team, as in Slack: a DM to them opens
         slack.add_user(user_id, name)
+    slack.trigger_ttl = None  # Slack's 3 s for opening a form: these tests must not depend on timing
     await slack.start()
     settings = Settings(
         slack_bot_token="xoxb-test-token",

@@ -396,4 +396,5 @@ async def test_a_post_slack_refuses_for_good_is_audited_not_retried(harness: Har
     assert "not_in_channel" in refused.detail
     assert len(posts(harness, request.id, "deletion receipt for")) == 1 and receipt_files(harness, request.id) == []
     await asyncio.sleep(0.5)  # several sweeps: none tries again
-    assert len(harness.slack.calls_to("files.getUploadURLExternal")) == 1
+    uploads = harness.slack.calls_to("files.getUploadURLExternal")
+    assert len([c for c in uploads if c.args["filename"].endswith("-receipt.json")]) == 1

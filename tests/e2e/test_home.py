@@ -5,12 +5,9 @@ links and receipts one may see, kept fresh as requests change."""
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from slack_sdk.models.views import View
@@ -18,35 +15,18 @@ from slack_sdk.models.views import View
 from bot import cards
 from bot.lifecycle import State
 from tests.e2e.harness import APPROVER_1, APPROVER_2, REQUESTER, STRANGER, TEAM, Harness, start_harness, stop_harness
-from tests.standins.slack_signing import new_trigger_id
+from tests.standins.slack_signing import app_home_opened_body, home_click_body
 
 RUN = "home_train_1700000000_abcd1234"
 PREFIX = f"ExperimentRun/dcid.{RUN}/"
 
 
 def app_home_opened(user: str, tab: str = "home") -> bytes:
-    """An Events API delivery, as Slack posts it: one JSON body."""
-    event = {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": tab, "event_ts": f"{time.time():.6f}"}
-    return json.dumps({
-        "token": "verification-token-not-checked", "team_id": TEAM, "api_app_id": "A0AMLBOT01", "event": event,
-        "type": "event_callback", "event_id": "Ev" + uuid.uuid4().hex[:10].upper(), "event_time": int(time.time()),
-    }).encode()
+    return app_home_opened_body(user, TEAM, tab=tab)
 
 
 def home_click(action_id: str, value: str, user: str) -> bytes:
-    """A button clicked on the Home tab: the container is the view; no channel, no response_url."""
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
-        "api_app_id": "A0AMLBOT01",
-        "token": "verification-token-not-checked",
-        "container": {"type": "view", "view_id": "VHOME00001"},
-        "trigger_id": new_trigger_id(),
-        "team": {"id": TEAM, "domain": "amlbot-test"},
-        "view": {"id": "VHOME00001", "type": "home", "blocks": [], "callback_id": "", "state": {"values": {}}},
-        "actions": [{"action_id": action_id, "block_id": f"home:{value}", "value": value, "type": "button", "action_ts": f"{time.time():.6f}"}],
-    }
-    return urlencode({"payload": json.dumps(payload)}).encode()
+    return home_click_body(action_id, value, user, TEAM)
 
 
 async def open_home(harness: Harness, user: str) -> dict[str, Any]:

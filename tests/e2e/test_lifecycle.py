@@ -138,8 +138,7 @@ async def test_each_state_is_committed_before_the_card_shows_it(harness: Harness
 async def test_illegal_moves_are_refused_clearly_and_change_nothing(harness: Harness) -> None:
     await seed_run(harness)
     request = await harness.submit(f"delete run {RUN}")
-    await click(harness, cards.REJECT, request.id, APPROVER_2)
-    await harness.wait_state(request.id, State.REJECTED)
+    await harness.reject(request.id, APPROVER_2)
     before = harness.store.audit_entries(request.id)
 
     assert await click(harness, cards.APPROVE, request.id, APPROVER_1) == 200
@@ -158,9 +157,11 @@ async def test_illegal_moves_are_refused_clearly_and_change_nothing(harness: Har
 async def test_racing_decisions_leave_one_consistent_outcome(harness: Harness) -> None:
     await seed_run(harness)
     request = await harness.submit(f"delete run {RUN}")
+    # A rejection happens when its form is sent: four forms, open before the race, are sent in it.
+    forms = [await harness.open_reject_form(request.id, APPROVER_2) for _ in range(4)]
     clicks = [
         *(click(harness, cards.APPROVE, request.id, APPROVER_1) for _ in range(4)),
-        *(click(harness, cards.REJECT, request.id, APPROVER_2) for _ in range(4)),
+        *(harness.send_form(form, APPROVER_2, "racing") for form in forms),
         *(click(harness, cards.CANCEL, request.id, REQUESTER) for _ in range(4)),
     ]
     assert set(await asyncio.gather(*clicks)) == {200}
@@ -341,7 +342,7 @@ async def test_cards_tell_the_truth_and_the_requester_hears_each_decision(make_h
     await seed_run(h)
     request = await h.submit(f"delete run {RUN} --workspace dev")
     card = card_says(h, request.id)
-    for fact in (f"<@{REQUESTER}>", f"/aml delete run {RUN} --workspace dev", "`dev`", "3 item(s)", "part-000.txt", "0 of 2"):
+    for fact in (f"<@{REQUESTER}>", f"/aml delete run {RUN} --workspace dev", "workspace dev", "3 files", f"• {RUN} (3 files", "0 of 2"):
         assert fact in card
     assert "Approvers: " in card and f"<@{REQUESTER}>" not in card.split("Approvers: ")[1]
     assert buttons(h, request.id) == [cards.APPROVE, cards.REJECT, cards.CANCEL]
@@ -358,11 +359,14 @@ async def test_cards_tell_the_truth_and_the_requester_hears_each_decision(make_h
 
     await seed_run(h)
     rejected = await h.submit(f"delete run {RUN}")
-    await click(h, cards.REJECT, rejected.id, APPROVER_1)
-    await h.wait_state(rejected.id, State.REJECTED)
+    await h.reject(rejected.id, APPROVER_1, "the <run> is still needed for the audit")
     await h.slack.wait_for(lambda: "Rejected" in card_says(h, rejected.id))
     assert f"by <@{APPROVER_1}> <!date^" in card_says(h, rejected.id) and buttons(h, rejected.id) == []
-    await h.wait_thread(rejected.id, f"<@{REQUESTER}> {rejected.id} was rejected by <@{APPROVER_1}>")
+    # The reason reaches the requester (mentioned in the thread) and the audit log.
+    told = await h.wait_thread(rejected.id, f"<@{REQUESTER}> {rejected.id} was rejected by <@{APPROVER_1}>")
+    assert told.endswith(": “the &lt;run&gt; is still needed for the audit”")
+    [entry] = [e for e in h.store.audit_entries(rejected.id) if e.event == "request.rejected"]
+    assert json.loads(entry.detail)["reason"] == "the <run> is still needed for the audit"
 
 
 async def test_approvers_channel_gets_one_short_post_linking_to_the_card(make_harness: MakeHarness) -> None:
@@ -561,7 +565,9 @@ async def test_cancelling_a_running_deletion_stops_between_steps_with_a_partial_
     done = await harness.wait_state(request.id, State.PARTIALLY_SUCCEEDED)
     assert len(await harness.blob_names(PREFIX)) == 4
 
-    files = await harness.slack.wait_for(lambda: [f for f in harness.slack.files if f.thread_ts == done.card_ts])
+    files = await harness.slack.wait_for(
+        lambda: [f for f in harness.slack.files if f.thread_ts == done.card_ts and f.filename.endswith("-receipt.json")]
+    )
     document = json.loads(files[0].content)
     assert document["state"] == "partially_succeeded" and document["totals"] == {"deleted": 1, "failed": 4}
     assert "Stopped on request after 1 of 5" in document["stopped"]
@@ -600,7 +606,9 @@ async def test_audit_cli_verifies_the_chain_and_the_receipts(harness: Harness, c
     request = await harness.submit(f"delete run {RUN}")
     await click(harness, cards.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED)
-    [receipt] = await harness.slack.wait_for(lambda: [f for f in harness.slack.files if f.thread_ts == done.card_ts])
+    [receipt] = await harness.slack.wait_for(
+        lambda: [f for f in harness.slack.files if f.thread_ts == done.card_ts and f.filename.endswith("-receipt.json")]
+    )
     await harness.bot.rejections.flush()  # forged deliveries are audited in aggregate (each minute)
     events = harness.events()
     assert {"signature.rejected", "request.refused"} <= set(events)

@@ -145,11 +145,12 @@ class Console:
     def private(self, containing: str) -> Any:
         return self.page.get_by_test_id("channel-messages").get_by_test_id("ephemeral").filter(has_text=containing)
 
-    async def approve(self, card: Any, shot: str | None = None) -> None:
+    async def approve(self, card: Any, says: str, shot: str | None = None) -> None:
+        """Approve, through the confirmation that says what approving does."""
         await card.get_by_role("button", name="Approve").click()
         dialog = self.page.get_by_test_id("confirm-dialog")
         await expect(dialog).to_be_visible()
-        await expect(dialog).to_contain_text("It runs exactly what the card lists.")
+        await expect(dialog).to_contain_text(says)
         if shot:
             await self.shot(shot)
         await dialog.get_by_role("button", name="Approve").click()
@@ -186,8 +187,9 @@ async def test_export_then_a_two_approver_deletion_in_a_real_browser(sandbox_url
     await console.run("/aml export run churn-train-01")
     export_card = console.card("export run")
     await expect(export_card).to_contain_text("Waiting for approval")
-    export_id = request_id(await export_card.locator(".b-header").inner_text())
-    await expect(export_card).to_contain_text("churn-train-01")  # the plan lists the run's files
+    export_id = request_id(await export_card.inner_text())
+    await expect(export_card.locator(".b-header")).to_contain_text("Export run churn-train-01 — ")  # the headline
+    await expect(export_card).to_contain_text("1 run")  # the detail, grouped
     await expect(export_card).to_contain_text("@Riley Requester")  # mentions render as names
     waiting = console.private(f"Request {export_id} is waiting for approval")
     await expect(waiting).to_be_visible()
@@ -195,7 +197,7 @@ async def test_export_then_a_two_approver_deletion_in_a_real_browser(sandbox_url
 
     await console.act_as(demo.APPROVER_1)
     await expect(waiting).to_have_count(0)  # a private reply: only its requester sees it
-    await console.approve(export_card, shot="export-confirm-approval")
+    await console.approve(export_card, "into a download link", shot="export-confirm-approval")
     await expect(export_card).to_contain_text("Done", timeout=45_000)
     await expect(export_card).to_contain_text("approved by @Avery Approver")
     await expect(export_card.get_by_role("button")).to_have_count(0)  # nothing left to click
@@ -221,24 +223,25 @@ async def test_export_then_a_two_approver_deletion_in_a_real_browser(sandbox_url
     await console.run("/aml delete experiment fraud")
     delete_card = console.card("delete experiment")
     await expect(delete_card).to_contain_text("0 of 2")
-    delete_id = request_id(await delete_card.locator(".b-header").inner_text())
+    delete_id = request_id(await delete_card.inner_text())
     await expect(delete_card).to_contain_text("fraud-train-01")
     await console.shot("delete-requested")
 
-    await console.approve(delete_card)
+    consequence = "This cannot be undone."
+    await console.approve(delete_card, consequence)
     await expect(console.private("You cannot approve your own request")).to_be_visible()
     await expect(delete_card).to_contain_text("0 of 2")
     await console.shot("delete-self-approval-refused")
 
     await console.act_as(demo.APPROVER_1)
-    await console.approve(delete_card)
+    await console.approve(delete_card, consequence)
     await expect(console.private(f"Your approval of {delete_id} is recorded: 1 of 2")).to_be_visible()
     await expect(delete_card).to_contain_text("1 of 2")
     await expect(delete_card).to_contain_text("Waiting for approval")
     await console.shot("delete-first-approval")
 
     await console.act_as(demo.APPROVER_2)
-    await console.approve(delete_card)
+    await console.approve(delete_card, consequence)
     await expect(delete_card).to_contain_text("Done", timeout=45_000)
     await expect(delete_card).to_contain_text("2 of 2")
     thread = await console.open_thread(delete_card)
@@ -314,6 +317,21 @@ async def test_the_console_speaks_slack_to_the_bot() -> None:
         assert "Export ready" not in json.dumps(console.messages(demo.CHANNEL))
         assert "Export ready" in json.dumps(await view(demo.REQUESTER))
         assert "Export ready" not in json.dumps(await view(demo.APPROVER_1))  # someone else's DM stays theirs
+        # Reject asks why, in a form; what is typed there reaches the requester in the card's thread.
+        await post("/console/command", user=demo.REQUESTER.id, channel=demo.CHANNEL, text="/aml delete run forecast-train-01")
+        deletion = await console.wait_for(lambda: next((m for m in console.messages(demo.CHANNEL) if "forecast-train-01" in json.dumps(m.get("blocks"))), None), timeout=30)
+        await post("/console/action", user=demo.APPROVER_1.id, channel=demo.CHANNEL, ts=deletion["ts"], action_id=cards.REJECT)
+        # The bot opens the form after its ack: wait for it, then the page shows it to Avery alone.
+        await console.wait_for(lambda: [m for m in console.modals if m["user"] == demo.APPROVER_1.id])
+        async with http.get("/console/state", params={"user": demo.APPROVER_1.id}) as response:
+            form = (await response.json())["form"]
+        assert form and form["title"]["text"].startswith("Reject R-")
+        key = cards.ActionId.REJECT_REASON
+        async with http.post("/console/form", json={"user": demo.APPROVER_1.id, "view_id": form["id"], "submit": True,
+                                                    "values": {key: {key: "we still need it"}}}) as response:
+            assert (await response.json()) == {"ok": True, "status": 200}
+        await console.wait_for(lambda: any("we still need it" in m["text"] for m in console.thread(demo.CHANNEL, deletion["ts"])))
+
         events = [entry.event for entry in sandbox.bot.services.store.audit_entries()]
         assert "signature.rejected" not in events  # every request the console sent was signed as Slack signs
 

@@ -154,11 +154,16 @@ async def test_a_replayed_click_is_acted_on_once(harness: Harness) -> None:
     signature = sign(SIGNING_SECRET, body, now)
     for _ in range(3):
         assert (await harness.sender.send(body, timestamp=now, signature=signature))[0] == 200
+    form = await harness.slack.wait_for(lambda: harness.slack.modals and harness.slack.modals[0])
+    sent = harness.form_body(form, APPROVER_1, "no")
+    for _ in range(3):  # the form's submission, replayed too
+        assert (await harness.sender.send(sent, timestamp=now, signature=sign(SIGNING_SECRET, sent, now)))[0] == 200
     await harness.wait_state(request.id, State.REJECTED)
     await asyncio.sleep(0.3)
     events = harness.events(request.id)
     # Had the copies been acted on, each would have been refused ("already rejected") and audited.
     assert events.count("request.rejected") == 1 and "reject.refused" not in events
+    assert len(harness.slack.modals) == 1  # one click, one form
     assert not [r for r in harness.replies(APPROVER_1) if r.startswith(":no_entry:")]
 
 
@@ -176,7 +181,7 @@ async def test_clicks_by_people_outside_the_policy_change_nothing(harness: Harne
         return [r for r in harness.replies() if r.startswith(":no_entry:")]
 
     await harness.slack.wait_for(lambda: len(refusals()) == 5, description="five private refusals")
-    assert _snapshot(harness) == before
+    assert _snapshot(harness) == before and harness.slack.modals == []  # no reject form for a stranger
     events = _new_events(harness, audit_before)
     assert len(events) == 5 and set(events) <= REFUSALS
     assert harness.request(request.id).state is State.PENDING
@@ -186,8 +191,7 @@ async def test_a_click_decides_only_the_request_its_card_names(harness: Harness)
     await harness.seed({f"{PREFIX}a.txt": b"a", "ExperimentRun/dcid.other_run/b.txt": b"b"})
     mine = await harness.submit(f"delete run {RUN}")
     other = await harness.submit("delete run other_run")
-    await harness.click(cards.REJECT, mine.id, APPROVER_1)
-    await harness.wait_state(mine.id, State.REJECTED)
+    await harness.reject(mine.id, APPROVER_1)
     # The card is re-rendered before the requester is told: after this post nothing is in flight.
     await harness.wait_thread(mine.id, "was rejected")
     fresh = harness.request(other.id)

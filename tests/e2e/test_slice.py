@@ -26,7 +26,11 @@ async def test_delete_run_end_to_end(harness: Harness) -> None:
     card = harness.card(request.id)
     assert request.state is State.PENDING and request.requester == REQUESTER
     text = str(card["blocks"])
-    assert "outputs/model.joblib" in text and "3 item(s)" in text
+    assert f"Delete run {RUN} — 3 files" in text and "*1 run* · 3 files" in text
+    # Blob names are not on the card: the full plan is the file in its thread.
+    assert "outputs/model.joblib" not in text
+    plan_file = next(f for f in harness.slack.files if f.filename == f"{request.id}-plan.json")
+    assert plan_file.thread_ts == request.card_ts and b"outputs/model.joblib" in plan_file.content
     assert [e["action_id"] for e in card["blocks"][-1]["elements"]] == [cards.APPROVE, cards.REJECT, cards.CANCEL]
 
     status, _ = await harness.click(cards.APPROVE, request.id, APPROVER_1)
@@ -38,9 +42,9 @@ async def test_delete_run_end_to_end(harness: Harness) -> None:
     assert await harness.blob_names("ExperimentRun/dcid.other_run/") == {"ExperimentRun/dcid.other_run/user_logs/std_log.txt"}
 
     thread = await harness.slack.wait_for(lambda: any("receipt" in (m.get("text") or "").lower() for m in harness.thread(request.id)) and harness.thread(request.id))
-    assert any("3 deleted" in str(m.get("blocks")) for m in thread)
-    receipt = await harness.slack.wait_for(lambda: [f for f in harness.slack.files if f.thread_ts == request.card_ts])
-    assert b'"status": "deleted"' in receipt[0].content
+    assert any("*Deleted*: 3 files of 1 run" in str(m.get("blocks")) for m in thread)
+    receipt = await harness.receipt(request.id)
+    assert {item["status"] for item in receipt["items"]} == {"deleted"}
     final_card = harness.card(request.id)
     assert not any(b["type"] == "actions" for b in final_card["blocks"])
     assert "Done" in str(final_card["blocks"])

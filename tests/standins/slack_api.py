@@ -174,6 +174,7 @@ class SlackWebApiStandIn:
             "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
         }
@@ -181,11 +182,17 @@ class SlackWebApiStandIn:
         # users.list may answer fewer members than `limit` asks for, as Slack says it may: a small
         # number here makes the caller follow `response_metadata.next_cursor`.
         self.users_page_max = 1000
+        # Slack's trigger ids work once, within 3 s of the click or command that carried them.
+        # Tests that do not check that clock set None (they must not depend on timing).
+        self.trigger_ttl: float | None = 3.0
         self._init_state()
 
     def _init_state(self) -> None:
         self.calls: list[ApiCall] = []
         self.home_views: dict[str, JsonDict] = {}
+        self.modals: list[JsonDict] = []  # views.open answers, oldest first, each with the `user` it opened for
+        self._triggers: dict[str, tuple[str, float]] = {}  # trigger id -> (user, issued at)
+        self._exchanged: set[str] = set()
         self.response_posts: list[ResponseUrlPost] = []
         self._messages: list[JsonDict] = []
         self._ephemerals: list[JsonDict] = []
@@ -731,6 +738,45 @@ class SlackWebApiStandIn:
     def dm_channel(self, user_id: str) -> str:
         """The id of the bot's direct-message conversation with `user_id` (stable, as in Slack)."""
         return "D" + user_id[1:]
+
+    def issue_trigger(self, user: str, *, issued_at: float | None = None) -> str:
+        """A trigger id for a click or a command of `user`, as Slack puts in the payload."""
+        from tests.standins.slack_signing import new_trigger_id
+
+        trigger = new_trigger_id()
+        self._triggers[trigger] = (user, time.time() if issued_at is None else issued_at)
+        return trigger
+
+    async def _views_open(self, args: JsonDict) -> JsonDict:
+        view = args.get("view")
+        trigger = args.get("trigger_id")
+        if isinstance(trigger, str) and trigger in self._exchanged:
+            raise _MethodError("exchanged_trigger_id")  # a trigger opens one view only
+        if not isinstance(trigger, str) or trigger not in self._triggers:
+            raise _MethodError("invalid_trigger_id")
+        user, issued = self._triggers.pop(trigger)
+        self._exchanged.add(trigger)
+        if self.trigger_ttl is not None and time.time() - issued > self.trigger_ttl:
+            raise _MethodError("expired_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise _MethodError("invalid_arguments")
+        title = (view.get("title") or {}).get("text", "")
+        if not title or len(title) > 24 or len(view.get("blocks") or []) > 100 or len(view.get("private_metadata") or "") > 3000:
+            raise _MethodError("invalid_arguments", response_metadata={"messages": ["[ERROR] view limits exceeded"]})
+        opened = {
+            "id": "V" + uuid.uuid4().hex[:10].upper(),
+            "team_id": self.team_id,
+            "type": "modal",
+            "state": {"values": {}},
+            "hash": uuid.uuid4().hex,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+            "private_metadata": "",
+            "callback_id": "",
+            **view,
+        }
+        self.modals.append({**opened, "user": user})
+        return {"view": opened}
 
     async def _views_publish(self, args: JsonDict) -> JsonDict:
         view = args.get("view")

@@ -163,6 +163,66 @@ def block_actions_body(
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
+def view_submission_body(
+    view: dict[str, Any],
+    user_id: str,
+    values: dict[str, dict[str, str]],
+    team_id: str = "T0001",
+    *,
+    user_name: str | None = None,
+    api_app_id: str = DEFAULT_API_APP_ID,
+    token: str = DEFAULT_VERIFICATION_TOKEN,
+) -> bytes:
+    """A modal's submission as Slack sends it: `values` maps block_id -> action_id -> typed text, which
+    Slack puts in `view.state.values` as plain_text_input values."""
+    name = user_name or user_id.lower()
+    state = {
+        block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}
+        for block, actions in values.items()
+    }
+    payload = {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": DEFAULT_TEAM_DOMAIN},
+        "user": {"id": user_id, "username": name, "name": name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "trigger_id": new_trigger_id(),
+        "view": {**{k: v for k, v in view.items() if k != "user"}, "state": {"values": state}},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def app_home_opened_body(user: str, team_id: str = "T0001", *, tab: str = "home", api_app_id: str = DEFAULT_API_APP_ID) -> bytes:
+    """An Events API delivery of `app_home_opened`, as Slack posts it: one JSON body."""
+    event = {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": tab, "event_ts": f"{time.time():.6f}"}
+    return json.dumps({
+        "token": DEFAULT_VERIFICATION_TOKEN, "team_id": team_id, "api_app_id": api_app_id, "event": event,
+        "type": "event_callback", "event_id": "Ev" + secrets.token_hex(5).upper(), "event_time": int(time.time()),
+    }).encode()
+
+
+def home_click_body(
+    action_id: str, value: str, user: str, team_id: str = "T0001", *, trigger_id: str | None = None,
+    view_id: str = "VHOME00001", api_app_id: str = DEFAULT_API_APP_ID,
+) -> bytes:
+    """A button clicked on the Home tab: the container is the view; no channel, no response_url."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": DEFAULT_VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view_id},
+        "trigger_id": trigger_id or new_trigger_id(),
+        "team": {"id": team_id, "domain": DEFAULT_TEAM_DOMAIN},
+        "view": {"id": view_id, "type": "home", "blocks": [], "callback_id": "", "state": {"values": {}}},
+        "actions": [{"action_id": action_id, "block_id": f"home:{value}", "value": value, "type": "button", "action_ts": f"{time.time():.6f}"}],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
 class SlackSender:
     """Posts signed requests to the app's events URL, as Slack does. One aiohttp session; ``close()`` it."""
 

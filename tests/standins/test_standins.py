@@ -379,3 +379,22 @@ async def test_bolt_app_end_to_end(slack: SlackWebApiStandIn, bolt_app: tuple[st
         status, _ = await sender.send(forged, timestamp=stale)
         assert status == 401
         assert len(seen) == 2
+
+
+async def test_views_open_takes_a_trigger_once_within_three_seconds(slack: SlackWebApiStandIn, client: AsyncWebClient) -> None:
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "Why?"}, "blocks": []}
+    trigger = slack.issue_trigger("U0ALICE")
+    opened = await client.views_open(trigger_id=trigger, view=view)
+    assert opened["view"]["id"].startswith("V") and opened["view"]["state"] == {"values": {}}
+    assert slack.modals[-1]["user"] == "U0ALICE"
+    for bad, error in (
+        (trigger, "exchanged_trigger_id"),  # used once already
+        ("12345.67890.abc", "invalid_trigger_id"),  # never issued
+        (slack.issue_trigger("U0ALICE", issued_at=time.time() - 3.5), "expired_trigger_id"),
+    ):
+        with pytest.raises(SlackApiError) as err:
+            await client.views_open(trigger_id=bad, view=view)
+        assert err.value.response["error"] == error
+    with pytest.raises(SlackApiError) as err:
+        await client.views_open(trigger_id=slack.issue_trigger("U0ALICE"), view={**view, "title": {"type": "plain_text", "text": "x" * 25}})
+    assert err.value.response["error"] == "invalid_arguments"

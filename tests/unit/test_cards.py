@@ -32,7 +32,7 @@ def plan(items: int = 3, ref: str = "ExperimentRun/dcid.r1/logs/part-{i}.txt", w
 def record(state: State = State.PENDING, **fields: Any) -> RequestRecord:
     base = RequestRecord(
         id="R-ABCD2345", team_id="T1", channel_id="C1", requester=REQUESTER, text="delete run r1",
-        action="delete run", workspace="dev", intent={}, plan=plan().to_dict(), plan_hash=plan().hash,
+        action="delete run", workspace="dev", intent={"text": "delete run r1 --workspace dev"}, plan=plan().to_dict(), plan_hash=plan().hash,
         state=state, approvals_required=2, created_at=AT, updated_at=AT, expires_at=AT + timedelta(hours=24),
         reminded=False, not_before=None, card_ts="1.0", decided_by=None, decided_at=None, result=None,
     )
@@ -96,8 +96,8 @@ def test_buttons_offer_only_what_the_state_allows(state: State, expected: list[s
 
 def test_the_card_shows_requester_intent_workspace_preview_and_approvals() -> None:
     card = text_of(cards.request_card(record(approvers=(APPROVER_1,)), approvers=frozenset({APPROVER_1, APPROVER_2})))
-    for fact in ("<@UREQ>", "`/aml delete run r1`", "`dev`", "3 item(s)", "azureml/ExperimentRun/dcid.r1/logs/part-2.txt",
-                 "1 of 2", "approved so far by <@UAPP1>", "Approvers: <@UAPP1> <@UAPP2>", "Expires <!date^"):
+    for fact in ("<@UREQ>", "`/aml delete run r1`", "workspace dev", "Delete run r1 — 3 files, 3.0 KiB", "*1 run* · 3 files",
+                 "R-ABCD2345", "1 of 2", "approved so far by <@UAPP1>", "Approvers: <@UAPP1> <@UAPP2>", "Expires <!date^"):
         assert fact in card
 
 
@@ -142,23 +142,11 @@ def test_user_text_never_becomes_a_mention_or_a_link() -> None:
     assert "<!channel>" not in card and "&lt;!channel&gt;" in card and "&amp; co" in card
 
 
-def test_a_big_plan_lists_what_fits_and_counts_the_rest() -> None:
-    assert cards.listed_items(plan(items=3)) == 3
-    many = plan(items=500)
-    assert cards.listed_items(many) == cards.MAX_LISTED_ITEMS
-    assert f"…and {500 - cards.MAX_LISTED_ITEMS} more" in cards.plan_summary(many)
-    # Long names (escaping makes them longer still) fill the section sooner; the count stays.
-    long = plan(items=40, ref="ExperimentRun/dcid.r1/" + "<&>" * 60 + "/{i}")
-    shown = cards.listed_items(long)
-    assert 0 < shown < cards.MAX_LISTED_ITEMS
-    assert cards.plan_summary(long).endswith(f"…and {40 - shown} more (the full list is in the thread as a file)")
-
-
 def test_big_plans_and_long_text_stay_within_limits() -> None:
     big = plan(items=500, ref="ExperimentRun/dcid.r1/" + "x" * 1000 + "/{i}", warnings=tuple(f"w{i}" * 500 for i in range(30)))
     blocks = cards.request_card(record(plan=big.to_dict(), text="delete run " + "<y>" * 1300))
     assert_within_slack_limits(blocks)
-    assert "…and 20 more warning(s)" in text_of(blocks) and "more (the full list" in text_of(blocks)
+    assert "…and 20 more warning(s)" in text_of(blocks) and "listed in the plan file" in text_of(blocks)
 
 
 def test_decision_texts_mention_the_requester() -> None:
@@ -178,13 +166,121 @@ def test_approvers_notice_links_to_the_card_or_names_its_channel() -> None:
     assert "its card in <#C1>" in cards.approvers_notice(record(), None)
 
 
-def test_receipt_summary_says_when_a_job_was_stopped() -> None:
+def test_the_receipt_says_the_outcome_in_words_with_the_first_items() -> None:
+    def item(ref: str, status: str, reason: str = "", kind: str = "blob") -> dict[str, Any]:
+        return {"kind": kind, "container": "azureml" if kind == "blob" else None, "ref": ref, "size": 10, "status": status, "reason": reason}
+
     document = {
-        "request_id": "R-ABCD2345", "state": "partially_succeeded", "totals": {"deleted": 1, "failed": 2},
-        "items": [{"ref": "a", "status": "deleted", "reason": ""}, {"ref": "b", "status": "failed", "reason": "not attempted"}],
+        "request_id": "R-ABCD2345", "action": "delete experiment", "workspace": "dev", "target": "churn",
+        "state": "partially_succeeded", "totals": {"deleted": 8, "failed": 1, "retained": 1},
+        "items": [
+            *(item(f"ExperimentRun/dcid.r{n}/logs/{i}.txt", "deleted") for n in (1, 2) for i in range(4)),
+            item(f"{SUB}/jobs/r3", "retained", "still running: cancel it or let it finish", kind="job"),
+            item("ExperimentRun/dcid.r4/outputs/model.pkl", "failed", "403 AuthorizationPermissionMismatch"),
+        ],
         "appeared_and_left_alone": [], "plan_hash": "sha256:" + "0" * 64,
-        "stopped": "Stopped on request after 1 of 3 item(s); the rest were not attempted.",
+        "stopped": "Stopped on request after 9 of 10 item(s); the rest were not attempted.",
     }
-    summary = text_of(cards.receipt_summary(document))
-    assert "partially succeeded" in summary and "1 deleted, 2 failed" in summary and "Stopped on request" in summary
-    assert_within_slack_limits(cards.receipt_summary(document))
+    blocks = cards.receipt_summary(document)
+    assert_within_slack_limits(blocks)
+    lines = blocks[0]["text"]["text"].split("\n")
+    assert lines[0] == ":receipt: *Deletion receipt* for R-ABCD2345 — partially succeeded"
+    assert "Stopped on request" in lines[1]
+    assert "*Deleted*: 8 files of 2 runs" in lines and "  • run r1: logs/0.txt" in lines and "  …and 3 more" in lines
+    assert "*Kept*: 1 run" in lines and "  • run r3 — still running: cancel it or let it finish" in lines
+    assert "*Failed*: 1 file of 1 run" in lines and "  • run r4: outputs/model.pkl — 403 AuthorizationPermissionMismatch" in lines
+
+
+# ---- headlines, grouped detail and danger, as an approver at 6 pm reads them ----------------------
+
+SUB = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/mlw"
+
+
+def _blobs(run: str, files: int, size: int) -> list[PlanItem]:
+    return [PlanItem(ItemKind.BLOB, f"ExperimentRun/dcid.{run}/logs/{i}.txt", size, "azureml") for i in range(files)]
+
+
+def _request(action: str, intent: str, items: list[PlanItem], workspace: str = "prod", **plan_fields: Any) -> RequestRecord:
+    p = Plan(action=action, workspace=workspace, target="t", items=tuple(items), **plan_fields)
+    return record(action=action, text=intent, intent={"text": intent}, plan=p.to_dict(), plan_hash=p.hash, workspace=workspace)
+
+
+def _approve(blocks: list[cards.Block]) -> dict[str, Any]:
+    return next(e for b in blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == cards.APPROVE)
+
+
+def test_an_experiment_deletion_reads_as_runs_files_and_size_with_a_danger_confirmation() -> None:
+    items = [*_blobs("a", 7, 40960), *_blobs("b", 7, 40960), *_blobs("c", 7, 45056)]
+    items += [PlanItem(ItemKind.JOB, f"{SUB}/jobs/{r}") for r in "abc"]
+    request = _request("delete experiment", "delete experiment fraud --workspace prod", items)
+    blocks = cards.request_card(request)
+    assert_within_slack_limits(blocks)
+    assert blocks[0]["text"]["text"] == ":warning: Delete experiment fraud: 3 runs — 21 files, 868.0 KiB — workspace prod"
+    assert "*3 runs* · 21 files, 868.0 KiB" in text_of(blocks) and "• a (7 files, 280.0 KiB)" in text_of(blocks)
+    assert "ExperimentRun/dcid" not in text_of(blocks)  # blob paths stay in the plan file
+    approve = _approve(blocks)
+    assert approve["style"] == "danger" and approve["confirm"]["style"] == "danger"
+    assert approve["confirm"]["text"]["text"] == "Permanently delete 21 files (868.0 KiB) of 3 runs. This cannot be undone."
+    assert "*Deletion*" in text_of(blocks)
+
+
+def test_an_export_of_a_person_names_them_and_counts_what_they_made() -> None:
+    items = [*_blobs("r1", 2, 10), *_blobs("r2", 1, 10), *_blobs("r3", 1, 10), *_blobs("r4", 1, 10), *_blobs("r5", 1, 10)]
+    items += [PlanItem(ItemKind.MODEL_VERSION, f"{SUB}/models/churn/versions/{v}") for v in "12"]
+    items += [PlanItem(ItemKind.MODEL_VERSION, f"{SUB}/models/fraud/versions/1")]
+    items += [PlanItem(ItemKind.DATA_VERSION, f"{SUB}/data/clicks/versions/3")]
+    items += [PlanItem(ItemKind.FILE, "Users/alice/nb.ipynb", 100, "code-share")]
+    request = _request("export user", "export user <@U0ALICE01> --workspace prod", items)
+    blocks = cards.request_card(request, names={"U0ALICE01": "Alice Chen"})
+    assert_within_slack_limits(blocks)
+    assert blocks[0]["text"]["text"].startswith(
+        ":package: Export everything about Alice Chen — 5 runs, 2 models, 1 data asset, notebooks — "
+    )
+    assert "• churn (versions 1, 2)" in text_of(blocks) and "*Notebooks and files* · 1 file, 100 B" in text_of(blocks)
+    approve = _approve(blocks)
+    assert approve["style"] == "primary" and approve["confirm"]["style"] == "primary" and approve["text"]["text"] == "Approve"
+    assert "Deletion" not in text_of(blocks)
+
+
+def test_a_workspace_purge_says_so_in_red() -> None:
+    rg = "/subscriptions/s/resourceGroups/rg/providers"
+    items = [
+        PlanItem(ItemKind.RESOURCE, SUB),
+        PlanItem(ItemKind.RESOURCE, f"{rg}/Microsoft.Storage/storageAccounts/st1"),
+        PlanItem(ItemKind.RESOURCE, f"{rg}/Microsoft.KeyVault/vaults/kv1"),
+        PlanItem(ItemKind.RESOURCE, f"{rg}/Microsoft.ContainerRegistry/registries/cr1"),
+        PlanItem(ItemKind.RESOURCE, f"{rg}/microsoft.insights/components/ai1"),
+    ]
+    request = _request("delete workspace", "delete workspace prod --with-dependents --purge", items)
+    blocks = cards.request_card(request)
+    assert_within_slack_limits(blocks)
+    assert blocks[0]["text"]["text"] == (
+        ":rotating_light: Purge workspace prod and its storage, Key Vault, registry and Application Insights — cannot be undone"
+    )
+    assert blocks[1]["type"] == "section" and blocks[1]["text"]["text"].startswith(":red_circle: *PERMANENT — nothing can be recovered.*")
+    approve = _approve(blocks)
+    assert approve["text"]["text"] == "Approve purge" and approve["style"] == "danger" and approve["confirm"]["style"] == "danger"
+    assert "Nothing can be recovered" in approve["confirm"]["text"]["text"]
+    soft = cards.request_card(_request("delete workspace", "delete workspace prod", items[:1]))
+    assert soft[0]["text"]["text"] == ":rotating_light: Delete workspace prod — the workspace is recoverable for 14 days"
+    assert ":red_circle:" in text_of(soft) and _approve(soft)["style"] == "danger"
+
+
+def test_a_small_plan_is_named_whole_and_a_big_one_points_to_the_plan_file() -> None:
+    compute = Plan(action="delete compute", workspace="dev", target="gpu", items=(PlanItem(ItemKind.RESOURCE, f"{SUB}/computes/gpu"),))
+    assert cards.names_every_item(compute)
+    assert not cards.names_every_item(plan(items=2))  # blobs: only the plan file names them
+
+
+def test_the_reject_form_asks_why_within_slacks_limits() -> None:
+    from slack_sdk.models.views import View
+
+    form = cards.reject_modal(record(), "C1")
+    View(**form).validate_json()  # slack_sdk's own limits for modals
+    assert form["callback_id"] == cards.ActionId.REJECT_REASON and len(form["title"]["text"]) <= 24
+    assert json.loads(form["private_metadata"]) == {"request_id": "R-ABCD2345", "origin": "C1"}
+    [field] = [b for b in form["blocks"] if b["type"] == "input"]
+    assert field["element"]["action_id"] == field["block_id"] == cards.ActionId.REJECT_REASON
+    assert field["element"]["max_length"] == cards.REASON_LIMIT and "optional" not in field  # a reason is required
+    said = cards.decision_text(record(State.REJECTED), APPROVER_1, "still <needed>")
+    assert said == "<@UREQ> R-ABCD2345 was rejected by <@UAPP1>: “still &lt;needed&gt;”"
