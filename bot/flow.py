@@ -412,12 +412,17 @@ class Flow:
             cards.RUN_NOW: self._run_now,
         }
         handler = handlers.get(action_id)
-        if handler is None or not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
-            return await self._refuse(where, "click.refused", "That button does not name a request.", value=str(value)[:40])
+        found = await self._named_request(value if handler else None, where, "click.refused", "That button")
+        return found if isinstance(found, str) else await handler(found, where)  # type: ignore[misc]
+
+    async def _named_request(self, value: object, where: Where, event: str, what: str) -> RequestRecord | str:
+        """The request a button or form names, if it exists where it was used; else the refusal."""
+        if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
+            return await self._refuse(where, event, f"{what} does not name a request.", value=str(value)[:40])
         record = await asyncio.to_thread(self.store.get, value)
         if record is None or where.channel not in (record.channel_id, HOME_TAB) or record.team_id != where.team:
-            return await self._refuse(where, "click.refused", "That request does not exist in this channel.", value=value)
-        return await handler(record, where)
+            return await self._refuse(where, event, "That request does not exist in this channel.", value=value)
+        return record
 
     async def _too_late(self, where: Where, event: str, record: RequestRecord) -> str:
         """A click on a card that has moved on (a stale card, a second click, a race): refused,
@@ -479,11 +484,9 @@ class Flow:
     async def reject(self, value: object, reason: str, where: Where) -> str | None:
         """The reject form was sent: the request is rejected, and its reason goes to the requester (in
         the card's thread, mentioning them) and into the audit log."""
-        if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
-            return await self._refuse(where, "reject.refused", "That form does not name a request.", value=str(value)[:40])
-        record = await asyncio.to_thread(self.store.get, value)
-        if record is None or where.channel not in (record.channel_id, HOME_TAB) or record.team_id != where.team:
-            return await self._refuse(where, "reject.refused", "That request does not exist in this channel.", value=value)
+        record = await self._named_request(value, where, "reject.refused", "That form")
+        if isinstance(record, str):
+            return record
         if refused := await self._may_reject(record, where):
             return refused
         reason = " ".join(reason.split())[: cards.REASON_LIMIT]
