@@ -45,7 +45,8 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
+    """A moment as Slack shows dates: in each reader's own time zone, with an ISO fallback."""
     if moment is None:
         return "—"
     epoch = int(moment.timestamp())
@@ -122,24 +123,25 @@ def status_line(request: RequestRecord) -> str:
     """Where the request stands, who decided and when: the line under the plan."""
     parts = [_STATE_LINE[request.state]]
     if request.approvers and request.state in _APPROVED_STATES:
-        parts.append(f"approved by {_mentions(request.approvers)} {_when(request.decided_at)}")
+        parts.append(f"approved by {_mentions(request.approvers)} {when(request.decided_at)}")
     elif request.approvers:
         parts.append(f"approved so far by {_mentions(request.approvers)}")
     if request.state in (State.REJECTED, State.CANCELLED) and request.decided_by:
-        parts.append(f"by <@{request.decided_by}> {_when(request.decided_at)}")
+        parts.append(f"by <@{request.decided_by}> {when(request.decided_at)}")
     if request.state is State.EXPIRED:
-        parts.append(_when(request.expires_at))
+        parts.append(when(request.expires_at))
     if request.state is State.APPROVED and request.not_before:
-        parts.append(f"runs {_when(request.not_before)} unless cancelled")
+        parts.append(f"runs {when(request.not_before)} unless cancelled")
     if (request.result or {}).get("stopped_early"):
         parts.append("stopped on request before the end")
     return " · ".join(parts)
 
 
-def _approvers_line(approvers: frozenset[str]) -> str:
+def _approvers_line(approvers: frozenset[str], groups: tuple[str, ...] = ()) -> str:
     named = sorted(approvers)[:MAX_NAMED_APPROVERS]
     more = len(approvers) - len(named)
-    return "Approvers: " + " ".join(f"<@{u}>" for u in named) + (f" and {more} more" if more > 0 else "")
+    mentions = [f"<!subteam^{g}>" for g in groups] + [f"<@{u}>" for u in named]
+    return "Approvers: " + " ".join(mentions) + (f" and {more} more" if more > 0 else "")
 
 
 def headline(request: RequestRecord, names: Mapping[str, str] | None = None) -> str:
@@ -180,11 +182,13 @@ def request_card(
     request: RequestRecord,
     *,
     approvers: frozenset[str] = frozenset(),
+    groups: tuple[str, ...] = (),
     frozen: bool = False,
     names: Mapping[str, str] | None = None,
 ) -> list[Block]:
     """The card in the channel: a plain-words headline, what it touches grouped as people think of
-    it, warnings where it matters, who asked, and what happened so far."""
+    it, warnings where it matters, who asked, and what happened so far. `approvers` and `groups`
+    are whom it asks for a decision (policy.whom_to_ask)."""
     plan = Plan.from_dict(request.plan) if request.plan else None
     intent = plan_words.intent_of(request.intent.get("text"))
     blocks: list[Block] = [
@@ -212,9 +216,9 @@ def request_card(
     if frozen and not request.final:
         blocks.append(context(":ice_cube: amlbot is frozen: no job starts until an admin runs `/aml unfreeze`."))
     if request.state is State.PENDING:
-        if approvers:
-            blocks.append(context(_approvers_line(approvers)))
-        blocks.append(context(f"Expires {_when(request.expires_at)} if nobody decides."))
+        if approvers or groups:
+            blocks.append(context(_approvers_line(approvers, groups)))
+        blocks.append(context(f"Expires {when(request.expires_at)} if nobody decides."))
     buttons = _BUTTONS.get(request.state)
     if buttons:
         blocks.append({"type": "actions", "block_id": f"decide:{request.id}", "elements": [b(request) for b in buttons]})
@@ -318,7 +322,7 @@ def decision_text(request: RequestRecord, actor: str | None = None, reason: str 
     approvers = _mentions(request.approvers)
     match request.state:
         case State.APPROVED:
-            news = f"is approved by {approvers}; it runs {_when(request.not_before)} unless cancelled."
+            news = f"is approved by {approvers}; it runs {when(request.not_before)} unless cancelled."
         case State.QUEUED if actor:
             news = f"is queued{by}, before the end of its cooling-off."
         case State.QUEUED:
@@ -335,7 +339,7 @@ def decision_text(request: RequestRecord, actor: str | None = None, reason: str 
 
 
 def reminder_text(request: RequestRecord) -> str:
-    return f"Reminder: {request.id} still needs approval ({len(request.approvers)} of {request.approvals_required}); it expires {_when(request.expires_at)}."
+    return f"Reminder: {request.id} still needs approval ({len(request.approvers)} of {request.approvals_required}); it expires {when(request.expires_at)}."
 
 
 def approvers_notice(request: RequestRecord, card_link: str | None) -> str:
@@ -347,14 +351,17 @@ def approvers_notice(request: RequestRecord, card_link: str | None) -> str:
     )
 
 
-def progress_text(done: int, total: int, done_bytes: int, total_bytes: int, rate: float, eta: float | None) -> str:
-    left = f", about {int(eta)} s left" if eta is not None else ""
-    return f":gear: {done}/{total} items, {human_bytes(done_bytes)} of {human_bytes(total_bytes)} ({human_bytes(int(rate))}/s{left})"
+def when_iso(moment: str) -> str:
+    """A stored ISO-8601 time, shown in each reader's own time zone (Slack's date formatting)."""
+    try:
+        return when(datetime.fromisoformat(moment))
+    except ValueError:
+        return escape(moment)
 
 
 def export_result(link: str, size: int, sha256: str, expires_at: str) -> list[Block]:
     return [
-        section(f":package: *Export ready* — {human_bytes(size)}\n<{link}|Download the archive> (read-only, expires {expires_at})"),
+        section(f":package: *Export ready* — {human_bytes(size)}\n<{link}|Download the archive> (read-only, expires {when_iso(expires_at)})"),
         context(f"SHA-256 `{sha256}`", "The archive holds `manifest.json` with each file's source, size and SHA-256."),
     ]
 

@@ -52,6 +52,7 @@ ALL_ACTIONS = [f"{verb.value} {kind.value}" for verb, kinds in KINDS_BY_VERB.ite
 OPEN = frozenset(State) - FINAL  # requests whose card can still change
 CARD_LOCKS = 64
 LISTED = 20  # requests one `/aml list` shows
+PENDING_SCAN = 500  # pending requests compared with a new one; more than that waiting is an incident anyway
 
 
 def slack_error(error: BaseException) -> str:
@@ -167,6 +168,8 @@ class Flow:
         decision = policy.may_request(config.policy, actor, intent.action, where.channel, alias)
         if not decision.allowed:
             return await self._refuse(where, "request.refused", decision.reason, action=intent.action, workspace=alias)
+        if earlier := await self._same_pending(intent, alias, where):
+            return earlier
         operation = operation_for(intent.action)
         if operation is None:
             return cards.error_text(f"`{intent.action}` is not available in this version of amlbot yet.")
@@ -211,6 +214,23 @@ class Flow:
             await self._post_plan_file(record, posted["ts"], plan.to_dict())
         await self._announce(record, posted["ts"])
         return f"Request {record.id} is waiting for approval."
+
+    async def _same_pending(self, intent: Intent, alias: str, where: Where) -> str | None:
+        """A request for exactly this is already waiting: point to its card rather than make a second."""
+        wanted = intent_to_dict(dataclasses.replace(intent, workspace=alias))
+        pending = await asyncio.to_thread(self.store.list_requests, states=frozenset({State.PENDING}), limit=PENDING_SCAN)
+        first = next((r for r in reversed(pending) if r.intent == wanted and r.team_id == where.team and r.card_ts), None)
+        if first is None:
+            return None
+        try:
+            link = (await self.client.chat_getPermalink(channel=first.channel_id, message_ts=first.card_ts)).get("permalink")
+        except SLACK_TROUBLE:
+            link = None
+        card = f"<{link}|its card>" if link else f"its card in <#{first.channel_id}>"
+        return (
+            f":point_right: {first.id} already asks for exactly this (by <@{first.requester}>) and is waiting for "
+            f"approval ({len(first.approvers)} of {first.approvals_required}): see {card}. Nothing new was requested."
+        )
 
     async def _withdraw(self, record: RequestRecord, error: SlackApiError) -> str:
         """A request nobody can see cannot be approved: cancel it rather than let it linger."""
@@ -559,9 +579,9 @@ class Flow:
         return {p.id: p.real_name or p.handle for p in people if p.id == intent.user.value}
 
     async def _card(self, record: RequestRecord) -> list[cards.Block]:
-        pool = policy.approver_pool(self.s.config.policy, await self.s.groups.all_members(), record.workspace)
+        users, groups = policy.whom_to_ask(self.s.config.policy, record.workspace, record.requester, record.approvers)
         frozen = await asyncio.to_thread(self.store.frozen)
-        return cards.request_card(record, approvers=pool - {record.requester}, frozen=frozen, names=await self.names(record))
+        return cards.request_card(record, approvers=users, groups=groups, frozen=frozen, names=await self.names(record))
 
     async def refresh_card(self, record: RequestRecord) -> None:
         """Re-render the card from the database: it never says more than the store knows."""

@@ -3,15 +3,15 @@ what came of it (export links and receipts). Nothing here talks to Slack or read
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bot import cards
 from bot.store.store import RequestRecord
-from commands.plan import Plan
 
-MAX_WAITING = 20  # two blocks each; a Home tab holds 100
+MAX_WAITING = 12  # at most 1 + HOME_WARNINGS + 1 blocks each; a Home tab holds 100
+HOME_WARNINGS = 3  # the card's warnings shown on the tab; the card has them all
 MAX_MINE = 10
 MAX_RESULTS = 10
 LINE_LIMIT = 250  # one request's line in a list, so ten of them fit one section
@@ -25,6 +25,8 @@ class HomeContent:
     results: list[RequestRecord]  # finished, with a link or a receipt, that this user requested or approved
     frozen: bool = False
     notice: str | None = None  # the answer to this user's last click on the tab
+    links: dict[str, str] = field(default_factory=dict)  # request id -> permalink of its card
+    names: dict[str, str] = field(default_factory=dict)  # Slack user id -> name, for headlines
 
 
 def _header(text: str) -> cards.Block:
@@ -36,15 +38,22 @@ def _line(request: RequestRecord) -> str:
     return line if len(line) <= LINE_LIMIT else line[: LINE_LIMIT - 1] + "…"
 
 
-def _waiting(request: RequestRecord) -> list[cards.Block]:
-    plan = Plan.from_dict(request.plan) if request.plan else None
-    size = f" · {len(plan.items)} item(s), {cards.human_bytes(plan.total_bytes)}" if plan else ""
+def _waiting(request: RequestRecord, content: HomeContent) -> list[cards.Block]:
+    """A request waiting for this user, as its card shows it: the same headline, the same warnings
+    and the same buttons (with their confirmations), and a link to the card itself."""
+    link = content.links.get(request.id)
+    card = f"<{link}|Open its card>" if link else f"its card is in <#{request.channel_id}>"
     text = (
-        f"{_line(request)} for <@{request.requester}>{size}\n"
-        f"`/aml {cards.escape(request.text)[:LINE_LIMIT]}` · {len(request.approvers)} of {request.approvals_required} approvals"
+        f"*{cards.escape(cards.headline(request, content.names))}*\n"
+        f"{request.id} for <@{request.requester}> · {len(request.approvers)} of {request.approvals_required} approvals · {card}"
     )
+    warnings = cards.warning_blocks(request)
+    shown = warnings[:HOME_WARNINGS]
+    if len(warnings) > HOME_WARNINGS:
+        shown.append(cards.context(f":warning: …and {len(warnings) - HOME_WARNINGS} more on the card"))
     return [
         cards.section(text),
+        *shown,
         {"type": "actions", "block_id": f"home:{request.id}", "elements": cards.approval_buttons(request)},
     ]
 
@@ -62,7 +71,7 @@ def _result(request: RequestRecord, moment: datetime) -> str:
         line += "\n:package: the archive was deleted with `/aml revoke`: its link no longer works"
     elif extras.get("link"):
         if datetime.fromisoformat(extras["expires_at"]) > moment:
-            line += f"\n:package: <{extras['link']}|Download the archive> ({cards.human_bytes(extras.get('size', 0))}, expires {extras['expires_at']})"
+            line += f"\n:package: <{extras['link']}|Download the archive> ({cards.human_bytes(extras.get('size', 0))}, expires {cards.when_iso(extras['expires_at'])})"
         else:
             line += "\n:package: the download link has expired: ask for the export again"
     if result.get("receipt_sha256"):
@@ -80,7 +89,7 @@ def home_view(content: HomeContent, moment: datetime) -> dict[str, Any]:
 
     blocks.append(_header("Waiting for your approval"))
     for request in content.waiting[:MAX_WAITING]:
-        blocks += _waiting(request)
+        blocks += _waiting(request, content)
     if not content.waiting:
         blocks.append(cards.context("Nothing waits for you."))
     blocks += _more(MAX_WAITING, len(content.waiting), "`/aml list pending`")

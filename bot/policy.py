@@ -167,6 +167,20 @@ def approver_pool(policy: PolicyConfig, group_members: Mapping[str, Iterable[str
     return frozenset(pool)
 
 
+def whom_to_ask(policy: PolicyConfig, workspace: str, requester: str, approved: Iterable[str] = ()) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Whom a card pings for a decision: the approvers named for this workspace (by their user group
+    when the policy names one), never the requester or those who already approved. Admins may
+    approve too, but are asked only when nobody else can."""
+    if not _on_workspace(policy.approvers, workspace):
+        return frozenset(), ()
+    done = {requester, *approved}
+    users = frozenset(policy.approvers.users) - done
+    groups = tuple(policy.approvers.groups)
+    if not users and not groups:
+        users = frozenset(policy.admins) - done
+    return users, groups
+
+
 def can_be_approved(
     policy: PolicyConfig,
     actor: Actor,

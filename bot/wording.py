@@ -11,6 +11,7 @@ from datetime import datetime
 from azure.core.exceptions import AzureError, HttpResponseError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.cards import when
 from bot.lifecycle import State
 from bot.store.store import RequestRecord
 from commands.operations.base import OperationError
@@ -20,7 +21,7 @@ MAX_REASON = 300  # characters of one of our own messages (an OperationError) qu
 
 
 def _at(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return when(moment)  # Slack's date formatting: each reader's own time zone
 
 
 def expired(record: RequestRecord) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError
 
-from bot import cards, logs, metrics, policy, wording
+from bot import cards, logs, metrics, policy, progress, wording
 from bot.flow import SLACK_TROUBLE, Flow, slack_error
 from bot.lifecycle import IllegalTransition, State
 from bot.store.store import Claim, RequestRecord, Store, now
@@ -156,9 +156,7 @@ class StoreCheckpoint:
         self.done = recorded_outcomes(store, record.id)
         # Every outcome known, recorded or not: if the database fails for good, the receipt still has them.
         self.results = dict(self.done)
-        # Rate and time left count this attempt's work only.
-        self._started = time.monotonic()
-        self._bytes_before = sum(item.size or 0 for item in plan.items if item.key in self.done)
+        self._eta = progress.Eta()  # this attempt's byte rate, smoothed
 
     async def record(self, results: dict[str, ItemResult]) -> None:
         self.results.update(results)
@@ -169,17 +167,15 @@ class StoreCheckpoint:
         await with_db_retries(self.store.record_items, self.request.id, rows)
 
     async def progress(self, done: int, total: int, done_bytes: int, total_bytes: int) -> None:
+        self._eta.update(done_bytes, time.monotonic())
         if done < total and not self.pacer.ready(self.request.channel_id):
             return
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        rate = max(done_bytes - self._bytes_before, 0) / elapsed
-        eta = (total_bytes - done_bytes) / rate if rate > 0 and total_bytes else None
         figures = {"done": done, "total": total, "bytes": done_bytes, "total_bytes": total_bytes}
         try:
             await asyncio.to_thread(self.store.set_progress, self.request.id, figures)
         except DBAPIError:  # figures for people to read: the next step writes newer ones
             log.warning("progress not saved", exc_info=True, extra={"request_id": self.request.id})
-        self.line.show(cards.progress_text(done, total, done_bytes, total_bytes, rate, eta))
+        self.line.show(progress.progress_text(done, total, done_bytes, total_bytes, self._eta))
 
     async def cancelled(self) -> bool:
         if self.stopping.is_set():
@@ -349,6 +345,8 @@ class Worker:
             self.store.finish, record.id, self.owner, state, result=result, receipt=document_text, posting_lease=self.lease
         )
         metrics.job_finished(finished, started)
+        line.show(progress.final_text(state.value, len(execution.results), len(plan.items), plan.total_bytes,
+                                      (now() - started).total_seconds(), execution.stopped_early))
         # Posting the result waits for Slack, not the job: this slot takes the next job at once.
         self._background(self._post_result(finished, 0, line))
 

@@ -11,8 +11,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot import cards, policy
-from bot.flow import HOME_TAB, Flow, Where
-from bot.home import MAX_MINE, HomeContent, home_view
+from bot.flow import HOME_TAB, SLACK_TROUBLE, Flow, Where, slack_error
+from bot.home import MAX_MINE, MAX_WAITING, HomeContent, home_view
 from bot.listeners.payload import id_of, trigger_of
 from bot.lifecycle import FINAL, State
 from bot.store.store import RequestRecord, now
@@ -33,6 +33,18 @@ class HomeTab:
         self.flow = flow
         # Who opened the tab since this process started: the tabs it keeps fresh after each change.
         self.viewers: set[str] = set()
+        self._links: dict[str, str] = {}  # request id -> its card's permalink (a card never moves)
+
+    async def link(self, record: RequestRecord) -> str | None:
+        """The permalink of the request's card, so nobody approves from the tab without it a click away."""
+        if record.id not in self._links and record.card_ts:
+            try:
+                answer = await self.flow.client.chat_getPermalink(channel=record.channel_id, message_ts=record.card_ts)
+            except SLACK_TROUBLE as error:
+                log.warning("permalink failed", extra={"request_id": record.id, "error": slack_error(error)})
+                return None
+            self._links[record.id] = str(answer.get("permalink") or "")
+        return self._links.get(record.id) or None
 
     async def content(self, user: str, notice: str | None = None) -> HomeContent:
         store, rules = self.flow.store, self.flow.s.config.policy
@@ -45,9 +57,17 @@ class HomeTab:
         def private(record: RequestRecord) -> bool:
             return policy.link_is_private(record.action, every_export)
 
+        waiting = [r for r in pending if user not in r.approvers and policy.may_approve_request(rules, actor, r).allowed]
+        shown = waiting[:MAX_WAITING]  # the tab lists these; it counts the rest
+        links = {r.id: link for r in shown if (link := await self.link(r))}
+        names: dict[str, str] = {}
+        for record in shown:
+            names |= await self.flow.names(record)
         return HomeContent(
             user=user,
-            waiting=[r for r in pending if user not in r.approvers and policy.may_approve_request(rules, actor, r).allowed],
+            waiting=waiting,
+            links=links,
+            names=names,
             mine=mine,
             # An export link or a receipt is shown to whoever asked for it or approved it; a private
             # link (an export about a person) to its requester alone.

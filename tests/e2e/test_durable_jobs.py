@@ -48,7 +48,7 @@ RUN = "durable_train_1700000000_abcd1234"
 PREFIX = f"ExperimentRun/dcid.{RUN}/"
 OUTSIDER = "ExperimentRun/dcid.someone_else/outputs/keep.txt"  # another run's blob: never touched
 LATE = f"{PREFIX}outputs/appeared-after-the-plan.txt"  # under the prefix, but not in the plan
-PROGRESS = re.compile(r"(\d+)/\d+ items")
+PROGRESS = re.compile(r"(\d+) of \d+ items?")
 
 
 @dataclass
@@ -246,12 +246,13 @@ async def test_a_deletion_survives_sigterm_then_kill_9_and_posts_one_receipt(
     ]
     assert (d.store.job(request.id) or {})["attempts"] == 2  # the kill counts; the shutdown does not
     # One progress message, edited in place by all three processes, moving forward to the end.
-    assert len(posts(h, request.id, ":gear:")) == 1
+    assert len(posts(h, request.id, f"Finished: {len(planned)} of {len(planned)} items")) == 1
     texts = progress_texts(h, request.id)
     shown = [int(m.group(1)) for t in texts if (m := PROGRESS.search(t))]
     assert shown == sorted(shown) and shown[0] == STEP and shown[-1] == len(planned)
     notices = [t.split()[0] for t in texts if not t.startswith(":gear:")]
-    assert notices == [":double_vertical_bar:", ":arrows_counterclockwise:", ":arrows_counterclockwise:"]  # paused, resumed twice
+    # paused, resumed twice, and how it ended
+    assert notices == [":double_vertical_bar:", ":arrows_counterclockwise:", ":arrows_counterclockwise:", ":white_check_mark:"]
     await h.slack.wait_for(lambda: "Done" in json.dumps(h.card(done.id)["blocks"]))
 
 

@@ -174,7 +174,7 @@ async def test_slack_rate_limits_are_honoured_and_nothing_is_lost(harness: Harne
         waits = await harness.slack.wait_for(lambda m=method: _waited_after_429(harness, m), description=f"{method} retried")
         assert all(w >= 1.0 for w in waits), (method, waits)  # Retry-After: 1 was honoured
     texts = harness.thread_texts(request.id)
-    assert any(":gear: 3/3 items" in t for t in texts), texts  # progress
+    assert any(":white_check_mark: Finished: 3 of 3 items" in t for t in texts), texts  # the progress line, at its end
     assert any("deletion receipt" in t for t in texts), texts
     assert any("approved by" in t for t in texts), texts  # the decision (it may land after the job's posts)
     assert "Done" in str(harness.card(request.id)["blocks"])  # the card's last update landed

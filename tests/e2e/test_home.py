@@ -67,7 +67,11 @@ async def test_an_approver_sees_what_waits_for_them_with_the_cards_buttons(harne
     assert buttons(view) == [(cards.APPROVE, request.id), (cards.REJECT, request.id)]
     card_buttons = [e for b in harness.card(request.id)["blocks"] if b["type"] == "actions" for e in b["elements"]][:2]
     assert [b for b in view["blocks"] if b["type"] == "actions"][0]["elements"] == card_buttons  # the very same buttons
-    assert f"*{request.id}* `delete run` on `dev` for <@{REQUESTER}>" in text_of(view) and "1 item(s)" in text_of(view)
+    # The card's headline and warning, and a link to the card: nobody approves blind.
+    assert f"*Delete run {RUN} — 1 file, 10 B — workspace dev*" in text_of(view)
+    assert f"{request.id} for <@{REQUESTER}> · 0 of 1 approvals" in text_of(view) and "*Deletion*" in text_of(view)
+    permalink = (await harness.bot.flow.client.chat_getPermalink(channel=request.channel_id, message_ts=request.card_ts))["permalink"]
+    assert f"<{permalink}|Open its card>" in text_of(view)
 
     mine = await open_home(harness, REQUESTER)
     assert buttons(mine) == []  # nobody approves their own deletion

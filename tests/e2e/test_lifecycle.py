@@ -344,7 +344,8 @@ async def test_cards_tell_the_truth_and_the_requester_hears_each_decision(make_h
     card = card_says(h, request.id)
     for fact in (f"<@{REQUESTER}>", f"/aml delete run {RUN} --workspace dev", "workspace dev", "3 files", f"• {RUN} (3 files", "0 of 2"):
         assert fact in card
-    assert "Approvers: " in card and f"<@{REQUESTER}>" not in card.split("Approvers: ")[1]
+    asked = card.split("Approvers: ")[1].split('"')[0]
+    assert asked == f"<@{APPROVER_1}> <@{APPROVER_2}>"  # those who may approve it: not its requester, not the admin
     assert buttons(h, request.id) == [cards.APPROVE, cards.REJECT, cards.CANCEL]
 
     await click(h, cards.APPROVE, request.id, APPROVER_1)
@@ -663,3 +664,18 @@ async def test_bad_clicks_get_a_private_answer_and_change_nothing(harness: Harne
     assert harness.request(request.id).state is State.PENDING and harness.request(request.id).approvers == ()
     assert harness.events().count("click.refused") == 4
     assert harness.slack.calls_to("chat.update") == []
+
+
+async def test_a_second_identical_request_points_to_the_first(harness: Harness) -> None:
+    await seed_run(harness)
+    first = await harness.submit(f"delete run {RUN}")
+    await harness.command(f"delete  run {RUN} --workspace dev", user=APPROVER_1)  # the same, written differently
+    reply = await harness.wait_reply(APPROVER_1, "already asks for exactly this")
+    permalink = harness.slack.calls_to("chat.getPermalink")[-1].response["permalink"]
+    assert reply.startswith(f":point_right: {first.id} already asks") and f"<{permalink}|its card>" in reply
+    assert [r.id for r in harness.store.list_requests()] == [first.id]
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1  # no second card
+
+    await harness.reject(first.id, APPROVER_1)  # decided: the next identical request is a new one
+    second = await harness.submit(f"delete run {RUN}")
+    assert second.id != first.id

@@ -202,7 +202,7 @@ async def test_export_then_a_two_approver_deletion_in_a_real_browser(sandbox_url
     await expect(export_card).to_contain_text("approved by @Avery Approver")
     await expect(export_card.get_by_role("button")).to_have_count(0)  # nothing left to click
     thread = await console.open_thread(export_card)
-    await expect(thread).to_contain_text(re.compile(r"\d+/\d+ items"))  # the progress line
+    await expect(thread).to_contain_text(re.compile(r"Finished: \d+ of \d+ items"))  # the progress line, at its end
     await expect(thread).to_contain_text("Export ready")
     await console.shot("export-done-with-progress-and-link")
 

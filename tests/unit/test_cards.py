@@ -130,6 +130,11 @@ def test_frozen_note_only_on_open_cards() -> None:
         assert ("amlbot is frozen" in card) == (state not in FINAL)
 
 
+def test_the_approvers_group_is_mentioned_as_a_group() -> None:
+    card = text_of(cards.request_card(record(), approvers=frozenset({APPROVER_1}), groups=("S0APPROVERS",)))
+    assert "Approvers: <!subteam^S0APPROVERS> <@UAPP1>" in card
+
+
 def test_approvers_are_named_but_a_big_pool_is_counted() -> None:
     pool = frozenset(f"U{i:04}" for i in range(cards.MAX_NAMED_APPROVERS + 7))
     card = text_of(cards.request_card(record(), approvers=pool))

@@ -51,3 +51,20 @@ def test_an_empty_tab_says_so_and_a_notice_goes_on_top() -> None:
 def test_user_text_cannot_become_a_mention_on_the_tab() -> None:
     sneaky = record(text="delete run <!channel> <@U0BOSS>")
     assert "<!channel>" not in texts(home_view(HomeContent("UAPP1", [sneaky], [sneaky], []), AT))
+
+
+def test_a_waiting_request_shows_the_cards_headline_warnings_and_a_link_to_it() -> None:
+    from tests.unit.test_cards import SUB, _request
+    from commands.plan import ItemKind, PlanItem
+
+    purge = _request("delete workspace", "delete workspace prod --purge", [PlanItem(ItemKind.RESOURCE, SUB)])
+    link = "https://amlbot-test.slack.com/archives/C1/p1000"
+    view = home_view(HomeContent("UAPP1", [purge], [], [], links={purge.id: link}), AT)
+    View(**view).validate_json()
+    card = cards.request_card(purge)
+    shown = texts(view)
+    assert f"*{cards.headline(purge)}*" in shown and f"<{link}|Open its card>" in shown
+    assert ":red_circle: *PERMANENT — nothing can be recovered.*" in shown  # the card's red line, on the tab too
+    [buttons] = [b["elements"] for b in view["blocks"] if b["type"] == "actions"]
+    assert buttons == [e for b in card if b["type"] == "actions" for e in b["elements"]][:2]  # same danger confirmation
+    assert buttons[0]["confirm"]["style"] == "danger"

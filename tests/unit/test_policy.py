@@ -157,6 +157,16 @@ def test_approver_pool_is_users_admins_and_group_members() -> None:
     assert pool == {LEAD, OTHER_LEAD, ADMIN, "UGROUP1"}
 
 
+def test_a_card_asks_the_approvers_of_its_workspace_by_group_not_every_admin() -> None:
+    users, groups = policy.whom_to_ask(rules(), "dev", requester=LEAD)
+    assert users == {OTHER_LEAD} and groups == ("SAPPROVERS",)  # not the requester, not the admin
+    assert policy.whom_to_ask(rules(), "dev", requester=DATA, approved=[LEAD]) == (frozenset({OTHER_LEAD}), ("SAPPROVERS",))
+    # Admins are asked only when nobody else may approve.
+    assert policy.whom_to_ask(rules(approvers={}), "dev", requester=LEAD) == (frozenset({ADMIN}), ())
+    # Approvers limited to other workspaces are not asked about this one.
+    assert policy.whom_to_ask(rules(approvers={"users": [LEAD], "workspaces": ["prod"]}), "dev", requester=DATA) == (frozenset(), ())
+
+
 def test_a_request_nobody_else_could_approve_is_refused_at_submission() -> None:
     only_lead = rules(admins=[], approvers={"users": [LEAD]})
     refused = policy.can_be_approved(only_lead, actor(LEAD), "delete run", "dev", 1, {})
