@@ -29,13 +29,13 @@ _PLURAL = {
     "component": "components", "schedule": "schedules", "notebooks": "notebooks", "export archive": "export archives",
     "file": "files", "compute": "computes", "endpoint": "endpoints", "workspace": "workspaces",
     "storage account": "storage accounts", "Key Vault": "Key Vaults", "container registry": "container registries",
-    "Application Insights": "Application Insights", "version": "versions", "record": "records", "resource": "resources",
+    "Application Insights": "Application Insights", "Log Analytics workspace": "Log Analytics workspaces", "version": "versions", "record": "records", "resource": "resources",
 }
 # Groups in the order a card lists them: what people made first, the infrastructure last.
 ORDER = (
     "run", "model", "data asset", "environment", "component", "schedule", "notebooks", "export archive", "file",
     "compute", "endpoint", "workspace", "storage account", "Key Vault", "container registry", "Application Insights",
-    "resource",
+    "Log Analytics workspace", "resource",
 )
 
 
@@ -56,7 +56,7 @@ _ARM_TYPES = {
 }
 # What `--with-dependents` deletes, as the headline says it.
 DEPENDENT_WORDS = {"storage account": "storage", "Key Vault": "Key Vault", "container registry": "registry",
-                   "Application Insights": "Application Insights"}
+                   "Application Insights": "Application Insights", "Log Analytics workspace": "Log Analytics workspace"}
 
 
 @dataclass
@@ -85,7 +85,11 @@ class Group:
 
 def _arm(ref: str) -> tuple[str, str]:
     parts = ref.strip("/").split("/")
-    return _ARM_TYPES.get(parts[-2].lower(), "resource") if len(parts) > 1 else "resource", parts[-1]
+    if len(parts) < 2:
+        return "resource", parts[-1]
+    if len(parts) > 2 and parts[-3].lower() == "microsoft.operationalinsights":
+        return "Log Analytics workspace", parts[-1]
+    return _ARM_TYPES.get(parts[-2].lower(), "resource"), parts[-1]
 
 
 def _place(item: PlanItem, plan: Plan) -> tuple[str, str]:
@@ -172,7 +176,8 @@ def _summary(found: list[Group], *, skip: str | None = None) -> str:
 
 
 def _dependents(found: list[Group]) -> list[str]:
-    return [DEPENDENT_WORDS[g.noun] for g in found if g.noun in DEPENDENT_WORDS]
+    """The workspace's dependents that go with it (those the plan keeps are not named)."""
+    return [DEPENDENT_WORDS[g.noun] for g in found if g.noun in DEPENDENT_WORDS and any(not m.kept for m in g.members.values())]
 
 
 def _and(words: list[str]) -> str:

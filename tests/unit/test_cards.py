@@ -289,3 +289,14 @@ def test_the_reject_form_asks_why_within_slacks_limits() -> None:
     assert field["element"]["max_length"] == cards.REASON_LIMIT and "optional" not in field  # a reason is required
     said = cards.decision_text(record(State.REJECTED), APPROVER_1, "still <needed>")
     assert said == "<@UREQ> R-ABCD2345 was rejected by <@UAPP1>: “still &lt;needed&gt;”"
+
+
+def test_a_kept_dependent_is_not_named_among_what_goes() -> None:
+    rg = "/subscriptions/s/resourceGroups/rg/providers"
+    logs = PlanItem(ItemKind.RESOURCE, f"{rg}/Microsoft.OperationalInsights/workspaces/la1")
+    shared = PlanItem(ItemKind.RESOURCE, f"{rg}/Microsoft.KeyVault/vaults/shared-kv")
+    request = _request(
+        "delete workspace", "delete workspace prod --with-dependents --purge", [PlanItem(ItemKind.RESOURCE, SUB), logs, shared],
+        notes={"retained": {shared.key: "another workspace uses it"}},
+    )
+    assert cards.headline(request) == "Purge workspace prod and its Log Analytics workspace — cannot be undone"
