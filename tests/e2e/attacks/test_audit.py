@@ -170,8 +170,7 @@ async def test_a_rewritten_chain_is_reported_and_never_signed_over(
     assert database.ok and not key_check.ok and f"broken at entry {broken.seq}" in key_check.detail
 
     # The new segment stays signed: work goes on, and rewriting the break away is caught too.
-    await harness.click(cards.REJECT, request.id, APPROVER_1)
-    await harness.wait_state(request.id, State.REJECTED)
+    await harness.reject(request.id, APPROVER_1)
     assert harness.store.verify_audit().breaks == (broken.seq,)
     with harness.store.engine.begin() as conn:
         conn.execute(update(schema.audit_log).where(schema.audit_log.c.seq == 1).values(actor="UEVIL"))
