@@ -58,7 +58,8 @@ def progress_text(done: int, total: int, done_bytes: int, total_bytes: int, eta:
         left = eta.left(done_bytes, total_bytes)
         if eta.rate:
             line += f" · {human_bytes(int(eta.rate))}/s"
-        line += f" · about {duration(left)} left" if left is not None else " · estimating time left…"
+        if done_bytes < total_bytes:
+            line += f" · about {duration(left)} left" if left is not None else " · estimating time left…"
     return line
 
 

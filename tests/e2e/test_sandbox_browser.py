@@ -222,7 +222,7 @@ async def test_export_then_a_two_approver_deletion_in_a_real_browser(sandbox_url
     await page.get_by_role("button", name="Close thread").click()
     await console.run("/aml delete experiment fraud")
     delete_card = console.card("delete experiment")
-    await expect(delete_card).to_contain_text("0 of 2")
+    await expect(delete_card).to_contain_text("0 of 2", timeout=30_000)  # a preview of every run's files
     delete_id = request_id(await delete_card.inner_text())
     await expect(delete_card).to_contain_text("fraud-train-01")
     await console.shot("delete-requested")
