@@ -95,7 +95,7 @@ async def test_a_blob_rewritten_after_approval_is_kept_and_reported_changed(harn
     assert receipt["totals"] == {"deleted": 2, "changed": 1}
     item = next(i for i in receipt["items"] if i["ref"] == rewritten)
     assert "changed since the plan" in item["reason"] and item["azure_request_id"]
-    assert "1 changed since the plan" in _receipt_post(harness, request.id)
+    assert "*Kept, changed since the plan*: 1 file" in _receipt_post(harness, request.id)
 
 
 # ---- 9. a database failure while checkpointing ----------------------------------------------
