@@ -34,7 +34,8 @@ from bot.store import migrations, schema
 from bot.store.db import normalise_url, sqlite_file
 from commands.azure.config import WorkspaceConfig
 from commands.azure.graph import PERMISSION, DirectoryError
-from commands.operations import OPERATIONS
+from commands.operations import OPERATIONS, touches_storage
+from commands.operations.base import OperationError
 
 # The bot scopes manifest.yml asks for (tests/unit/test_manifest.py keeps the two equal); the
 # installed image has no manifest to read.
@@ -55,6 +56,7 @@ SIGN_IN_FIX = (
 
 # The roles each harmless read stands for (README, "Connect Azure").
 ROLES = {
+    "storage account": "Reader on the workspace storage account",
     "storage": "Storage Blob Data Contributor on the workspace storage account",
     "exports": "Storage Blob Data Contributor on the workspace storage account",
     "computes": "AzureML Compute Operator on the workspace",
@@ -240,9 +242,10 @@ def reads_for(actions: Iterable[str]) -> dict[str, list[str]]:
     for action in actions:
         verb, kind = action.split(" ", 1)
         kind_reads = KIND_READS.get(kind, ())
+        bound = ("storage account",) if touches_storage(action) else ()
         # A deletion of files also reads what storage keeps of them (commands.operations.retention).
         settings = ("storage settings",) if verb == "delete" and "storage" in kind_reads else ()
-        for read in (*kind_reads, *settings, *(("exports",) if verb == "export" else ())):
+        for read in (*bound, *kind_reads, *settings, *(("exports",) if verb == "export" else ())):
             reads.setdefault(read, []).append(action)
     return reads
 
@@ -257,6 +260,8 @@ def explain(error: BaseException, read: str, where: str) -> tuple[str, str]:
         return f"the identity may not read {where}: {_short(error)}", f"grant the identity {ROLES[read]}"
     if isinstance(error, ServiceRequestError | aiohttp.ClientError | OSError | TimeoutError):
         return f"cannot reach {where}: {_short(error)}", _UNREACHABLE_FIX.get(read, "check arm_endpoint, DNS, proxy and firewall")
+    if isinstance(error, OperationError):  # the config names another storage account than the workspace
+        return str(error), "amlbot reaches only the storage account the workspace names (its storageAccount)"
     if isinstance(error, ValueError):
         return str(error), "set storage_account_url (or storage_connection_string) for the workspace"
     return f"{where}: {_short(error)}", f"see the error above; the identity needs {ROLES[read]}"
@@ -298,8 +303,13 @@ def _probes(alias: str, workspace: WorkspaceConfig, doors: Doors) -> dict[str, t
 
     ml = control.ml
     rg = workspace.resource_group
+    async def bound() -> str:
+        door = await doors.bind(alias)
+        return f"is {door.account_name}, the one the workspace names ({door.url})"
+
     return {
         "workspace": (f"workspace {workspace.workspace_name} in {rg}", lambda: control.call(ml().workspaces.get, workspace.workspace_name)),
+        "storage account": ("the storage account", bound),
         "storage": (f"container {workspace.artifact_container}", lambda: blobs().probe(workspace.artifact_container)),
         "exports": (f"exports container {workspace.exports_container}", lambda: _exports(blobs(), workspace.exports_container)),
         "computes": ("the workspace's computes", first(lambda: ml().compute.list())),

@@ -39,7 +39,7 @@ from commands.intents import (
     UserRef,
     UserRefType,
 )
-from commands.operations import operation_for
+from commands.operations import operation_for, touches_storage
 from commands.azure.door import Status
 from commands.operations.base import Context, OperationError
 from commands.operations.cleanup_exports import delete_archive
@@ -174,6 +174,8 @@ class Flow:
         if operation is None:
             return cards.error_text(f"`{intent.action}` is not available in this version of amlbot yet.")
         try:
+            if touches_storage(intent.action):  # the workspace's own storage account, or none
+                await self.s.doors.bind(alias)
             plan = await operation.preview(
                 intent, self._context(alias, request_id=None, user_email=await self._email_of(intent))
             )

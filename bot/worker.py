@@ -29,8 +29,8 @@ from bot.lifecycle import IllegalTransition, State
 from bot.store.store import Claim, RequestRecord, Store, now
 from commands import receipts
 from commands.azure.door import ItemResult, Status
-from commands.operations import operation_for
-from commands.operations.base import SUCCESS, Context, Execution
+from commands.operations import operation_for, touches_storage
+from commands.operations.base import SUCCESS, Context, Execution, OperationError
 from commands.operations.reconcile import reconcile
 from commands.plan import Plan
 
@@ -318,14 +318,16 @@ class Worker:
             done = f"{len(checkpoint.done)}/{len(plan.items)} items"
             line.show(f":arrows_counterclockwise: Resuming {record.id} where it stopped ({done} done before).")
         started = now()
-        ctx = self.flow._context(record.workspace, record.id)
-        tampered = await asyncio.to_thread(self._plan_altered, record, plan)
-        if tampered:
+        unbound = await self._unbound(record)
+        tampered = unbound or await asyncio.to_thread(self._plan_altered, record, plan)
+        # Storage not the workspace's own is not even read (a re-listing there would tell of another account).
+        ctx = None if unbound else self.flow._context(record.workspace, record.id)
+        if tampered or ctx is None:
             execution, error, gave_up = Execution(checkpoint.done), tampered, True
         else:
             execution, error, gave_up = await self._execute(record, plan, ctx, checkpoint, claim.attempts)
         deletion = record.action.startswith(("delete ", "cleanup "))
-        if deletion:
+        if deletion and ctx is not None:
             execution = await reconcile(plan, ctx, execution)
         if gave_up or (error and not execution.results):
             state = State.FAILED
@@ -349,6 +351,20 @@ class Worker:
                                       (now() - started).total_seconds(), execution.stopped_early))
         # Posting the result waits for Slack, not the job: this slot takes the next job at once.
         self._background(self._post_result(finished, 0, line))
+
+    async def _unbound(self, record: RequestRecord) -> str | None:
+        """Why the job may not touch the workspace's storage, or None. Checked in this process too:
+        the job may run in another process than its preview, started with another config."""
+        if not touches_storage(record.action):
+            return None
+        try:
+            await self.flow.s.doors.bind(record.workspace)
+        except OperationError as error:
+            return f"{error} Nothing was run."
+        except Exception as failure:  # Azure could not say which account is the workspace's
+            log.exception("storage binding failed", extra={"request_id": record.id})
+            return f"{wording.failure_reason(failure)}; nothing was run"
+        return None
 
     def _plan_altered(self, record: RequestRecord, plan: Plan) -> str | None:
         """Why the stored plan may not run: it no longer hashes to the plan_hash approvers saw (kept

@@ -70,6 +70,16 @@ class WorkspaceBlobs:
             self._async = AsyncBlobServiceClient(url, credential=_async_credential(), **async_options)
             self._account_key = None
 
+    @property
+    def account_name(self) -> str:
+        """The storage account this door reaches (from the connection string or the URL)."""
+        return str(self._sync.account_name)
+
+    @property
+    def url(self) -> str:
+        """The blob endpoint this door reaches."""
+        return str(self._sync.url)
+
     async def probe(self, container: str) -> None:
         """One harmless read (a page of one blob name), tried once: raises ResourceNotFoundError when
         the container is missing, and the service's error when the identity may not list it."""

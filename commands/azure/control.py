@@ -13,6 +13,7 @@ import asyncio
 import functools
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,7 +22,18 @@ from commands.azure.door import ItemResult, Status
 from commands.azure.retry import MGMT_RETRY
 
 PUBLIC_ARM = "https://management.azure.com/"
+WORKSPACE_API_VERSION = "2024-04-01"
+STORAGE_API_VERSION = "2023-05-01"
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StorageAccount:
+    """The storage account a workspace is bound to (its `storageAccount`), and its blob endpoint."""
+
+    id: str
+    name: str
+    blob_endpoint: str | None
 
 
 def cloud_kwargs(resource_manager: str) -> dict[str, Any]:
@@ -136,6 +148,19 @@ class WorkspaceControl:
             return self.arm().resources.get_by_id(resource_id, api_version=api_version).as_dict()
         except ResourceNotFoundError:
             return None
+
+    def storage_account(self) -> StorageAccount:
+        """The workspace's own storage account, from its `storageAccount` id (read through the
+        resource manager), with the blob endpoint the account publishes."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        workspace = self.document(self.workspace_id, WORKSPACE_API_VERSION)
+        if workspace is None:
+            raise ResourceNotFoundError(f"workspace {self.config.workspace_name} not found")
+        arm_id = (workspace.get("properties") or {}).get("storageAccount") or ""
+        account = self.document(arm_id, STORAGE_API_VERSION) if arm_id.startswith("/subscriptions/") else None
+        endpoints = ((account or {}).get("properties") or {}).get("primaryEndpoints") or {}
+        return StorageAccount(arm_id, arm_id.rstrip("/").rsplit("/", 1)[-1], endpoints.get("blob"))
 
     def _run_history(self) -> Any:
         """Run history's REST operations. azure-ai-ml has no public call for run records:

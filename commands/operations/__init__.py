@@ -41,3 +41,11 @@ OPERATIONS: dict[str, Operation] = {op.action: StorageTruth(op) for op in _ALL}
 
 def operation_for(action: str) -> Operation | None:
     return OPERATIONS.get(action)
+
+
+# Kinds of action that read or delete blobs in the workspace's storage account.
+STORAGE_KINDS = frozenset({"run", "experiment", "model", "data", "user", "notebooks", "exports"})
+
+
+def touches_storage(action: str) -> bool:
+    return action.split(" ", 1)[-1] in STORAGE_KINDS

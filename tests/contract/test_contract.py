@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -53,7 +54,10 @@ from tests.contract.checker import (
     match,
     violations,
 )
+from commands.azure.config import WorkspaceConfig
+from commands.azure.control import WorkspaceControl
 from tests.contract.standin import checked_standin
+from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential, managed_identity_environment
 from tests.standins.azure import AzureStandIn, Workspace, ml_client, resource_client
 
 SUB = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
@@ -130,11 +134,17 @@ def _drive(ws: Workspace, ml: MLClient, arm: ResourceManagementClient, azure: Az
     ml.workspaces.get(WS)
     ml.datastores.get("workspaceblobstore", include_secrets=True)
     list(ml.datastores.list())
+    ml.datastores.get_default()
+    WorkspaceControl(WorkspaceConfig(subscription_id=SUB, resource_group=RG, workspace_name=WS, arm_endpoint=azure.url),
+                     FakeCredential(), TEST_CLIENT_KWARGS).storage_account()
+    _sign_in_as_managed_identity(azure)
     # jobs, run history behind the discovery document
     list(ml.jobs.list(list_view_type=ListViewType.ALL))
     ml.jobs.get("train-1")
     ml.jobs.get("step-a")
     list(ml.jobs.list(parent_job_name="pipe"))
+    WorkspaceControl(WorkspaceConfig(subscription_id=SUB, resource_group=RG, workspace_name=WS, arm_endpoint=azure.url),
+                     FakeCredential(), TEST_CLIENT_KWARGS).run_children("pipe")  # every page, by continuation token
     ml.jobs.begin_cancel("train-2").result()
     azure.lro.mode = "location"
     ml.jobs.begin_delete("old").result()
@@ -193,6 +203,22 @@ def _drive(ws: Workspace, ml: MLClient, arm: ResourceManagementClient, azure: Az
     arm.resources.begin_delete_by_id(extra, api_version="2023-07-01").result()
     azure.lro.other_providers, azure.lro.in_progress_polls = "sync", 0
     ml.workspaces.begin_delete(WS, delete_dependent_resources=True, permanently_delete=True).result()
+
+
+def _sign_in_as_managed_identity(azure: AzureStandIn) -> None:
+    """DefaultAzureCredential in a process that runs as an App Service managed identity."""
+    from azure.identity import DefaultAzureCredential
+
+    saved = {name: os.environ.get(name) for name in managed_identity_environment(azure)}
+    os.environ.update(managed_identity_environment(azure))
+    try:
+        DefaultAzureCredential().get_token("https://management.azure.com/.default")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def test_every_shape_is_exercised_through_the_sdk(azure: AzureStandIn) -> None:

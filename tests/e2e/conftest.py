@@ -10,6 +10,7 @@ from tests.contract.checker import GRAPH_SHAPES, violations
 from tests.contract.standin import checked_standin
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, start_harness, stop_harness
 from tests.standins.azure.server import AzureStandIn
+from tests.standins.azure.state import AZURITE_ACCOUNT
 from tests.standins.azure.tls import certificates
 from tests.standins.graph import GraphStandIn
 from tests.support.azurite import azurite
@@ -33,7 +34,8 @@ async def harness(tmp_path: Path, azurite_connection: str) -> AsyncIterator[Harn
 async def azure(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AzureStandIn]:
     """The Azure control-plane stand-in, seeded with the harness's `dev` workspace."""
     async with checked_standin(monkeypatch) as standin:
-        standin.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+        # Its storage account is Azurite's: the account the bot's connection string names.
+        standin.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, storage_account_name=AZURITE_ACCOUNT)
         yield standin
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +22,7 @@ from bot.store.store import RequestRecord
 from commands.signing import Keyring, SigningKey
 from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.server import AzureStandIn
+from tests.standins.azure.state import AZURITE_ACCOUNT
 from tests.standins.graph import GraphStandIn
 from tests.standins.slack_api import SlackWebApiStandIn
 from bot import cards
@@ -74,6 +76,10 @@ class Harness:
     container: str
     runner: web.AppRunner
     _response_urls: dict[str, str] = field(default_factory=dict)
+    # The workspace's control plane when the test brought none: the bot asks it which storage account
+    # the workspace is bound to. With the process environment it changed, to restore.
+    own_azure: AzureStandIn | None = None
+    saved_environment: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -225,16 +231,18 @@ async def start_harness(
     )
     raw = base_config(connection_string, container, **policy)
     raw["graph_endpoint"] = graph.url if graph is not None else None
-    if azure is not None:
-        raw["workspaces"]["dev"]["arm_endpoint"] = azure.url
-    else:
-        # No control plane to ask: name the default datastore's container in the config.
+    own_azure, saved = None, {}
+    if azure is None:
+        # Only the workspace, bound to Azurite's account; the default datastore's container is named
+        # in the config, so runs are planned from storage alone.
+        own_azure = azure = await start_workspace_standin()
+        saved = {"REQUESTS_CA_BUNDLE": os.environ.get("REQUESTS_CA_BUNDLE")}
+        os.environ["REQUESTS_CA_BUNDLE"] = azure.ca_bundle
         raw["workspaces"]["dev"]["blobstore_container"] = f"blobstore-{container}"
+    raw["workspaces"]["dev"]["arm_endpoint"] = azure.url
     config = parse_config(raw)
-    doors = None
-    if azure is not None:
-        doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS,
-                      graph_endpoint=config.graph_endpoint)
+    doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS,
+                  graph_endpoint=config.graph_endpoint)
     bot = assemble(settings, config, AUDIT_KEYRING, doors)
     bot.worker.poll = 0.05
     bot.worker.lease = timedelta(seconds=30)
@@ -244,7 +252,15 @@ async def start_harness(
     await web.TCPSite(runner, "127.0.0.1", port).start()
     sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
     blobs = BlobServiceClient.from_connection_string(connection_string)
-    return Harness(bot, slack, sender, blobs, container, runner)
+    return Harness(bot, slack, sender, blobs, container, runner, own_azure=own_azure, saved_environment=saved)
+
+
+async def start_workspace_standin() -> AzureStandIn:
+    """The control plane of the `dev` workspace alone, its storage account Azurite's."""
+    standin = AzureStandIn()
+    await standin.start()
+    standin.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, storage_account_name=AZURITE_ACCOUNT)
+    return standin
 
 
 async def stop_harness(harness: Harness) -> None:
@@ -252,3 +268,11 @@ async def stop_harness(harness: Harness) -> None:
     await harness.runner.cleanup()
     await harness.blobs.close()
     await harness.slack.stop()
+    if harness.own_azure is not None:
+        await harness.own_azure.stop()
+        assert harness.own_azure.errors == []
+    for name, value in harness.saved_environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -266,3 +266,28 @@ def _current() -> int:
     from bot.store.migrations import HEAD
 
     return HEAD
+
+
+def _bind_elsewhere(azure: AzureStandIn) -> None:
+    """The workspace names a storage account other than the Azurite one the config names."""
+    with azure.state.lock:
+        workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
+        assert workspace is not None
+        workspace.storage_account_id = azure.state.add_generic_resource(
+            SUBSCRIPTION, RESOURCE_GROUP, "Microsoft.Storage/storageAccounts", "mlwdevelsewhere",
+            kind="StorageV2", properties={"primaryEndpoints": {"blob": "https://mlwdevelsewhere.blob.core.windows.net/"}},
+        )
+
+
+async def test_a_storage_account_that_is_not_the_workspaces(diagnose: Diagnose, azure: AzureStandIn) -> None:
+    assert by_name(await diagnose())["workspace dev: storage account"].detail.startswith(
+        "the storage account is devstoreaccount1, the one the workspace names"
+    )
+    _bind_elsewhere(azure)
+
+    failure = only_failure(await diagnose())
+
+    assert failure.name == "workspace dev: storage account"
+    assert "keeps its data in storage account `mlwdevelsewhere`" in failure.detail
+    assert "`storage_connection_string` names `devstoreaccount1`" in failure.detail
+    assert "only the storage account the workspace names" in failure.fix

@@ -35,7 +35,17 @@ from bot.worker import MAX_ATTEMPTS
 from commands import receipts
 from commands.operations.run_data import STEP
 from commands.signing import Keyring, SigningKey
-from tests.e2e.harness import ADMIN, APPROVER_1, APPROVER_2, REQUESTER, SIGNING_SECRET, Harness, base_config
+from tests.e2e.harness import (
+    ADMIN,
+    APPROVER_1,
+    APPROVER_2,
+    REQUESTER,
+    SIGNING_SECRET,
+    Harness,
+    base_config,
+    start_workspace_standin,
+)
+from tests.standins.azure.client import managed_identity_environment
 from tests.standins.slack_api import SlackWebApiStandIn
 from tests.standins.slack_signing import SlackSender
 from tests.support.bot_process import BotProcess, start_bot
@@ -114,11 +124,15 @@ async def make_deployment(tmp_path: Path, azurite_connection: str) -> AsyncItera
     made: list[Deployment] = []
     slack = SlackWebApiStandIn()
     await slack.start()
+    # The workspace's control plane: the bots ask it which storage account the workspace is bound to,
+    # signed in as an App Service managed identity.
+    azure = await start_workspace_standin()
 
     async def make(database_url: str) -> Deployment:
         container = f"azureml-{os.urandom(5).hex()}"
         raw = base_config(azurite_connection, container)
-        raw["workspaces"]["dev"]["blobstore_container"] = f"blobstore-{container}"  # no control plane to ask
+        raw["workspaces"]["dev"]["blobstore_container"] = f"blobstore-{container}"  # runs planned from storage alone
+        raw["workspaces"]["dev"]["arm_endpoint"] = azure.url
         config = tmp_path / "config.yml"
         config.write_text(yaml.safe_dump(raw))
         env = {
@@ -131,6 +145,7 @@ async def make_deployment(tmp_path: Path, azurite_connection: str) -> AsyncItera
             "AMLBOT_LEASE_SECONDS": str(LEASE),
             "AMLBOT_SHUTDOWN_GRACE": str(GRACE),
             "AMLBOT_AZURE_RETRY_BACKOFF": "0.05",
+            **managed_identity_environment(azure),
         }
         store = Store.open(database_url, Keyring(SigningKey.parse(AUDIT_KEY)))
         blobs = BlobServiceClient.from_connection_string(azurite_connection)
@@ -147,6 +162,8 @@ async def make_deployment(tmp_path: Path, azurite_connection: str) -> AsyncItera
         await deployment.blobs.close()
         deployment.store.close()
     await slack.stop()
+    await azure.stop()
+    assert azure.errors == []
 
 
 def run_blobs(count: int, size: int = 64) -> dict[str, bytes]:

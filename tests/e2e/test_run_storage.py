@@ -5,9 +5,16 @@ in Azurite."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import yaml
 
 from bot.lifecycle import State
+from bot.doors import Doors
+from bot.settings import parse_config
 from tests.e2e.harness import Harness
+from tests.e2e.test_doctor import _bind_elsewhere
+from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.e2e.test_azure_data import ALICE, BOB, _approve, _by_ref, _download, _job_names, _run_files, _workspace
 from tests.e2e.test_azure_more_data import _upload
 from tests.standins.azure.server import AzureStandIn
@@ -165,3 +172,36 @@ async def test_experiment_and_model_deletions_keep_files_that_other_records_use(
     assert "also used by `data fraud-features:1`: they are kept" in str(model_card["blocks"])
     assert await azure_harness.blob_names(upload, workspace.blob_container) == {f"{upload}/model.pkl"}
     assert _by_ref(await azure_harness.receipt(model_request.id))["1"] == ("deleted", "")
+
+
+async def test_a_config_naming_another_storage_account_is_refused_before_anything_is_planned(
+    azure_harness: Harness, azure: AzureStandIn
+) -> None:
+    await azure_harness.seed(_run_files("churn-1"))
+    _bind_elsewhere(azure)
+
+    await azure_harness.command("delete run churn-1")
+
+    reply = await azure_harness.wait_reply(containing="keeps its data in storage account `mlwdevelsewhere`")
+    assert "amlbot touches only the workspace's own account" in reply
+    assert azure_harness.store.list_requests() == []
+    assert len(await azure_harness.blob_names("ExperimentRun/dcid.churn-1/")) == 2
+
+
+async def test_the_example_config_reaches_the_storage_account_the_workspace_names(azure: AzureStandIn) -> None:
+    raw = yaml.safe_load((Path(__file__).parents[2] / "config.example.yml").read_text())
+    prod = raw["workspaces"]["prod"]
+    assert "storage_account_url" not in prod and "storage_connection_string" not in prod  # as written
+    workspace = azure.state.add_workspace(prod["subscription_id"], prod["resource_group"], prod["workspace_name"])
+    account = workspace.storage_account_id
+    assert account is not None
+    raw["workspaces"]["prod"] = {**prod, "arm_endpoint": azure.url}
+    doors = Doors(parse_config(raw).workspaces, credential=FakeCredential(), client_kwargs=TEST_CLIENT_KWARGS, graph_endpoint=None)
+    try:
+        door = await doors.bind("prod")
+    finally:
+        await doors.close()
+
+    name = account.rsplit("/", 1)[1]
+    assert door.account_name == name
+    assert door.url == f"https://{name}.blob.core.windows.net/"

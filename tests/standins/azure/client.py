@@ -22,8 +22,6 @@ What the test environment must also provide (``standin_environment``)
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from typing import Any
 
@@ -35,8 +33,8 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from commands.azure.control import cloud_kwargs
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import DEFAULT_TENANT
+from tests.standins.azure.server import MANAGED_IDENTITY_PATH, AzureStandIn
+from tests.standins.azure.state import DEFAULT_TENANT, unsigned_token
 
 # Fast, bounded retries and polls for tests; production leaves these at the SDK defaults.
 TEST_CLIENT_KWARGS: dict[str, Any] = {
@@ -73,11 +71,7 @@ class FakeCredential:
             "oid": self.object_id,
             "exp": expires,
         }
-        token = ".".join(
-            base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
-            for part in ({"alg": "none", "typ": "JWT"}, claims_body)
-        )
-        return AccessToken(token + ".", expires)
+        return AccessToken(unsigned_token(claims_body), expires)
 
 
 class AllowHttpBearerPolicy(SansIOHTTPPolicy[Any, Any]):
@@ -147,3 +141,13 @@ def resource_client(
         credential_scopes=[f"{standin.url}/.default"],
         **{**client_kwargs(standin), **kwargs},
     )
+
+
+def managed_identity_environment(standin: AzureStandIn) -> dict[str, str]:
+    """Environment for a bot in another process: DefaultAzureCredential signs in as an App Service
+    managed identity whose token endpoint is the stand-in's, and trusts the stand-in's CA."""
+    return {
+        "REQUESTS_CA_BUNDLE": standin.ca_bundle,
+        "IDENTITY_ENDPOINT": f"{standin.url}{MANAGED_IDENTITY_PATH}",
+        "IDENTITY_HEADER": "stand-in-identity-secret",
+    }

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from aiohttp import web
 
 from tests.standins.azure.state import (
     ASSET_COLLECTIONS,
+    DEFAULT_TENANT,
     ML,
     TERMINAL_JOB_STATES,
     AzureState,
@@ -45,6 +47,7 @@ from tests.standins.azure.state import (
     ResourceGroup,
     Workspace,
     iso,
+    unsigned_token,
 )
 from tests.standins.azure.threaded import ThreadedServer
 from tests.standins.azure.tls import certificates
@@ -54,6 +57,9 @@ _RG = _SUB + r"/resourceGroups/(?P<rg>[^/]+)"
 _WS = _RG + r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
 _OPS = _SUB + r"/providers/Microsoft\.MachineLearningServices/locations/(?P<loc>[^/]+)"
 _HISTORY = r"/history/v1\.0" + _WS
+MANAGED_IDENTITY_PATH = "/msi/token"
+MANAGED_IDENTITY_OBJECT_ID = "3d1f0b6e-6c2a-4c39-9d0a-5b7f2e8c1a44"
+MANAGED_IDENTITY_CLIENT_ID = "8a0c5f3e-2b71-4d9e-a6c4-1f9e7d3b2a55"
 
 # What a PUT may not change in a version of each collection: an asset version's content is fixed.
 _IMMUTABLE = {
@@ -377,7 +383,8 @@ class AzureStandIn(ThreadedServer):
                 fault.remaining -= 1
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
                 return _error(fault.status, fault.code, fault.message, headers)
-        public = path == "/discovery"  # the discovery document is fetched without a token
+        # The discovery document is fetched without a token; a managed identity's token, with its secret.
+        public = path in ("/discovery", MANAGED_IDENTITY_PATH)
         if not public and not request.headers.get("Authorization", "").startswith("Bearer "):
             return _error(
                 401,
@@ -406,6 +413,7 @@ class AzureStandIn(ThreadedServer):
     def _register_routes(self) -> None:
         r = self._route
         r("GET", r"/discovery", self._discovery)
+        r("GET", MANAGED_IDENTITY_PATH, self._managed_identity_token)
         for status_path in _STATUS_PATHS.values():
             r("GET", _OPS + rf"/{status_path}/(?P<op>[^/]+)", self._operation_status)
         r("GET", _OPS + r"/mfeOperationResults/(?P<op>[^/]+)", self._operation_result)
@@ -574,6 +582,20 @@ class AzureStandIn(ThreadedServer):
         # ones Microsoft Learn shows (how-to-manage-rest).
         keys = ("api", "experimentation", "history", "hyperdrive", "labeling", "modelmanagement", "pipelines")
         return web.json_response({key: self.url for key in (*keys, "studiocoreservices")})
+
+    def _managed_identity_token(self, ctx: _Ctx) -> web.Response:
+        """An App Service managed identity's token endpoint (`IDENTITY_ENDPOINT`, secret in
+        `X-IDENTITY-HEADER`), so a bot in another process signs in with DefaultAzureCredential as
+        it does on Azure. The token is unsigned: the stand-in checks only that one is sent."""
+        if not ctx.request.headers.get("X-IDENTITY-HEADER"):
+            raise ArmError(401, "Unauthorized", "The X-IDENTITY-HEADER header is missing.")
+        resource = ctx.query.get("resource", "")
+        expires = int(time.time()) + 3600
+        token = unsigned_token({"aud": resource, "tid": DEFAULT_TENANT, "oid": MANAGED_IDENTITY_OBJECT_ID, "exp": expires})
+        return web.json_response(
+            {"access_token": token, "expires_on": str(expires), "resource": resource, "token_type": "Bearer",
+             "client_id": MANAGED_IDENTITY_CLIENT_ID}
+        )
 
     def _operation_status(self, ctx: _Ctx) -> web.Response:
         operation = self._operation(ctx)

@@ -10,8 +10,10 @@ server answers from its own thread while tests seed and inspect from theirs.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import json
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -39,6 +41,12 @@ def iso(value: dt.datetime | str | None = None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def unsigned_token(claims: Json) -> str:
+    """A JWT with these claims and no signature: what the stand-ins hand out and accept."""
+    parts = ({"alg": "none", "typ": "JWT"}, claims)
+    return ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=") for part in parts) + "."
 
 
 def _short_id(*parts: str) -> str:
