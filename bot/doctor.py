@@ -49,6 +49,10 @@ CLIENT_KWARGS = {"retry_total": 1}
 TOKEN_FIX = (
     "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…): api.slack.com/apps → your app → OAuth & Permissions"
 )
+APP_TOKEN_FIX = (
+    "set SLACK_APP_TOKEN to an app-level token (xapp-…) with the connections:write scope: api.slack.com/apps → "
+    "your app → Basic Information → App-Level Tokens; and turn Socket Mode on under Settings → Socket Mode"
+)
 SIGN_IN_FIX = (
     "amlbot signs in with DefaultAzureCredential: give the process a managed identity or workload identity, "
     "or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET, or run `az login`"
@@ -142,10 +146,29 @@ async def check_slack(settings: Settings) -> list[Check]:
     except SlackApiError as error:
         return [failed("slack token", f"auth.test answered {error.response.get('error')}", TOKEN_FIX + " (and reinstall the app if it was revoked)")]
     except (aiohttp.ClientError, TimeoutError) as error:
-        return [failed("slack token", f"cannot reach {settings.slack_api_url}: {type(error).__name__}: {error}",
-                       "let the bot reach slack.com over HTTPS (proxy, firewall, DNS); SLACK_API_URL must be unset in production")]
+        return [unreachable("slack token", settings, error)]
     token = passed("slack token", f"bot {response.get('user')} ({response.get('user_id')}) in {response.get('team')} ({response.get('team_id')})")
     return [token, check_scopes(granted_scopes(response.headers))]
+
+
+def unreachable(name: str, settings: Settings, error: Exception) -> Check:
+    return failed(name, f"cannot reach {settings.slack_api_url}: {type(error).__name__}: {error}",
+                  "let the bot reach slack.com over HTTPS (proxy, firewall, DNS); SLACK_API_URL must be unset in production")
+
+
+async def check_app_token(settings: Settings) -> list[Check]:
+    """In Socket Mode, the app-level token must open a connection: ask Slack for one, as the bot will
+    at start (the URL is single-use and simply left unused)."""
+    if not settings.slack_app_token:
+        return []  # HTTP mode
+    client = AsyncWebClient(base_url=settings.slack_api_url)
+    try:
+        await client.apps_connections_open(app_token=settings.slack_app_token)
+    except SlackApiError as error:
+        return [failed("slack app token", f"apps.connections.open answered {error.response.get('error')}", APP_TOKEN_FIX)]
+    except (aiohttp.ClientError, TimeoutError) as error:
+        return [unreachable("slack app token", settings, error)]
+    return [passed("slack app token", "Socket Mode: apps.connections.open gave a connection URL")]
 
 
 def check_scopes(granted: frozenset[str] | None) -> Check:
@@ -382,7 +405,7 @@ def default_doors(config: AppConfig) -> Doors:
 
 async def diagnose(settings: Settings, doors_for: Callable[[AppConfig], Doors] = default_doors) -> list[Check]:
     config_check, config = check_config(settings)
-    checks = [config_check, *await check_slack(settings), check_signing_secret(settings)]
+    checks = [config_check, *await check_slack(settings), check_signing_secret(settings), *await check_app_token(settings)]
     checks += await asyncio.to_thread(check_database, settings)
     if config is None:
         return checks

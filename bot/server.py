@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.internals import parse_body
 
@@ -155,14 +156,19 @@ async def serve_http(bot: Bot, host: str, port: int) -> None:
     await _shut_down(bot, runner)
 
 
-async def serve_socket_mode(bot: Bot, app_token: str, host: str, port: int) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+def socket_mode_handler(bot: Bot, app_token: str, ping_interval: float = 10) -> AsyncSocketModeHandler:
+    """Bolt's Socket Mode client for the app: it asks `apps.connections.open` (at SLACK_API_URL) for a
+    URL, acks each envelope with what the listener acked, and reconnects when Slack says `disconnect`
+    or the connection drops (noticed within `ping_interval` seconds)."""
+    return AsyncSocketModeHandler(bot.app, app_token, ping_interval=ping_interval)
 
+
+async def serve_socket_mode(bot: Bot, app_token: str, host: str, port: int) -> None:
     # /healthz and the worker still run over HTTP; Slack's traffic comes over the socket.
     runner = web.AppRunner(web_app(bot), shutdown_timeout=bot.worker.grace)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    handler = AsyncSocketModeHandler(bot.app, app_token)
+    handler = socket_mode_handler(bot, app_token)
     await handler.connect_async()
     log.info("connected in Socket Mode")
     await until_signalled()

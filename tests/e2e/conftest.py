@@ -8,7 +8,7 @@ import pytest
 from commands.azure import retry
 from tests.contract.checker import GRAPH_SHAPES, violations
 from tests.contract.standin import checked_standin
-from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, start_harness, stop_harness
+from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, Mode, start_harness, stop_harness
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import AZURITE_ACCOUNT
 from tests.standins.azure.tls import certificates
@@ -23,9 +23,25 @@ def azurite_connection() -> Iterator[str]:
         yield connection
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_modes: run the test over HTTP and again in Socket Mode")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A test marked both_modes runs twice: Slack reaching the bot by signed HTTP, then over Socket Mode.
+    if metafunc.definition.get_closest_marker("both_modes") and "slack_mode" in metafunc.fixturenames:
+        metafunc.parametrize("slack_mode", ["http", "socket"], indirect=True)
+
+
 @pytest.fixture
-async def harness(tmp_path: Path, azurite_connection: str) -> AsyncIterator[Harness]:
-    running = await start_harness(tmp_path, azurite_connection)
+def slack_mode(request: pytest.FixtureRequest) -> Mode:
+    """How Slack reaches the bot: "http" unless the test is marked both_modes."""
+    return getattr(request, "param", "http")
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, azurite_connection: str, slack_mode: Mode) -> AsyncIterator[Harness]:
+    running = await start_harness(tmp_path, azurite_connection, mode=slack_mode)
     yield running
     await stop_harness(running)
 

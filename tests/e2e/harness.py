@@ -9,14 +9,15 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from azure.storage.blob.aio import BlobServiceClient
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.doors import Doors
 from bot.lifecycle import State
-from bot.server import Bot, assemble, web_app
+from bot.server import Bot, assemble, socket_mode_handler, web_app
 from bot.settings import Settings, parse_config
 from bot.store.store import RequestRecord
 from commands.signing import Keyring, SigningKey
@@ -27,9 +28,13 @@ from tests.standins.graph import GraphStandIn
 from tests.standins.slack_api import SlackWebApiStandIn
 from bot import cards
 from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body, view_submission_body
+from tests.standins.slack_socket import SocketModeSender
 from tests.support.azurite import free_port
 
 SIGNING_SECRET = "test-signing-secret"
+APP_TOKEN = "xapp-1-A0AMLBOT01-1-test"
+# How Slack reaches the bot: signed HTTP POSTs, or envelopes over the Socket Mode connection it opened.
+Mode = Literal["http", "socket"]
 AUDIT_KEYRING = Keyring(SigningKey.parse("test-audit-key"))
 TEAM = "T0001"
 CHANNEL = "C0AMLBOT1"
@@ -75,6 +80,7 @@ class Harness:
     blobs: BlobServiceClient
     container: str
     runner: web.AppRunner
+    socket: AsyncSocketModeHandler | None = None  # in Socket Mode, the bot's connection to Slack
     _response_urls: dict[str, str] = field(default_factory=dict)
     # The workspace's control plane when the test brought none: the bot asks it which storage account
     # the workspace is bound to. With the process environment it changed, to restore.
@@ -213,10 +219,11 @@ class Harness:
 
 async def start_harness(
     tmp_path: Path, connection_string: str, azure: AzureStandIn | None = None, graph: GraphStandIn | None = None,
-    **policy: Any,
+    mode: Mode = "http", **policy: Any,
 ) -> Harness:
     """The bot on a free port; with `azure`, its control-plane calls go to that stand-in, and with
-    `graph` its Microsoft Graph calls (without, it is set up without Graph)."""
+    `graph` its Microsoft Graph calls (without, it is set up without Graph). In `socket` mode the bot
+    connects to the stand-in as to Slack in Socket Mode, and the harness's deliveries go over it."""
     container = f"azureml-{uuid.uuid4().hex[:10]}"
     slack = SlackWebApiStandIn(usergroups={"SAPPROVERS": [APPROVER_1]})
     for user_id, name in PEOPLE.items():  # members of the team, as in Slack: a DM to them opens
@@ -226,6 +233,7 @@ async def start_harness(
     settings = Settings(
         slack_bot_token="xoxb-test-token",
         slack_signing_secret=SIGNING_SECRET,
+        slack_app_token=APP_TOKEN if mode == "socket" else None,
         slack_api_url=slack.url,
         amlbot_database_url=f"sqlite:///{tmp_path / 'amlbot.db'}",
     )
@@ -250,9 +258,16 @@ async def start_harness(
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
     blobs = BlobServiceClient.from_connection_string(connection_string)
-    return Harness(bot, slack, sender, blobs, container, runner, own_azure=own_azure, saved_environment=saved)
+    if mode == "http":
+        sender: SlackSender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
+        socket = None
+    else:
+        socket = socket_mode_handler(bot, APP_TOKEN, ping_interval=1)  # a dropped link is noticed within a second
+        await socket.connect_async()
+        await slack.socket.wait_connected()
+        sender = SocketModeSender(slack.socket)
+    return Harness(bot, slack, sender, blobs, container, runner, socket, own_azure=own_azure, saved_environment=saved)
 
 
 async def start_workspace_standin() -> AzureStandIn:
@@ -264,6 +279,8 @@ async def start_workspace_standin() -> AzureStandIn:
 
 
 async def stop_harness(harness: Harness) -> None:
+    if harness.socket is not None:
+        await harness.socket.close_async()
     await harness.sender.close()
     await harness.runner.cleanup()
     await harness.blobs.close()

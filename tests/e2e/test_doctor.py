@@ -156,6 +156,19 @@ async def test_a_missing_signing_secret(diagnose: Diagnose) -> None:
     assert by_name(await diagnose(slack_signing_secret=None, slack_app_token="xapp-1-A1-1-abc"))["slack signing secret"].ok
 
 
+async def test_the_app_level_token_of_socket_mode(diagnose: Diagnose, slack: SlackWebApiStandIn) -> None:
+    good = by_name(await diagnose(slack_app_token="xapp-1-A1-1-abc"))["slack app token"]
+    assert good.ok and "apps.connections.open" in good.detail
+    assert slack.calls_to("apps.connections.open")[-1].headers["Authorization"] == "Bearer xapp-1-A1-1-abc"
+    assert "slack app token" not in by_name(await diagnose())  # HTTP mode: no app-level token to check
+
+    wrong_kind = only_failure(await diagnose(slack_app_token=GOOD_TOKEN))  # a bot token where the xapp- one goes
+    assert (wrong_kind.name, wrong_kind.detail) == ("slack app token", "apps.connections.open answered not_allowed_token_type")
+    assert "App-Level Tokens" in wrong_kind.fix and "connections:write" in wrong_kind.fix
+    slack.invalid_tokens.add("xapp-1-revoked")
+    assert only_failure(await diagnose(slack_app_token="xapp-1-revoked")).detail == "apps.connections.open answered invalid_auth"
+
+
 async def test_an_unknown_workspace(diagnose: Diagnose) -> None:
     checks = await diagnose(workspace={"workspace_name": "mlw-nope"})
     failure = only_failure(checks)

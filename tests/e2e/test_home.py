@@ -17,6 +17,8 @@ from bot.lifecycle import State
 from tests.e2e.harness import APPROVER_1, APPROVER_2, REQUESTER, STRANGER, TEAM, Harness, start_harness, stop_harness
 from tests.standins.slack_signing import app_home_opened_body, home_click_body
 
+pytestmark = pytest.mark.both_modes  # the tab over signed HTTP and over Socket Mode alike
+
 RUN = "home_train_1700000000_abcd1234"
 PREFIX = f"ExperimentRun/dcid.{RUN}/"
 

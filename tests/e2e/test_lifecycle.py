@@ -39,6 +39,7 @@ from tests.e2e.harness import (
     REQUESTER,
     STRANGER,
     Harness,
+    Mode,
     start_harness,
     stop_harness,
 )
@@ -54,14 +55,14 @@ MakeHarness = Callable[..., Awaitable[Harness]]
 
 
 @pytest.fixture
-async def make_harness(tmp_path: Path, azurite_connection: str) -> AsyncIterator[MakeHarness]:
+async def make_harness(tmp_path: Path, azurite_connection: str, slack_mode: Mode) -> AsyncIterator[MakeHarness]:
     """A running bot with its own policy (keys of `policy:` in the config file)."""
     started: list[Harness] = []
 
     async def make(**policy: Any) -> Harness:
         home = tmp_path / f"bot{len(started)}"
         home.mkdir()
-        started.append(await start_harness(home, azurite_connection, **policy))
+        started.append(await start_harness(home, azurite_connection, mode=slack_mode, **policy))
         return started[-1]
 
     yield make
@@ -138,6 +139,7 @@ async def test_each_state_is_committed_before_the_card_shows_it(harness: Harness
     assert shown[-1] == "succeeded" and "pending" not in shown
 
 
+@pytest.mark.both_modes
 async def test_illegal_moves_are_refused_clearly_and_change_nothing(harness: Harness) -> None:
     await seed_run(harness)
     request = await harness.submit(f"delete run {RUN}")
@@ -261,6 +263,7 @@ async def test_approvers_by_group_and_never_the_requester_of_a_deletion(make_har
     assert events.count("approve.refused") == 2 and events.count("request.refused") == 1
 
 
+@pytest.mark.both_modes
 async def test_n_distinct_approvals(make_harness: MakeHarness) -> None:
     h = await make_harness(approvals_required={"delete run": 2})
     await seed_run(h)
@@ -342,6 +345,7 @@ async def test_help_lists_only_what_each_user_may_run_here(make_harness: MakeHar
 # ---- rule 3: cards tell the truth; the requester hears of every decision; approvers named once --
 
 
+@pytest.mark.both_modes
 async def test_cards_tell_the_truth_and_the_requester_hears_each_decision(make_harness: MakeHarness) -> None:
     h = await make_harness(approvals_required={"delete run": 2})
     await seed_run(h)
@@ -395,6 +399,7 @@ async def test_approvers_channel_gets_one_short_post_linking_to_the_card(make_ha
 # ---- rule 4: exactly once ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_modes
 async def test_a_retried_delivery_never_runs_work_twice(harness: Harness) -> None:
     await seed_run(harness)
     command = harness.command_body(f"delete run {RUN}")
@@ -535,6 +540,7 @@ async def test_freeze_holds_jobs_until_an_admin_unfreezes(harness: Harness) -> N
     ]
 
 
+@pytest.mark.both_modes
 async def test_cancel_a_pending_request_and_only_the_requester_or_an_approver_may(harness: Harness) -> None:
     await seed_run(harness)
     request = await harness.submit(f"delete run {RUN}")
@@ -649,6 +655,7 @@ async def test_audit_cli_verifies_the_chain_and_the_receipts(harness: Harness, c
 # ---- bad clicks: a clear private answer, no change, HTTP 200 ----------------------------------------
 
 
+@pytest.mark.both_modes
 async def test_bad_clicks_get_a_private_answer_and_change_nothing(harness: Harness) -> None:
     await seed_run(harness)
     request = await harness.submit(f"delete run {RUN}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from bot import cards
 from bot.lifecycle import State
 from tests.e2e.harness import APPROVER_1, REQUESTER, Harness
@@ -12,6 +14,7 @@ from tests.e2e.harness import APPROVER_1, REQUESTER, Harness
 RUN = "churn_train_1700000000_abcd1234"
 
 
+@pytest.mark.both_modes
 async def test_delete_run_end_to_end(harness: Harness) -> None:
     prefix = f"ExperimentRun/dcid.{RUN}/"
     await harness.seed(

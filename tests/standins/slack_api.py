@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from tests.standins.slack_socket import SocketModeHub
+
 JsonDict = dict[str, Any]
 Handler = Callable[[JsonDict], Awaitable[JsonDict]]
 
@@ -34,6 +36,8 @@ _JSON_ARGS = ("blocks", "attachments", "files", "view", "metadata")
 _MAX_MESSAGE_BLOCKS = 50
 # The bot scopes the token holds; Slack names them in the `x-oauth-scopes` header of every answer.
 DEFAULT_SCOPES = ("commands", "chat:write", "files:write", "im:write", "usergroups:read", "users:read", "users:read.email")
+# Methods that take the app-level token (xapp-…) and no other; the rest take a bot token.
+_APP_LEVEL_METHODS = frozenset({"apps.connections.open"})
 
 
 @dataclass
@@ -161,7 +165,9 @@ class SlackWebApiStandIn:
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
+        self.socket = SocketModeHub(app_id)
         self._handlers: dict[str, Handler] = {
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -211,6 +217,7 @@ class SlackWebApiStandIn:
         app.router.add_post("/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response_url)
+        app.router.add_get("/link/", self.socket.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, self._host, self._port).start()
@@ -219,6 +226,7 @@ class SlackWebApiStandIn:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            await self.socket.close()
             await self._runner.cleanup()
             self._runner = None
 
@@ -429,6 +437,8 @@ class SlackWebApiStandIn:
             return 200, {"ok": False, "error": "not_authed"}, {}
         if token in self.invalid_tokens:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if method != "auth.test" and (method in _APP_LEVEL_METHODS) != token.startswith("xapp-"):
+            return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
         if self._faults[method]:
             fault = self._faults[method].popleft()
             return fault.status, {"ok": False, "error": fault.error}, fault.headers
@@ -586,6 +596,9 @@ class SlackWebApiStandIn:
         }
 
     # ------------------------------------------------------------------ Web API methods
+
+    async def _apps_connections_open(self, args: JsonDict) -> JsonDict:
+        return {"url": self.socket.link(self.root_url)}
 
     async def _auth_test(self, args: JsonDict) -> JsonDict:
         return {
