@@ -524,13 +524,18 @@ class Flow:
         return None
 
     async def answer_privately(self, where: Where, text: str) -> None:
-        """An answer with no response_url (a submitted form): only `where.user` sees it."""
+        """An answer with no response_url (a submitted form) or past it (bot/replies.py): only `where.user` sees it."""
         if where.channel == HOME_TAB:
             for notice in self.on_home_notice:
                 await notice(where.user, text)
             return
         try:
             await self.client.chat_postEphemeral(channel=where.channel, user=where.user, text=text)
+            return
+        except SLACK_TROUBLE as error:  # the bot may not post there (any more): their DM then
+            log.warning("ephemeral answer failed", extra={"user": where.user, "error": slack_error(error)})
+        try:
+            await self.direct_message(where.user, text=text)
         except SLACK_TROUBLE as error:
             log.warning("private answer failed", extra={"user": where.user, "error": slack_error(error)})
 

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import cards
+from bot import cards, replies
 from bot.flow import Flow, Where
 from bot.listeners.payload import DATABASE_DOWN, form_value, id_of, metadata, trigger_of
 
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 def register(app: AsyncApp, flow: Flow) -> None:
     @app.action(cards.ACTION_PATTERN)
     async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
+        since = replies.received()
         await ack()
         # Ids of another JSON type count as none: the flow refuses them, and the audit hashes what it stores.
         where = Where(team=id_of(body.get("team")), channel=id_of(body.get("channel")), user=id_of(body.get("user")))
@@ -29,7 +30,7 @@ def register(app: AsyncApp, flow: Flow) -> None:
             log.exception("database error on a click", extra={"action_id": action["action_id"]})
             reply = DATABASE_DOWN
         if reply:
-            await respond(text=reply, response_type="ephemeral", replace_original=False)
+            await replies.answer(flow, respond, where, reply, since, replace_original=False)
 
     @app.view(cards.ActionId.REJECT_REASON)
     async def reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:

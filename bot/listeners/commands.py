@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import replies
 from bot.flow import Flow, Where
 from bot.listeners.payload import DATABASE_DOWN
 
@@ -19,6 +20,7 @@ COMMAND = "/aml"
 def register(app: AsyncApp, flow: Flow) -> None:
     @app.command(COMMAND)
     async def aml(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        since = replies.received()
         await ack()
         where = Where(team=body.get("team_id", ""), channel=body.get("channel_id", ""), user=body.get("user_id", ""))
         try:
@@ -28,4 +30,4 @@ def register(app: AsyncApp, flow: Flow) -> None:
             log.exception("database error on a command")
             reply = DATABASE_DOWN
         if reply:
-            await respond(text=reply, response_type="ephemeral")
+            await replies.answer(flow, respond, where, reply, since)

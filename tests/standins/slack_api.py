@@ -36,6 +36,9 @@ _JSON_ARGS = ("blocks", "attachments", "files", "view", "metadata")
 _MAX_MESSAGE_BLOCKS = 50
 # The bot scopes the token holds; Slack names them in the `x-oauth-scopes` header of every answer.
 DEFAULT_SCOPES = ("commands", "chat:write", "files:write", "im:write", "usergroups:read", "users:read", "users:read.email")
+# A response_url takes this many posts within this many seconds of its delivery (SLACK-FACTS.md).
+RESPONSE_URL_USES = 5
+RESPONSE_URL_LIFETIME = 30 * 60
 # Methods that take the app-level token (xapp-…) and no other; the rest take a bot token.
 _APP_LEVEL_METHODS = frozenset({"apps.connections.open"})
 
@@ -95,6 +98,8 @@ class _ResponseUrl:
     message_ts: str | None
     user: str | None
     thread_ts: str | None
+    issued: float = field(default_factory=time.time)
+    uses: int = 0
 
 
 @dataclass
@@ -200,6 +205,7 @@ class SlackWebApiStandIn:
         self._triggers: dict[str, tuple[str, float]] = {}  # trigger id -> (user, issued at)
         self._exchanged: set[str] = set()
         self.response_posts: list[ResponseUrlPost] = []
+        self.late_response_posts: list[str] = []  # keys of response_urls posted to after they expired
         self._messages: list[JsonDict] = []
         self._ephemerals: list[JsonDict] = []
         self._files: dict[str, UploadedFile] = {}
@@ -358,6 +364,11 @@ class SlackWebApiStandIn:
         self._response_urls[key] = _ResponseUrl(channel, message_ts, user, thread_ts)
         return f"{self.root_url}/response/{key}"
 
+    def expire_response_urls(self) -> None:
+        """Half an hour passes for every response_url handed out so far: Slack refuses them from now on."""
+        for target in self._response_urls.values():
+            target.issued -= RESPONSE_URL_LIFETIME
+
     async def wait_for(
         self,
         predicate: Callable[[], Any],
@@ -486,6 +497,10 @@ class SlackWebApiStandIn:
         target = self._response_urls.get(request.match_info["key"])
         if target is None:
             return web.Response(status=404, text="no_active_hooks")  # (U) Slack's exact error text
+        if target.uses >= RESPONSE_URL_USES or time.time() - target.issued >= RESPONSE_URL_LIFETIME:
+            self.late_response_posts.append(request.match_info["key"])
+            return web.Response(status=404, text="expired_url")  # (U) Slack's exact error text
+        target.uses += 1
         try:
             body = await request.json()
         except ValueError:

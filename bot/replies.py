@@ -1,0 +1,42 @@
+"""Private answers to a command or a click.
+
+A delivery's `response_url` takes 5 posts within 30 minutes of it (SLACK-FACTS.md). An answer that
+comes later (a refusal after a long preview) goes to the person with chat.postEphemeral in the same
+channel, or to their DM when the bot may not post there: never to a URL Slack has expired.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import monotonic
+
+from slack_bolt.async_app import AsyncRespond
+
+from bot.flow import SLACK_TROUBLE, Flow, Where, slack_error
+
+log = logging.getLogger(__name__)
+
+RESPONSE_URL_LIFETIME = 30 * 60  # seconds Slack takes posts to a response_url for
+MARGIN = 60  # seconds short of that: a post must arrive before the URL expires, not just leave
+
+
+def received() -> float:
+    """The moment a delivery came in: what `answer` measures the response_url's age from."""
+    return monotonic()
+
+
+async def answer(
+    flow: Flow, respond: AsyncRespond, where: Where, text: str, since: float, *, replace_original: bool | None = None
+) -> None:
+    """`text` to `where.user` alone, `since` the delivery was `received()`."""
+    if monotonic() - since < RESPONSE_URL_LIFETIME - MARGIN:
+        try:
+            posted = await respond(text=text, response_type="ephemeral", replace_original=replace_original)
+            if posted.status_code == 200:
+                return
+            log.warning("response_url refused the answer", extra={"status": posted.status_code, "body": posted.body})
+        except ValueError:  # the delivery named no response_url
+            log.warning("no response_url to answer through")
+        except SLACK_TROUBLE as error:
+            log.warning("response_url unreachable", extra={"error": slack_error(error)})
+    await flow.answer_privately(where, text)
