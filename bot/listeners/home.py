@@ -31,8 +31,10 @@ def _has_result(record: RequestRecord) -> bool:
 class HomeTab:
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
-        # Who opened the tab since this process started: the tabs it keeps fresh after each change.
-        self.viewers: set[str] = set()
+        # Who opened the tab since this process started, and in which workspace (team) they last did:
+        # the tabs it keeps fresh after each change. On Enterprise Grid one person (W…) has a tab in
+        # each workspace of the org; each shows that workspace's requests only.
+        self.viewers: dict[str, str] = {}
         self._links: dict[str, str] = {}  # request id -> its card's permalink (a card never moves)
 
     async def link(self, record: RequestRecord) -> str | None:
@@ -46,12 +48,12 @@ class HomeTab:
             self._links[record.id] = str(answer.get("permalink") or "")
         return self._links.get(record.id) or None
 
-    async def content(self, user: str, notice: str | None = None) -> HomeContent:
+    async def content(self, user: str, team: str, notice: str | None = None) -> HomeContent:
         store, rules = self.flow.store, self.flow.s.config.policy
         actor = await self.flow.s.groups.actor(user)
-        pending = await asyncio.to_thread(store.list_requests, states=frozenset({State.PENDING}), limit=PENDING_SCAN)
-        mine = await asyncio.to_thread(store.list_requests, requester=user, limit=MAX_MINE)
-        finished = await asyncio.to_thread(store.list_requests, states=FINAL, limit=RESULT_SCAN)
+        pending = await asyncio.to_thread(store.list_requests, states=frozenset({State.PENDING}), team=team, limit=PENDING_SCAN)
+        mine = await asyncio.to_thread(store.list_requests, requester=user, team=team, limit=MAX_MINE)
+        finished = await asyncio.to_thread(store.list_requests, states=FINAL, team=team, limit=RESULT_SCAN)
         every_export = self.flow.s.config.private_export_links
 
         def private(record: RequestRecord) -> bool:
@@ -77,7 +79,7 @@ class HomeTab:
         )
 
     async def publish(self, user: str, notice: str | None = None) -> None:
-        view = home_view(await self.content(user, notice), now())
+        view = home_view(await self.content(user, self.viewers.get(user, ""), notice), now())
         try:
             await self.flow.client.views_publish(user_id=user, view=view)
         except SlackApiError as error:
@@ -88,7 +90,7 @@ class HomeTab:
         of everyone who may approve on its workspace (it waits for them, or has just stopped waiting)."""
         try:
             pool = policy.approver_pool(self.flow.s.config.policy, await self.flow.s.groups.all_members(), record.workspace)
-            for user in sorted(self.viewers & ({record.requester, *record.approvers} | pool)):
+            for user in sorted(self.viewers.keys() & ({record.requester, *record.approvers} | pool)):
                 await self.publish(user)
         except Exception:  # a stale tab is repaired when it is next opened; it never stops a decision or a job
             log.exception("home tab refresh failed", extra={"request_id": record.id})
@@ -105,9 +107,9 @@ def register(app: AsyncApp, flow: Flow) -> HomeTab:
     flow.on_home_notice.append(lambda user, text: tab.publish(user, notice=text))
 
     @app.event("app_home_opened")
-    async def opened(event: dict[str, Any]) -> None:
+    async def opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab") == "home":  # the Messages tab opens with the same event
-            tab.viewers.add(event["user"])
+            tab.viewers[event["user"]] = str(body.get("team_id") or "")
             await tab.publish(event["user"])
 
     @app.action(cards.ACTION_PATTERN, matchers=[_from_home])
@@ -116,8 +118,8 @@ def register(app: AsyncApp, flow: Flow) -> HomeTab:
         await ack()
         user = id_of(body.get("user"))
         where = Where(team=id_of(body.get("team")), channel=HOME_TAB, user=user)
+        tab.viewers[user] = where.team
         reply = await flow.click(action["action_id"], action.get("value"), where, trigger_of(body))
-        tab.viewers.add(user)
         await tab.publish(user, notice=reply)
 
     return tab

@@ -64,8 +64,10 @@ def slash_command_body(
     team_domain: str = DEFAULT_TEAM_DOMAIN,
     api_app_id: str = DEFAULT_API_APP_ID,
     token: str = DEFAULT_VERIFICATION_TOKEN,
+    enterprise_id: str | None = None,
 ) -> bytes:
-    """A slash command request body, form-encoded with every field Slack sends."""
+    """A slash command request body, form-encoded with every field Slack sends (on an Enterprise
+    Grid org, `enterprise_id` and `enterprise_name` too; `team_id` stays the workspace's)."""
     fields = {
         "token": token,
         "team_id": team_id,
@@ -81,6 +83,8 @@ def slash_command_body(
         "response_url": response_url or _default_response_url(team_id, "commands"),
         "trigger_id": trigger_id or new_trigger_id(),
     }
+    if enterprise_id:
+        fields.update(enterprise_id=enterprise_id, enterprise_name=f"org-{enterprise_id.lower()}")
     return urlencode(fields).encode()
 
 
@@ -103,8 +107,10 @@ def block_actions_payload(
     team_domain: str = DEFAULT_TEAM_DOMAIN,
     api_app_id: str = DEFAULT_API_APP_ID,
     token: str = DEFAULT_VERIFICATION_TOKEN,
+    enterprise_id: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON of a button click on a message (``message`` defaults to an empty bot message at ``message_ts``)."""
+    """The JSON of a button click on a message (``message`` defaults to an empty bot message at ``message_ts``);
+    on an Enterprise Grid org, ``enterprise`` names the org and ``team`` the workspace clicked in."""
     name = user_name or user_id.lower()
     payload: dict[str, Any] = {
         "type": "block_actions",
@@ -119,7 +125,7 @@ def block_actions_payload(
         },
         "trigger_id": trigger_id or new_trigger_id(),
         "team": {"id": team_id, "domain": team_domain},
-        "enterprise": None,
+        "enterprise": {"id": enterprise_id, "name": f"org-{enterprise_id.lower()}"} if enterprise_id else None,
         "is_enterprise_install": False,
         "channel": {"id": channel_id, "name": channel_name or _channel_name(channel_id)},
         "state": {"values": {}},
