@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # A test marked both_modes runs twice: Slack reaching the bot by signed HTTP, then over Socket Mode.
     if metafunc.definition.get_closest_marker("both_modes") and "slack_mode" in metafunc.fixturenames:
         metafunc.parametrize("slack_mode", ["http", "socket"], indirect=True)
+
+
+def logged(caplog: pytest.LogCaptureFixture, logger: str, message: str) -> int:
+    """How many times the bot's `logger` has logged `message` in this test."""
+    return sum(1 for record in caplog.records if record.name == logger and record.getMessage() == message)
+
+
+@pytest.fixture
+def duplicates_ignored(caplog: pytest.LogCaptureFixture) -> Callable[[], int]:
+    """Deliveries the dedupe middleware dropped; it logs each before it answers 200, so a count is
+    proof that a retry or replay was looked at, not merely not acted on yet."""
+    caplog.set_level(logging.INFO, logger="bot.app")
+    return lambda: logged(caplog, "bot.app", "duplicate delivery ignored")
 
 
 @pytest.fixture

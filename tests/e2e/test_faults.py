@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -209,7 +209,8 @@ def lock_database() -> Iterator[Any]:
     """Holds SQLite's write lock from another connection (another process would) for a while."""
     threads: list[threading.Thread] = []
 
-    def hold(path: str, seconds: float) -> None:
+    def hold(path: str, seconds: float) -> threading.Thread:
+        """Returns once the lock is taken; the thread ends when it is given back."""
         taken = threading.Event()
 
         def run() -> None:
@@ -226,6 +227,7 @@ def lock_database() -> Iterator[Any]:
         thread.start()
         threads.append(thread)
         assert taken.wait(10), "could not take the database lock"
+        return thread
 
     yield hold
     for thread in threads:
@@ -260,24 +262,23 @@ async def test_database_locked_briefly_during_a_command_is_waited_out(harness: H
 
 
 async def test_database_locked_past_the_timeout_refuses_the_delivery_whole_and_slacks_retry_lands_once(
-    harness: Harness, lock_database: Any
+    harness: Harness, lock_database: Any, duplicates_ignored: Callable[[], int]
 ) -> None:
     await harness.seed(_run_files(2))
     _short_busy_timeout(harness, 200)
     body = harness.command_body(f"delete run {RUN}")
-    lock_database(_database_path(harness), 1.5)
+    lock = lock_database(_database_path(harness), 1.5)
     status, _ = await harness.sender.send(body)
     # Not acknowledged, so Slack delivers it again; nothing was written meanwhile.
     assert status >= 500
-    await asyncio.sleep(1.6)  # the lock is gone (every transaction here, reads too, takes it)
+    await asyncio.to_thread(lock.join)  # the lock is gone (every transaction here, reads too, takes it)
     assert harness.store.list_requests() == [] and harness.slack.messages() == []
 
     status, _ = await harness.sender.send(body, retry_num=1, retry_reason="http_error")
     assert status == 200
     await harness.slack.wait_for(lambda: [r for r in harness.store.list_requests() if r.card_ts])
     status, _ = await harness.sender.send(body, retry_num=2, retry_reason="http_error")  # a late duplicate
-    assert status == 200
-    await asyncio.sleep(0.3)
+    assert status == 200 and duplicates_ignored() == 1  # dropped before its 200: nothing of it runs later
     [request] = harness.store.list_requests()
     assert request.state is State.PENDING and len(harness.slack.calls_to("chat.postMessage")) == 1
     assert harness.store.verify_audit().ok

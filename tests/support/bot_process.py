@@ -51,12 +51,9 @@ class BotProcess:
         """SIGKILL: no shutdown at all, as when a node dies."""
         self.process.kill()
 
-    async def terminate(self, timeout: float) -> tuple[int, float]:
-        """SIGTERM, then wait for the exit; returns (exit code, seconds it took)."""
-        started = time.monotonic()
+    def terminate(self) -> None:
+        """SIGTERM: the shutdown a deployment asks for."""
         self.process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.process.wait(), timeout)
-        return code, time.monotonic() - started
 
     async def stop(self) -> None:
         if self.process.returncode is None:

@@ -1,4 +1,4 @@
-"""A reverse proxy in front of Azurite that answers chosen requests with an Azure Storage error.
+r"""A reverse proxy in front of Azurite that answers chosen requests with an Azure Storage error.
 
 Azurite has no fault injection; this forwards every request byte for byte (path, query, headers and
 body untouched, so Shared Key signatures still verify) and, for the next N requests matching a rule,
