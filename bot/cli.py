@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the bot: Slack HTTP mode (or Socket Mode), /healthz and the job worker")
     sub.add_parser("worker", help="run the job worker alone (no HTTP): it shares the database with `serve` replicas")
     sub.add_parser("sandbox", help="try it with no accounts: the real bot, a Slack-like console on localhost, Azure stand-ins")
-    sub.add_parser("doctor", help="check the set-up (config, Slack, Azure, database): one line per check; exit 0 when all pass")
+    doctor_parser = sub.add_parser("doctor", help="check the set-up (config, Slack, Azure, database): one line per check; exit 0 when all pass")
+    doctor_parser.add_argument("--verbose", action="store_true", help="also show the Azure SDK's and amlbot's log lines as they happen")
     audit = sub.add_parser("audit", help="check the audit log and receipts")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="check the whole hash chain, its recorded breaks and its signed head")
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         from bot import doctor
 
-        return doctor.main(settings)
+        return doctor.main(settings, verbose=args.verbose)
     return _audit(settings, args)
 
 

@@ -10,7 +10,9 @@ is checked by reading one user when the policy allows an action on people.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -426,7 +428,49 @@ def report(checks: list[Check]) -> tuple[str, int]:
     return "\n".join([*(c.line() for c in checks), summary]), 1 if failures else 0
 
 
-def main(settings: Settings) -> int:
-    text, status = report(asyncio.run(diagnose(settings)))
-    print(text)
+def main(settings: Settings, verbose: bool = False) -> int:
+    """The table first. Unless `verbose`, log lines below WARNING (the Azure SDK's request logs) are
+    dropped, and warnings are held back until after the table."""
+    if verbose:
+        text, status = report(asyncio.run(diagnose(settings)))
+        print(text)
+        return status
+    with quiet_logs() as held:
+        text, status = report(asyncio.run(diagnose(settings)))
+    print(text, flush=True)
+    held.replay()
     return status
+
+
+class _Held(logging.Handler):
+    """Keeps log records to hand to the real handlers later (`replay`; `release` is the lock's)."""
+
+    def __init__(self, targets: list[logging.Handler]) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+        self.targets = targets
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def replay(self) -> None:
+        for record in self.records:
+            for target in self.targets:
+                if record.levelno >= target.level:
+                    target.handle(record)
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[_Held]:
+    root, azure = logging.getLogger(), logging.getLogger("azure")
+    saved = (root.handlers[:], root.level, azure.level)
+    held = _Held(saved[0])
+    root.handlers = [held]
+    root.setLevel(logging.WARNING)
+    azure.setLevel(logging.WARNING)
+    try:
+        yield held
+    finally:
+        root.handlers = saved[0]
+        root.setLevel(saved[1])
+        azure.setLevel(saved[2])

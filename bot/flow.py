@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import cards, metrics, plan_words, policy, wording
+from bot import cards, help, metrics, plan_words, policy, wording
 from bot.doors import Doors
 from bot.lifecycle import FINAL, WAITING, IllegalTransition, RequestExpired, State
 from bot.people import NameNotFound, SlackPeople
@@ -108,7 +108,7 @@ class Flow:
         try:
             parsed = grammar.parse(text)
         except grammar.GrammarError as error:
-            return cards.error_text(error.message, error.usage, error.hint)
+            return await self._misread(error, where)
         match parsed:
             case Intent():
                 return await self.submit(parsed, text, where)
@@ -305,17 +305,25 @@ class Flow:
                 return "```" + grammar.usage(command.topic) + "```"
             except ValueError:
                 return cards.error_text(f"No help on `{command.topic}`.", grammar.usage("help"))
+        actions, may_cancel, admin = await self._may_run(where)
+        return help.help_text(actions, may_cancel=may_cancel, admin=admin)
+
+    async def _may_run(self, where: Where) -> tuple[list[str], bool, bool]:
+        """What this person may ask for in this channel; whether they may cancel; whether admin."""
         rules = self.s.config.policy
         actor = await self.s.groups.actor(where.user)
         available = [a for a in ALL_ACTIONS if operation_for(a) is not None]
         actions = policy.requestable_actions(rules, actor, available, where.channel)
-        lines = [grammar.USAGE[a] for a in actions] + [grammar.USAGE["status"]]
-        if actions or policy.is_approver(rules, actor):
-            lines += [grammar.USAGE["cancel"], grammar.USAGE["revoke"]]
-        lines += [grammar.USAGE["list"], grammar.USAGE["help"]]
-        if policy.is_admin(rules, actor):
-            lines += [grammar.USAGE["freeze"], grammar.USAGE["unfreeze"]]
-        return "*What you can run here*\n```" + "\n".join(lines) + "```"
+        return actions, bool(actions) or policy.is_approver(rules, actor), policy.is_admin(rules, actor)
+
+    async def _misread(self, error: grammar.GrammarError, where: Where) -> str:
+        """A command that did not parse; a guess at what was meant is only ever one this person may run."""
+        if error.guess is None:
+            return cards.error_text(error.message, error.usage, error.hint)
+        actions, may_cancel, admin = await self._may_run(where)
+        allowed = help.allowed_commands(actions, may_cancel=may_cancel, admin=admin)
+        hint = help.did_you_mean(error.guess, allowed) or "`/aml help` lists what you may run here."
+        return cards.error_text(error.message, "\n".join(grammar.USAGE[c] for c in allowed), hint)
 
     async def _visible(self, request_id: str, where: Where, event: str) -> RequestRecord | str:
         """The request, if this person may hear of it here; else the very answer an unknown id gets

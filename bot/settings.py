@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot import config_check
 from commands.azure.config import USER_DELEGATION_LIMIT, WorkspaceConfig
 from commands.azure.graph import PUBLIC_GRAPH
 from commands.durations import format_duration, parse_duration
@@ -190,19 +191,16 @@ class AppConfig(_Strict):
         return None
 
 
-def _format_error(error: ValidationError) -> str:
-    lines = []
-    for problem in error.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        lines.append(f"{key}: {problem['msg']}")
-    return "; ".join(lines)
-
-
-def parse_config(data: Any, source: str = "config") -> AppConfig:
+def parse_config(data: Any, source: str = "config", root: yaml.Node | None = None) -> AppConfig:
+    """The file's data as a config, or ConfigError naming every problem (with its line and column
+    when `root`, the file's YAML nodes, is given)."""
     try:
-        return AppConfig.model_validate(data)
+        config = AppConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(f"{source}: {_format_error(error)}") from None
+        raise ConfigError(config_check.report(source, root, config_check.validation_problems(error, AppConfig))) from None
+    if problems := config_check.semantic_problems(config):
+        raise ConfigError(config_check.report(source, root, problems))
+    return config
 
 
 def load_config(path: Path) -> AppConfig:
@@ -213,9 +211,13 @@ def load_config(path: Path) -> AppConfig:
             f"{path}: file not found (set AMLBOT_CONFIG; see config.example.yml)"
         ) from None
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{where}: not valid YAML: {what}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping with a `workspaces` key")
-    return parse_config(data, str(path))
+        raise ConfigError(f"{path}:1:1: the top level must be a mapping with a `workspaces` key")
+    return parse_config(data, str(path), root)

@@ -50,11 +50,14 @@ MAX_QUOTE = 60  # characters of user input quoted back in an error message
 class GrammarError(Exception):
     """Text that isn't a valid command, with what would fix it."""
 
-    def __init__(self, message: str, usage: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, usage: str, hint: str | None = None, guess: str | None = None) -> None:
         super().__init__(message)
         self.message = message  # what is wrong, bad input quoted in backticks
         self.usage = usage  # the usage line(s) for the command the user was attempting
         self.hint = hint  # e.g. "Did you mean `model`?"
+        # The command words as typed when they name no command ("delte run"): the caller, who knows
+        # what this person may run, makes the did-you-mean.
+        self.guess = guess
 
 
 # --- vocabulary ---------------------------------------------------------------------------
@@ -411,7 +414,8 @@ def parse(text: str) -> Command:
         return _parse_intent(_INTENT_VERBS[word], rest)
     if word in _SIMPLE_PARSERS:
         return _SIMPLE_PARSERS[word](rest)
-    raise GrammarError(f"Unknown command {_q(tokens[0])}.", usage(), _did_you_mean(word, _VERBS))
+    guess = " ".join(_fold(t) for t in tokens[:2])
+    raise GrammarError(f"Unknown command {_q(tokens[0])}.", usage(), _did_you_mean(word, _VERBS), guess)
 
 
 def _parse_help(tokens: list[str]) -> HelpCommand:
@@ -503,7 +507,7 @@ def _bad_kind(verb: Verb, word: str | None) -> NoReturn:
         message = f"`{verb}` doesn't work on `{folded}`. {takes}"
     else:
         message = f"Unknown kind {_q(word)} for `{verb}`. {takes}"
-    raise GrammarError(message, usage(verb), _did_you_mean(folded, kinds))
+    raise GrammarError(message, usage(verb), _did_you_mean(folded, kinds), f"{verb} {folded}")
 
 
 def _check_option(action: str, name: str) -> None:

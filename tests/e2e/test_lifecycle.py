@@ -340,6 +340,14 @@ async def test_help_lists_only_what_each_user_may_run_here(make_harness: MakeHar
     assert "/aml cancel" in approver and "/aml export" not in approver and "/aml delete" not in approver
     admin = await help_for(ADMIN)
     assert "/aml freeze" in admin and "/aml unfreeze" in admin
+    assert "*Follow requests*" in mine and "` — where a request stands" in mine  # grouped, a line each
+
+    # Did-you-mean offers only what the asker may run.
+    await h.command(f"delte run {RUN}", user=STRANGER)
+    refused = await h.wait_reply(STRANGER, "Unknown command")
+    assert "Did you mean" not in refused and "/aml delete" not in refused and "/aml help" in refused
+    await h.command(f"delte run {RUN}", user=REQUESTER)
+    assert "Did you mean `delete run`?" in await h.wait_reply(REQUESTER, "Unknown command")
 
 
 # ---- rule 3: cards tell the truth; the requester hears of every decision; approvers named once --

@@ -24,10 +24,10 @@ def test_example_config_parses() -> None:
 @pytest.mark.parametrize(
     "body, expected",
     [
-        ("workspaces: {}", "workspaces: Value error, at least one workspace is needed"),
+        ("workspaces: {}", "1:13: workspaces: at least one workspace is needed"),
         ("workspaces: {Prod: {subscription_id: s, resource_group: r, workspace_name: w}}", "alias 'Prod'"),
-        ("workspaces: {dev: {subscription_id: s, resource_group: r}}", "workspaces.dev.workspace_name: Field required"),
-        ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w, colour: red}}", "workspaces.dev.colour: Extra inputs"),
+        ("workspaces: {dev: {subscription_id: s, resource_group: r}}", "workspaces.dev: `workspace_name` is required here"),
+        ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w, colour: red}}", "workspaces.dev.colour: unknown key `colour`"),
         ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w}}\npolicy: {expiry: soon}", "policy.expiry"),
         ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w}}\npolicy: {self_approval: [delete run]}", "never be approved by its requester"),
         ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w}}\nchannel_defaults: {C1: prod}", "unknown workspace alias 'prod'"),
