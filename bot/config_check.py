@@ -20,9 +20,9 @@ Path = tuple[str | int, ...]
 ACTIONS = tuple(f"{verb.value} {kind.value}" for verb, kinds in KINDS_BY_VERB.items() for kind in kinds)
 # Every way an action may be written in the policy: one action, every action of a verb, or everything.
 ACTION_KEYS = ("*", *(f"{verb.value} *" for verb in Verb), *ACTIONS)
-USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # W…: Enterprise Grid
-GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
-CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+USER_ID = re.compile(r"[UW][A-Z0-9]+")  # W…: Enterprise Grid
+GROUP_ID = re.compile(r"S[A-Z0-9]+")
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,8 @@ def semantic_problems(config: Any) -> list[Problem]:
     for channel in config.channel_defaults:
         if problem := _id_problem(("channel_defaults", channel), channel, "channel"):
             problems.append(Problem(problem.path, problem.message, at_key=True))
-    if policy.reminder_before >= policy.expiry:
+    # Only durations the file sets can contradict each other (a default reminder adapts: see the worker).
+    if "reminder_before" in policy.model_fields_set and policy.reminder_before >= policy.expiry:
         problems.append(Problem(
             ("policy", "reminder_before"),
             f"{format_duration(policy.reminder_before)} must be shorter than `expiry` ({format_duration(policy.expiry)}): "

@@ -215,7 +215,9 @@ async def test_requests_are_checked_for_who_where_and_which_workspace(make_harne
     h = await make_harness(
         requesters={
             "delete run": {"groups": ["SDELETERS"], "channels": [CHANNEL], "workspaces": ["dev"]},
-            "export *": {"users": [REQUESTER], "workspaces": ["prod"]},
+            # A rule may only name workspaces the file defines (the config is refused otherwise), and
+            # this one defines `dev` alone: limiting a rule by workspace is in tests/unit/test_policy.py.
+            "export *": {"users": [APPROVER_1], "workspaces": ["dev"]},
         }
     )
     h.slack.add_usergroup("SDELETERS", [REQUESTER])
@@ -226,7 +228,7 @@ async def test_requests_are_checked_for_who_where_and_which_workspace(make_harne
     await h.command(f"delete run {RUN}", channel=OTHER_CHANNEL)
     assert "cannot be requested in this channel" in await h.wait_reply(REQUESTER, ":no_entry:")
     await h.command(f"export run {RUN}")
-    assert "on workspace `dev`" in await h.wait_reply(REQUESTER, "export run")
+    assert "You are not allowed to request `export run`" in await h.wait_reply(REQUESTER, "export run")
     request = await h.submit(f"delete run {RUN}")  # in the group, in the channel, on `dev`
 
     assert [r.id for r in h.store.list_requests()] == [request.id]

@@ -350,3 +350,71 @@ def test_the_console_sends_mentions_as_slack_does_for_the_manifest(should_escape
     # Messages typed in the channel always carry mentions; the setting is the slash command's.
     assert console.typed("hi @alice").startswith("hi <@U0ALICE01|alice>")
     assert command_escapes(MANIFEST) is True  # what the sandbox plays: the manifest's own setting
+
+
+
+@needs_browser
+async def test_each_card_kind_as_an_approver_sees_it(sandbox_url: str, browser: Any) -> None:
+    """A screenshot of each kind of card, in test-artifacts/sandbox/cards/ (the README shows three,
+    copied to docs/), each reached the way a person would."""
+    shots = ARTIFACTS / "cards"
+    shots.mkdir(parents=True, exist_ok=True)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    context.set_default_timeout(30_000)
+    page = await context.new_page()
+    console = Console(page)
+    await page.goto(sandbox_url)
+    await expect(page.get_by_test_id("user-switcher")).to_have_value(demo.REQUESTER.id)
+
+    async def snap(locator: Any, name: str) -> None:
+        # The page re-renders on every change Slack would show: a card may be replaced mid-shot.
+        for attempt in range(3):
+            try:
+                await locator.screenshot(path=str(shots / f"{name}.png"))
+                return
+            except async_api.Error:
+                if attempt == 2:
+                    raise
+
+    await console.run("/aml export run churn-train-01")
+    export = console.card("Export run churn-train-01")
+    await expect(export).to_contain_text("Waiting for approval")
+    await snap(export, "export")
+
+    await console.run("/aml delete run churn-train-02")
+    deletion = console.card("Delete run churn-train-02")
+    await expect(deletion).to_contain_text("Waiting for approval")
+    await expect(deletion.get_by_role("button", name="Approve deletion")).to_be_visible()
+    await snap(deletion, "delete-run")
+
+    await console.run("/aml delete workspace demo --with-dependents --purge")
+    purge = console.card("Purge workspace demo")
+    await expect(purge).to_contain_text("PERMANENT")
+    await expect(purge.get_by_role("button", name="Approve purge")).to_be_visible()
+    await snap(purge, "workspace-purge")
+
+    await console.run("/aml delete user @alice")
+    erasure = console.card("Erase everything about")
+    await expect(erasure).to_contain_text("Waiting for approval")
+    for approver in (demo.APPROVER_1, demo.APPROVER_2):
+        await console.act_as(approver)
+        await console.approve(erasure, "This cannot be undone.")
+    await expect(erasure).to_contain_text("cooling off")
+    await expect(erasure.get_by_role("button", name="Run now")).to_be_visible()
+    await snap(erasure, "erasure-cooling-off")
+
+    await console.act_as(demo.APPROVER_1)
+    await console.approve(deletion, "This cannot be undone.")
+    await expect(deletion).to_contain_text("Done", timeout=45_000)
+    thread = await console.open_thread(deletion)
+    receipt = thread.get_by_test_id("message").filter(has_text="Deletion receipt")
+    await expect(receipt).to_contain_text("Deleted")
+    await snap(receipt, "receipt")
+    await page.get_by_role("button", name="Close thread").click()
+
+    await page.get_by_test_id("home-link").click()
+    home = page.get_by_test_id("home-tab")
+    await expect(home).to_contain_text("Purge workspace demo")
+    await expect(home).to_contain_text("Open its card")
+    await snap(home, "home-tab")
+    await context.close()
