@@ -359,7 +359,7 @@ async def test_each_card_kind_as_an_approver_sees_it(sandbox_url: str, browser: 
     copied to docs/), each reached the way a person would."""
     shots = ARTIFACTS / "cards"
     shots.mkdir(parents=True, exist_ok=True)
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    context = await browser.new_context(viewport={"width": 1280, "height": 1800}, device_scale_factor=1)  # the tallest card fits
     context.set_default_timeout(30_000)
     page = await context.new_page()
     console = Console(page)
