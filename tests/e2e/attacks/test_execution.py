@@ -21,6 +21,7 @@ from bot import cards
 from bot.lifecycle import State
 from bot.store import schema
 from bot.worker import Worker
+from commands.azure.door import Status
 from tests.e2e.harness import APPROVER_1, ONCALL, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
 from tests.e2e.test_azure_data import _download
 from tests.e2e.test_azure_more_data import ALICE_NOTEBOOKS, bot, files  # noqa: F401 (fixtures: the bot with file shares)
@@ -348,3 +349,37 @@ async def test_a_notebook_rewritten_after_approval_is_kept_and_reported_changed(
     receipt = await bot.receipt(request.id)
     assert _statuses(receipt)[rewritten] == "changed"
     assert _statuses(receipt)["Users/alice/scratch/notes.md"] == "deleted"
+
+
+# ---- 9. a resumed delete whose first try reached storage unrecorded -----------------------------
+
+
+async def test_a_conditional_delete_of_a_blob_already_gone_is_already_absent_not_changed(
+    harness: Harness, azurite_connection: str
+) -> None:
+    """A worker dies after its batch reached storage but before the outcomes were recorded; the
+    next one sends the same If-Match deletes. Azure answers 412 for a blob that is no longer there
+    (not 404): the receipt must say the blob is gone, never that it was rewritten and kept."""
+    from commands.azure.blobs import WorkspaceBlobs
+    from commands.azure.config import WorkspaceConfig
+
+    files = _files(3)
+    await harness.seed(files)
+    blobs = WorkspaceBlobs(
+        WorkspaceConfig(
+            subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP, workspace_name=WORKSPACE,
+            storage_connection_string=azurite_connection,
+        )
+    )
+    try:
+        planned = {blob.name: blob.etag for blob in await blobs.list_blobs(harness.container, PREFIX)}
+        gone, rewritten, untouched = sorted(planned)
+        await blobs.delete_blobs(harness.container, {gone: planned[gone]})  # the unrecorded first try
+        await harness.seed({rewritten: b"written again after the plan"})
+        outcome = await blobs.delete_blobs(harness.container, planned)
+    finally:
+        await blobs.close()
+    assert {name: result.status for name, result in outcome.items()} == {
+        gone: Status.ALREADY_ABSENT, rewritten: Status.CHANGED, untouched: Status.DELETED,
+    }
+    assert await harness.blob_names(PREFIX) == {rewritten}
