@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,14 +35,20 @@ async def grid(tmp_path: Path, azurite_connection: str, slack_mode: Mode) -> Asy
         tmp_path, azurite_connection, mode=slack_mode,
         requesters={"*": {"users": [GRID_REQUESTER]}}, approvers={"users": [GRID_APPROVER]},
     )
+    running.slack.enterprise_id = ORG  # installed org-wide: auth.test says so, before the bot's first call
     running.slack.add_user(GRID_REQUESTER, "gwen")
     running.slack.add_user(GRID_APPROVER, "otto")
     yield running
     await stop_harness(running)
 
 
+def in_org(team: str) -> dict[str, Any]:
+    """What a delivery from workspace `team` of the org carries, the app being installed org-wide."""
+    return {"team_id": team, "enterprise_id": ORG, "is_enterprise_install": True}
+
+
 async def submit_in(h: Harness, team: str) -> RequestRecord:
-    status, _ = await h.command(f"delete run {RUN}", GRID_REQUESTER, team_id=team, enterprise_id=ORG)
+    status, _ = await h.command(f"delete run {RUN}", GRID_REQUESTER, **in_org(team))
     assert status == 200
     await h.wait_reply(GRID_REQUESTER, "is waiting for approval")
     [record] = h.store.list_requests()
@@ -49,7 +56,7 @@ async def submit_in(h: Harness, team: str) -> RequestRecord:
 
 
 async def click_from(h: Harness, record: RequestRecord, team: str) -> None:
-    await h.click(cards.APPROVE, record.id, GRID_APPROVER, team_id=team, enterprise_id=ORG)
+    await h.click(cards.APPROVE, record.id, GRID_APPROVER, **in_org(team))
 
 
 async def test_grid_ids_request_and_approve_in_their_workspace(grid: Harness) -> None:
@@ -61,6 +68,7 @@ async def test_grid_ids_request_and_approve_in_their_workspace(grid: Harness) ->
     await click_from(grid, record, TEAM)
     done = await grid.wait_state(record.id, State.SUCCEEDED)
     assert done.approvers == (GRID_APPROVER,)
+    assert [c.response["enterprise_id"] for c in grid.slack.calls_to("auth.test")] == [ORG]  # Bolt's one look
     assert await grid.blob_names(PREFIX) == set()
     assert {e.actor for e in grid.store.audit_entries(record.id)} >= {GRID_REQUESTER, GRID_APPROVER}
 
@@ -72,8 +80,8 @@ async def test_from_another_workspace_of_the_org_a_request_is_neither_seen_nor_a
     await click_from(grid, record, OTHER_WORKSPACE)  # the same person, the same card, another workspace
     assert "does not exist" in await grid.wait_reply(GRID_APPROVER, "does not exist")
     before = len(grid.replies(GRID_APPROVER))
-    await grid.command(f"status {record.id}", GRID_APPROVER, team_id=OTHER_WORKSPACE, enterprise_id=ORG)
-    await grid.command("list pending", GRID_APPROVER, team_id=OTHER_WORKSPACE, enterprise_id=ORG)
+    await grid.command(f"status {record.id}", GRID_APPROVER, **in_org(OTHER_WORKSPACE))
+    await grid.command("list pending", GRID_APPROVER, **in_org(OTHER_WORKSPACE))
     answers = await grid.slack.wait_for(lambda: grid.replies(GRID_APPROVER)[before:][1:] and grid.replies(GRID_APPROVER)[before:])
     assert sorted(answer.splitlines()[0] for answer in answers) == [f":warning: No request `{record.id}`.", "Nothing to show."]
     after = grid.request(record.id)

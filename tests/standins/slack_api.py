@@ -144,6 +144,7 @@ class SlackWebApiStandIn:
         bot_id: str = "B0BOT0001",
         bot_name: str = "amlbot",
         app_id: str = "A0AMLBOT01",
+        enterprise_id: str | None = None,
         users: Mapping[str, Mapping[str, Any]] | None = None,
         usergroups: Mapping[str, Iterable[str]] | None = None,
         channels: Mapping[str, Mapping[str, Any]] | None = None,
@@ -158,6 +159,7 @@ class SlackWebApiStandIn:
         self.bot_id = bot_id
         self.bot_name = bot_name
         self.app_id = app_id
+        self.enterprise_id = enterprise_id  # an org-wide install on Enterprise Grid
         self.invalid_tokens: set[str] = set(invalid_tokens)
         self.scopes: list[str] = list(scopes)
         self.users: dict[str, JsonDict] = {}
@@ -623,7 +625,8 @@ class SlackWebApiStandIn:
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
-            "is_enterprise_install": False,
+            "is_enterprise_install": self.enterprise_id is not None,
+            **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {}),
         }
 
     async def _chat_post_message(self, args: JsonDict) -> JsonDict:

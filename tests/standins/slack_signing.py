@@ -65,6 +65,7 @@ def slash_command_body(
     api_app_id: str = DEFAULT_API_APP_ID,
     token: str = DEFAULT_VERIFICATION_TOKEN,
     enterprise_id: str | None = None,
+    is_enterprise_install: bool = False,
 ) -> bytes:
     """A slash command request body, form-encoded with every field Slack sends (on an Enterprise
     Grid org, `enterprise_id` and `enterprise_name` too; `team_id` stays the workspace's)."""
@@ -79,7 +80,7 @@ def slash_command_body(
         "command": command,
         "text": text,
         "api_app_id": api_app_id,
-        "is_enterprise_install": "false",
+        "is_enterprise_install": str(is_enterprise_install).lower(),
         "response_url": response_url or _default_response_url(team_id, "commands"),
         "trigger_id": trigger_id or new_trigger_id(),
     }
@@ -108,6 +109,7 @@ def block_actions_payload(
     api_app_id: str = DEFAULT_API_APP_ID,
     token: str = DEFAULT_VERIFICATION_TOKEN,
     enterprise_id: str | None = None,
+    is_enterprise_install: bool = False,
 ) -> dict[str, Any]:
     """The JSON of a button click on a message (``message`` defaults to an empty bot message at ``message_ts``);
     on an Enterprise Grid org, ``enterprise`` names the org and ``team`` the workspace clicked in."""
@@ -126,7 +128,7 @@ def block_actions_payload(
         "trigger_id": trigger_id or new_trigger_id(),
         "team": {"id": team_id, "domain": team_domain},
         "enterprise": {"id": enterprise_id, "name": f"org-{enterprise_id.lower()}"} if enterprise_id else None,
-        "is_enterprise_install": False,
+        "is_enterprise_install": is_enterprise_install,
         "channel": {"id": channel_id, "name": channel_name or _channel_name(channel_id)},
         "state": {"values": {}},
         "response_url": response_url or _default_response_url(team_id, "actions"),
