@@ -539,11 +539,6 @@ class Flow:
             return
         try:
             await self.client.chat_postEphemeral(channel=where.channel, user=where.user, text=text)
-            return
-        except SLACK_TROUBLE as error:  # the bot may not post there (any more): their DM then
-            log.warning("ephemeral answer failed", extra={"user": where.user, "error": slack_error(error)})
-        try:
-            await self.direct_message(where.user, text=text)
         except SLACK_TROUBLE as error:
             log.warning("private answer failed", extra={"user": where.user, "error": slack_error(error)})
 

@@ -1,8 +1,8 @@
 """Private answers to a command or a click.
 
 A delivery's `response_url` takes 5 posts within 30 minutes of it (SLACK-FACTS.md). An answer that
-comes later (a refusal after a long preview) goes to the person with chat.postEphemeral in the same
-channel, or to their DM when the bot may not post there: never to a URL Slack has expired.
+comes later (a refusal after a long preview), or that Slack refuses, goes to the person with chat.postEphemeral
+in the same channel: never to a URL Slack has expired.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ async def answer(
             if posted.status_code == 200:
                 return
             log.warning("response_url refused the answer", extra={"status": posted.status_code, "body": posted.body})
-        except ValueError:  # the delivery named no response_url
+        except (ValueError, TypeError):  # the delivery named no response_url (or not as text)
             log.warning("no response_url to answer through")
         except SLACK_TROUBLE as error:
             log.warning("response_url unreachable", extra={"error": slack_error(error)})
