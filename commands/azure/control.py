@@ -140,6 +140,16 @@ class WorkspaceControl:
         """Run one blocking SDK call off the event loop."""
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
+    async def call_or_none(self, getter: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """One blocking SDK read off the event loop: None when there is no such resource (404);
+        any other error is raised, never read as an answer."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return await self.call(getter, *args, **kwargs)
+        except ResourceNotFoundError:
+            return None
+
     def document(self, resource_id: str, api_version: str) -> dict[str, Any] | None:
         """A resource's REST body as the service keeps it (systemData included), or None if gone."""
         from azure.core.exceptions import ResourceNotFoundError

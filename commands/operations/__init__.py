@@ -10,7 +10,7 @@ from commands.operations.models import DeleteModel, ExportModel
 from commands.operations.notebooks import DeleteNotebooks, ExportNotebooks
 from commands.operations.resources import CleanupComputes, DeleteCompute, DeleteEndpoint
 from commands.operations.retention import StorageTruth
-from commands.operations.run_data import DeleteRun, ExportRun
+from commands.operations.runs import DeleteRun, ExportRun
 from commands.operations.schedules import DeleteSchedule
 from commands.operations.users import DeleteUser, ExportUser
 from commands.operations.workspace_deletion import DeleteWorkspace

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from commands.intents import Intent
-from commands.operations.assets import catalog, keep_what_others_use
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.run_data import delete_job, delete_planned, export_planned, list_jobs
-from commands.operations.runs import plan_runs
+from commands.operations.runs import keep_used, plan_runs
 from commands.plan import Plan
 
 
@@ -20,10 +19,8 @@ class _ExperimentRuns:
             raise OperationError(f"No runs of experiment `{intent.target}` in workspace `{ctx.alias}`.")
         stores = Stores(ctx)
         plan = await plan_runs(intent, ctx, stores, jobs, intent.target or "")
-        if not intent.destructive:
-            return plan
         # A model or data asset registered from a run's outputs keeps those files.
-        return await keep_what_others_use(ctx, plan, stores, every, await catalog(ctx))
+        return await keep_used(intent, ctx, stores, plan, every)
 
 
 class DeleteExperiment(_ExperimentRuns):

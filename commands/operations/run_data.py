@@ -93,11 +93,6 @@ async def run_prefixes_of(ctx: Context, runs: list[str]) -> list[Prefix]:
     return prefixes
 
 
-async def run_prefixes(intent: Intent, ctx: Context) -> list[Prefix]:
-    assert intent.target
-    return await run_prefixes_of(ctx, [intent.target])
-
-
 def stored_item(kind: ItemKind, found: BlobInfo) -> PlanItem:
     """A blob or share file as planned: with its ETag, so that only these bytes are deleted."""
     return PlanItem(kind, found.name, found.size, found.container, found.etag)
@@ -154,6 +149,12 @@ def keep(plan: Plan, reasons: dict[str, str], warning: str | None = None) -> Pla
 def job_status(job: Any) -> str:
     # The SDK's status is a str enum whose str() is `JobStatus.RUNNING`: use its value.
     return str(getattr(job.status, "value", job.status) or "").lower()
+
+
+async def job_or_none(ctx: Context, name: str) -> Any | None:
+    """The job named `name` (a pipeline step too: the SDK reads those from run history), None when
+    the control plane has no job of that name."""
+    return await ctx.control.call_or_none(ctx.control.ml().jobs.get, name)
 
 
 async def list_jobs(ctx: Context) -> list[Any]:
@@ -484,26 +485,3 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
         results,
         extras={"link": link, "archive": f"{ctx.config.exports_container}/{archive}", "size": size, "sha256": archive_sha.hexdigest(), "expires_at": expires},
     )
-
-
-# ---- one run -------------------------------------------------------------------------------
-
-
-class DeleteRun:
-    action = "delete run"
-
-    async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        return await plan_blobs(intent, ctx, await run_prefixes(intent, ctx))
-
-    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        return await delete_planned_blobs(plan, ctx, checkpoint)
-
-
-class ExportRun:
-    action = "export run"
-
-    async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        return await plan_blobs(intent, ctx, await run_prefixes(intent, ctx))
-
-    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        return await export_planned(plan, ctx, checkpoint)

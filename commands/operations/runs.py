@@ -10,18 +10,26 @@ explicitly (`outputs[*].uri`) may be on any datastore of the workspace.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from commands.intents import Intent
-from commands.operations.base import Context
+from commands.operations.assets import catalog, keep_what_others_use
+from commands.operations.base import Checkpoint, Context, Execution
 from commands.operations.datastores import URI, Stores, files_at
 from commands.operations.run_data import (
     FINISHED,
     Prefix,
     blob_items,
+    delete_job,
+    delete_planned,
+    export_planned,
+    job_or_none,
     job_status,
     keep,
+    list_jobs,
     ordered,
+    plan_blobs,
     run_prefixes_of,
 )
 from commands.plan import ItemKind, Plan, PlanItem
@@ -112,3 +120,53 @@ async def plan_runs(
         notes={"prefixes": [[c, p] for c, p in [*prefixes, *output_prefixes]]},
     )
     return keep(plan, reasons)
+
+
+async def keep_used(intent: Intent, ctx: Context, stores: Stores, plan: Plan, every: list[Any] | None = None) -> Plan:
+    """A deletion keeps the files a model, data asset, environment, component or job staying in the
+    workspace uses, each listed with who uses it. `every` is every job of the workspace, if known."""
+    if not intent.destructive:
+        return plan
+    every = await list_jobs(ctx) if every is None else every
+    return await keep_what_others_use(ctx, plan, stores, every, await catalog(ctx))
+
+
+async def plan_run(intent: Intent, ctx: Context, job: Any | None) -> Plan:
+    """One run as experiment operations plan each of theirs (`job` is its job, None if the control
+    plane has none). A run with no job (a v1 run known only to run history, or a job deleted whose
+    files remain) has only its own prefixes planned, and the plan says so."""
+    assert intent.target
+    stores = Stores(ctx)
+    if job is not None:
+        plan = await plan_runs(intent, ctx, stores, [job], intent.target)
+    else:
+        plan = await plan_blobs(intent, ctx, await run_prefixes_of(ctx, [intent.target]))
+        records = [] if intent.destructive else [PlanItem(ItemKind.RUN_RECORD, intent.target)]
+        note = (
+            f"Run `{intent.target}` has no job on the control plane (a v1 run, or a job deleted whose files "
+            "remain): only its own files are planned, not runs under it or outputs elsewhere."
+        )
+        plan = replace(plan, items=ordered([*plan.items, *records]), warnings=(*plan.warnings, note))
+    return await keep_used(intent, ctx, stores, plan)
+
+
+class DeleteRun:
+    action = "delete run"
+
+    async def preview(self, intent: Intent, ctx: Context) -> Plan:
+        assert intent.target
+        return await plan_run(intent, ctx, await job_or_none(ctx, intent.target))
+
+    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+        return await delete_planned(plan, ctx, checkpoint, delete_job(ctx))
+
+
+class ExportRun:
+    action = "export run"
+
+    async def preview(self, intent: Intent, ctx: Context) -> Plan:
+        assert intent.target
+        return await plan_run(intent, ctx, await job_or_none(ctx, intent.target))
+
+    async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+        return await export_planned(plan, ctx, checkpoint)

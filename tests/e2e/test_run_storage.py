@@ -205,3 +205,68 @@ async def test_the_example_config_reaches_the_storage_account_the_workspace_name
     name = account.rsplit("/", 1)[1]
     assert door.account_name == name
     assert door.url == f"https://{name}.blob.core.windows.net/"
+
+
+# ---- one run: `delete run` / `export run` plan its tree as experiment operations plan theirs ----
+
+PIPELINE_RUNS = ["pipe-1", *TREE["pipe-1"], *TREE["sub-pipe"]]
+
+
+async def test_delete_run_of_a_pipeline_takes_its_steps_at_every_depth_across_pages(azure_harness: Harness, azure: AzureStandIn) -> None:
+    await _tree_files(azure_harness, azure)
+
+    request, _ = await _approve(azure_harness, "delete run pipe-1", State.SUCCEEDED)
+
+    planned = {item["ref"].split("/")[1] for item in request.plan["items"] if item["kind"] == "blob"}
+    assert planned == {f"dcid.{run}" for run in PIPELINE_RUNS}
+    for run in PIPELINE_RUNS:
+        assert await azure_harness.blob_names(f"ExperimentRun/dcid.{run}/") == set(), run
+    for run in ("sweep-1", "sweep-1_0", "automl-1", "other-1"):
+        assert len(await azure_harness.blob_names(f"ExperimentRun/dcid.{run}/")) == 2, run
+    assert ("sub-pipe", True) in _children_pages(azure)  # three steps at two a page
+    assert "pipe-1" not in _job_names(azure)
+    receipt = _by_ref(await azure_harness.receipt(request.id))
+    assert receipt["ExperimentRun/dcid.inner-c/outputs/model.joblib"] == ("deleted", "")
+
+
+async def test_export_run_of_a_sweep_has_its_trials_and_their_run_history_records(azure_harness: Harness, azure: AzureStandIn) -> None:
+    files = await _tree_files(azure_harness, azure)
+
+    request, _ = await _approve(azure_harness, "export run sweep-1", State.SUCCEEDED)
+
+    _, members = await _download(azure_harness, request.id)
+    container = azure_harness.container
+    sweep = ["sweep-1", *TREE["sweep-1"]]
+    wanted = {f"{container}/{name}" for name in files if name.split("/")[1] in {f"dcid.{run}" for run in sweep}}
+    assert {name for name in members if name.startswith(container + "/")} == wanted
+    for run in sweep:
+        record = json.loads(members[f"{run}/run-history.json"])
+        assert record["runId"] == run and record["createdBy"]["userObjectId"] == ALICE.object_id
+    assert json.loads(members["sweep-1/run.json"])["name"] == "sweep-1"
+
+
+async def test_delete_run_keeps_an_output_a_registered_model_uses_and_says_who(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = _workspace(azure)
+    workspace.add_job("alice-train", experiment_name="churn", created_by=ALICE)
+    workspace.add_model_version("bob-model", "2", job_name="alice-train", created_by=BOB)
+    registered = "ExperimentRun/dcid.alice-train/outputs/model/MLmodel"
+    await azure_harness.seed(_run_files("alice-train") | {registered: b"flavors: {}\n"})
+
+    request, card = await _approve(azure_harness, "delete run alice-train", State.PARTIALLY_SUCCEEDED)
+
+    assert "1 file(s) are also used by `model bob-model:2`: they are kept" in str(card["blocks"])
+    assert await azure_harness.blob_names("ExperimentRun/dcid.alice-train/") == {registered}
+    receipt = _by_ref(await azure_harness.receipt(request.id))
+    assert receipt[registered] == ("retained", "also used by model bob-model:2")
+    assert receipt["ExperimentRun/dcid.alice-train/outputs/model.joblib"] == ("deleted", "")
+
+
+async def test_a_run_with_no_job_on_the_control_plane_still_has_its_own_files_deleted(azure_harness: Harness, azure: AzureStandIn) -> None:
+    await azure_harness.seed(_run_files("v1-run") | _run_files("v1-run-2"))
+
+    request, card = await _approve(azure_harness, "delete run v1-run", State.SUCCEEDED)
+
+    assert "has no job on the control plane" in str(card["blocks"])
+    assert await azure_harness.blob_names("ExperimentRun/dcid.v1-run/") == set()
+    assert len(await azure_harness.blob_names("ExperimentRun/dcid.v1-run-2/")) == 2
+    assert {item["kind"] for item in request.plan["items"]} == {"blob"}
