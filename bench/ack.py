@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import processes
-from bench.common import APPROVER, CHANNEL, MB, REQUESTER, ROOT, SIGNING_SECRET, TEAM, seed_big, summary
+from bench.common import APPROVER, CHANNEL, MB, REQUESTER, ROOT, SIGNING_SECRET, TEAM, control_plane, seed_big, summary
 
 CONTAINER = "bench-ack"
 REQUEST_ID = re.compile(r"\((R-[A-Z0-9]{8})\)")
@@ -88,6 +88,7 @@ async def ack_latency(
 ) -> dict[str, Any]:
     from azure.storage.blob.aio import BlobServiceClient
 
+    from tests.standins.azure.client import managed_identity_environment
     from tests.standins.slack_api import SlackWebApiStandIn
 
     service = BlobServiceClient.from_connection_string(connection)
@@ -99,87 +100,92 @@ async def ack_latency(
         await service.close()
     log(f"seeded two {export_bytes // MB} MiB runs to export")
 
-    slack = SlackWebApiStandIn(team_id=TEAM)
-    await slack.start()
-    result: dict[str, Any] = {}
-    try:
-        # ---- amlbot, with two exports running ----
-        directory = workdir / "ack-amlbot"
-        directory.mkdir(parents=True, exist_ok=True)
-        port = processes.free_port()
-        command, env = processes.bot_command(directory, processes.write_config(directory, connection, CONTAINER), port, slack.url)
-        bot = processes.start(command, env, ROOT, directory / "amlbot.log")
+    # `export run` plans each run's job: the control plane is the tests' stand-in, the bot signing in
+    # as its managed identity.
+    async with control_plane(f"bench_ack_{i}" for i in (1, 2)) as (azure, _):
+        slack = SlackWebApiStandIn(team_id=TEAM)
+        await slack.start()
+        result: dict[str, Any] = {}
         try:
-            await asyncio.to_thread(processes.wait_healthy, bot, port)
-            url = f"http://127.0.0.1:{port}/slack/events"
-            # The same load first with nothing running: what the bot's own ack path costs.
-            load = Load(url, slack, "R-AAAAAAAA", "1700000000.000100")
-            await _warm(load)
-            await load.steady(rate, seconds)
-            await load.bursts(bursts, burst_size, 1.0)
-            await load.close()
-            result["amlbot_idle"] = load.report()
-            log(f"amlbot, idle: p50 {result['amlbot_idle']['all']['p50_ms']:.1f} ms, p99 {result['amlbot_idle']['all']['p99_ms']:.1f} ms")
-            ids = []
-            from tests.standins.slack_signing import SlackSender
+            # ---- amlbot, with two exports running ----
+            directory = workdir / "ack-amlbot"
+            directory.mkdir(parents=True, exist_ok=True)
+            port = processes.free_port()
+            config = processes.write_config(directory, connection, CONTAINER, azure.url)
+            command, env = processes.bot_command(directory, config, port, slack.url)
+            env |= managed_identity_environment(azure)
+            bot = processes.start(command, env, ROOT, directory / "amlbot.log")
+            try:
+                await asyncio.to_thread(processes.wait_healthy, bot, port)
+                url = f"http://127.0.0.1:{port}/slack/events"
+                # The same load first with nothing running: what the bot's own ack path costs.
+                load = Load(url, slack, "R-AAAAAAAA", "1700000000.000100")
+                await _warm(load)
+                await load.steady(rate, seconds)
+                await load.bursts(bursts, burst_size, 1.0)
+                await load.close()
+                result["amlbot_idle"] = load.report()
+                log(f"amlbot, idle: p50 {result['amlbot_idle']['all']['p50_ms']:.1f} ms, p99 {result['amlbot_idle']['all']['p99_ms']:.1f} ms")
+                ids = []
+                from tests.standins.slack_signing import SlackSender
 
-            async with SlackSender(url, SIGNING_SECRET) as sender:
-                for i in (1, 2):
-                    await sender.command(f"export run bench_ack_{i}", REQUESTER, CHANNEL, team_id=TEAM,
-                                         response_url=slack.response_url_for(CHANNEL, user=REQUESTER))
-                    card = await slack.wait_for(
-                        lambda i=i: next((m for m in slack.messages(CHANNEL) if f"bench_ack_{i}" in str(m.get("blocks"))
-                                          and REQUEST_ID.search(m.get("text") or "")), None), timeout=60,
-                        description=f"the card of export {i}",
-                    )
-                    ids.append((REQUEST_ID.search(card["text"]).group(1), card["ts"]))  # type: ignore[union-attr]
-                for request_id, ts in ids:
-                    await sender.click("amlbot.approve", request_id, APPROVER, CHANNEL, ts, team_id=TEAM,
-                                       response_url=slack.response_url_for(CHANNEL, ts, user=APPROVER))
+                async with SlackSender(url, SIGNING_SECRET) as sender:
+                    for i in (1, 2):
+                        await sender.command(f"export run bench_ack_{i}", REQUESTER, CHANNEL, team_id=TEAM,
+                                             response_url=slack.response_url_for(CHANNEL, user=REQUESTER))
+                        card = await slack.wait_for(
+                            lambda i=i: next((m for m in slack.messages(CHANNEL) if f"bench_ack_{i}" in str(m.get("blocks"))
+                                              and REQUEST_ID.search(m.get("text") or "")), None), timeout=60,
+                            description=f"the card of export {i}",
+                        )
+                        ids.append((REQUEST_ID.search(card["text"]).group(1), card["ts"]))  # type: ignore[union-attr]
+                    for request_id, ts in ids:
+                        await sender.click("amlbot.approve", request_id, APPROVER, CHANNEL, ts, team_id=TEAM,
+                                           response_url=slack.response_url_for(CHANNEL, ts, user=APPROVER))
 
-            def running() -> bool:
-                texts = [(slack.message(CHANNEL, ts) or {}).get("text", "") for _, ts in ids]
-                return all("running" in t for t in texts)
+                def running() -> bool:
+                    texts = [(slack.message(CHANNEL, ts) or {}).get("text", "") for _, ts in ids]
+                    return all("running" in t for t in texts)
 
-            await slack.wait_for(running, timeout=60, description="both exports running")
-            log(f"two exports running: {', '.join(i for i, _ in ids)}")
-            load = Load(url, slack, ids[0][0], ids[0][1])
-            await _warm(load)
-            window_start = time.perf_counter()
-            await load.steady(rate, seconds)
-            await load.bursts(bursts, burst_size, 1.0)
-            window = time.perf_counter() - window_start
-            still_running = running()
-            await load.close()
-            # When the first export finished: its link's post in the card's thread (Slack ts = epoch).
-            finished = [float(m["ts"]) for _, ts in ids for m in slack.thread(CHANNEL, ts) if "Export ready" in str(m.get("blocks"))]
-            both_until = min(finished) if len(finished) == len(ids) and not still_running else float("inf")
-            during = sum(1 for _, sent_at, _, _ in load.samples if sent_at < both_until)
-            result["amlbot"] = load.report()
-            result["amlbot"]["exports_running_at_end"] = still_running
-            result["amlbot"]["share_sent_while_both_exports_ran"] = during / max(1, len(load.samples))
-            result["amlbot"]["window_s"] = window
-            log(f"amlbot: p50 {result['amlbot']['all']['p50_ms']:.1f} ms, p99 {result['amlbot']['all']['p99_ms']:.1f} ms; "
-                f"{during} of {len(load.samples)} deliveries sent while both exports ran")
+                await slack.wait_for(running, timeout=60, description="both exports running")
+                log(f"two exports running: {', '.join(i for i, _ in ids)}")
+                load = Load(url, slack, ids[0][0], ids[0][1])
+                await _warm(load)
+                window_start = time.perf_counter()
+                await load.steady(rate, seconds)
+                await load.bursts(bursts, burst_size, 1.0)
+                window = time.perf_counter() - window_start
+                still_running = running()
+                await load.close()
+                # When the first export finished: its link's post in the card's thread (Slack ts = epoch).
+                finished = [float(m["ts"]) for _, ts in ids for m in slack.thread(CHANNEL, ts) if "Export ready" in str(m.get("blocks"))]
+                both_until = min(finished) if len(finished) == len(ids) and not still_running else float("inf")
+                during = sum(1 for _, sent_at, _, _ in load.samples if sent_at < both_until)
+                result["amlbot"] = load.report()
+                result["amlbot"]["exports_running_at_end"] = still_running
+                result["amlbot"]["share_sent_while_both_exports_ran"] = during / max(1, len(load.samples))
+                result["amlbot"]["window_s"] = window
+                log(f"amlbot: p50 {result['amlbot']['all']['p50_ms']:.1f} ms, p99 {result['amlbot']['all']['p99_ms']:.1f} ms; "
+                    f"{during} of {len(load.samples)} deliveries sent while both exports ran")
+            finally:
+                processes.stop(bot, grace=5)
+
+            # ---- the bare Bolt app, same load ----
+            port = processes.free_port()
+            command, env = processes.bare_command(port, slack.url)
+            bare = processes.start(command, env, ROOT, workdir / "bare.log")
+            try:
+                await asyncio.to_thread(processes.wait_healthy, bare, port)
+                load = Load(f"http://127.0.0.1:{port}/slack/events", slack, "R-AAAAAAAA", "1700000000.000100")
+                await _warm(load)
+                await load.steady(rate, seconds)
+                await load.bursts(bursts, burst_size, 1.0)
+                await load.close()
+                result["bare"] = load.report()
+                log(f"bare Bolt: p50 {result['bare']['all']['p50_ms']:.1f} ms, p99 {result['bare']['all']['p99_ms']:.1f} ms")
+            finally:
+                processes.stop(bare)
         finally:
-            processes.stop(bot, grace=5)
-
-        # ---- the bare Bolt app, same load ----
-        port = processes.free_port()
-        command, env = processes.bare_command(port, slack.url)
-        bare = processes.start(command, env, ROOT, workdir / "bare.log")
-        try:
-            await asyncio.to_thread(processes.wait_healthy, bare, port)
-            load = Load(f"http://127.0.0.1:{port}/slack/events", slack, "R-AAAAAAAA", "1700000000.000100")
-            await _warm(load)
-            await load.steady(rate, seconds)
-            await load.bursts(bursts, burst_size, 1.0)
-            await load.close()
-            result["bare"] = load.report()
-            log(f"bare Bolt: p50 {result['bare']['all']['p50_ms']:.1f} ms, p99 {result['bare']['all']['p99_ms']:.1f} ms")
-        finally:
-            processes.stop(bare)
-    finally:
-        await slack.stop()
+            await slack.stop()
     result["load"] = {"rate_per_s": rate, "steady_s": seconds, "bursts": bursts, "burst_size": burst_size}
     return result

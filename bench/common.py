@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ SIGNING_SECRET = "bench-signing-secret"
 TEAM, CHANNEL = "T0001", "C0BENCH001"
 REQUESTER, APPROVER = "UREQ00001", "UAPP00001"
 MB = 1024 * 1024
+SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE = "00000000-0000-0000-0000-000000000001", "rg-bench", "mlw-bench"
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -147,13 +149,51 @@ class PeakRss:
 # ---- the workspace, as the bot sees it -----------------------------------------------------------
 
 
-def workspace_config(connection_string: str, container: str) -> Any:
+@contextlib.asynccontextmanager
+async def control_plane(jobs: Iterable[str] = ()) -> AsyncIterator[tuple[Any, dict[str, str]]]:
+    """The Azure control-plane stand-in the tests use, holding the bench's workspace (its storage
+    account Azurite's) and a finished job for each of `jobs`; with the environment a process needs
+    to reach it (its CA bundle)."""
+    from tests.standins.azure.client import standin_environment
+    from tests.standins.azure.server import AzureStandIn
+    from tests.standins.azure.state import AZURITE_ACCOUNT
+
+    async with AzureStandIn() as azure:
+        workspace = azure.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, storage_account_name=AZURITE_ACCOUNT)
+        for job in jobs:
+            workspace.add_job(job)
+        env = child_env()
+        for name, value in standin_environment(azure).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        env.pop("AZUREML_CURRENT_CLOUD", None)  # MLClient writes it process-wide
+        yield azure, env
+
+
+@contextlib.contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """This process's environment replaced by `env` for a while (SDK clients read it when built)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def workspace_config(connection_string: str, container: str, arm_endpoint: str | None = None) -> Any:
+    """The bench's workspace; with `arm_endpoint`, its control plane is the stand-in there."""
     from commands.azure.config import WorkspaceConfig
 
     fields: dict[str, Any] = {
-        "subscription_id": "00000000-0000-0000-0000-000000000001",
-        "resource_group": "rg-bench",
-        "workspace_name": "mlw-bench",
+        "subscription_id": SUBSCRIPTION,
+        "resource_group": RESOURCE_GROUP,
+        "workspace_name": WORKSPACE,
+        "arm_endpoint": arm_endpoint,
         "storage_connection_string": connection_string,
         "artifact_container": container,
         "exports_container": f"exports-{container}",
@@ -168,9 +208,11 @@ def context(config: Any, door: Any, request_id: str = "R-BENCH001") -> Any:
 
     from commands.azure.control import WorkspaceControl
     from commands.operations.base import Context
+    from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 
+    control = WorkspaceControl(config, FakeCredential(), TEST_CLIENT_KWARGS) if config.arm_endpoint else WorkspaceControl(config)
     return Context(
-        alias="bench", config=config, door=door, control=WorkspaceControl(config),
+        alias="bench", config=config, door=door, control=control,
         settings={"request_id": request_id, "link_expiry": timedelta(days=7)},
     )
 

@@ -1,11 +1,12 @@
 """One export (or its raw baseline) in a process of its own, so its peak memory is its own.
 
-    python -m bench.export_child export|raw CONNECTION_STRING CONTAINER RUN
+    python -m bench.export_child export|raw CONNECTION_STRING CONTAINER RUN ARM_ENDPOINT
 
 Prints one JSON line: seconds, bytes, items, the RSS when the work started and its peak during it.
 `export` is the real ExportRun (preview, then execute: download, zip, SHA-256 manifest, upload to
-the exports container, link). `raw` downloads the same blobs with azure-storage-blob directly, as
-fast as it goes: 32 small blobs at once, a large one with the SDK's parallel ranged reads.
+the exports container, link), its control plane the stand-in at ARM_ENDPOINT (run in its
+environment). `raw` downloads the same blobs with azure-storage-blob directly, as fast as it goes:
+32 small blobs at once, a large one with the SDK's parallel ranged reads.
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ class NullSink:
         return self.position
 
 
-async def export(connection: str, container: str, run: str) -> dict[str, Any]:
+async def export(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
     from commands.azure.blobs import WorkspaceBlobs
     from commands.operations import operation_for
 
-    config = workspace_config(connection, container)
+    config = workspace_config(connection, container, arm_endpoint)
     door = WorkspaceBlobs(config)
     ctx = context(config, door)
     operation = operation_for("export run")
@@ -106,8 +107,8 @@ async def raw(connection: str, container: str, run: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    mode, connection, container, run = argv
-    result = asyncio.run((export if mode == "export" else raw)(connection, container, run))
+    mode, connection, container, run, arm_endpoint = argv
+    result = asyncio.run(export(connection, container, run, arm_endpoint) if mode == "export" else raw(connection, container, run))
     print(json.dumps(result))
     return 0
 

@@ -22,8 +22,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(directory: Path, connection: str, container: str) -> Path:
-    workspace = workspace_config(connection, container).model_dump(exclude_none=True)
+def write_config(directory: Path, connection: str, container: str, arm_endpoint: str | None = None) -> Path:
+    workspace = workspace_config(connection, container, arm_endpoint).model_dump(exclude_none=True)
     config = {
         "workspaces": {"bench": workspace},
         "policy": {

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import processes
-from bench.common import PYTHON, child_env
-
-SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE = "00000000-0000-0000-0000-000000000001", "rg-bench", "mlw-bench"
+from bench.common import PYTHON, control_plane
 
 
 async def cold_start(connection: str, workdir: Path, runs: int, log: Any) -> dict[str, Any]:
@@ -27,20 +25,7 @@ async def cold_start(connection: str, workdir: Path, runs: int, log: Any) -> dic
 
 
 async def first_ml_call(runs: int, log: Any) -> dict[str, Any]:
-    from tests.standins.azure.client import standin_environment
-    from tests.standins.azure.server import AzureStandIn
-
-    async with AzureStandIn() as azure:
-        workspace = azure.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
-        for i in range(5):
-            workspace.add_job(f"bench-job-{i}")
-        env = child_env()
-        for name, value in standin_environment(azure).items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        env.pop("AZUREML_CURRENT_CLOUD", None)
+    async with control_plane(f"bench-job-{i}" for i in range(5)) as (azure, env):
         samples = []
         for _ in range(runs):
             done = await asyncio.to_thread(

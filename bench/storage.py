@@ -12,8 +12,9 @@ from bench.common import (
     PYTHON,
     NullCheckpoint,
     Stopwatch,
-    child_env,
     context,
+    control_plane,
+    environment,
     intent,
     seed_big,
     seed_small,
@@ -24,10 +25,10 @@ CONTAINER = "bench-runs"
 BATCH_CONTAINER, SINGLE_CONTAINER = "bench-delete-batch", "bench-delete-single"
 
 
-def _child(mode: str, connection: str, run: str) -> dict[str, Any]:
+def _child(mode: str, connection: str, run: str, arm_endpoint: str, env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(
-        [PYTHON, "-m", "bench.export_child", mode, connection, CONTAINER, run],
-        env=child_env(), capture_output=True, text=True, timeout=900, check=False,
+        [PYTHON, "-m", "bench.export_child", mode, connection, CONTAINER, run, arm_endpoint],
+        env=env, capture_output=True, text=True, timeout=900, check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"bench.export_child {mode} {run} failed:\n{done.stderr[-3000:]}")
@@ -49,12 +50,15 @@ async def export_throughput(connection: str, small_count: int, big_bytes: int, l
     finally:
         await service.close()
     results: dict[str, Any] = {}
-    for name, run in (("small", "bench_small"), ("big", "bench_big")):
-        raw = await asyncio.to_thread(_child, "raw", connection, run)
-        log(f"raw download ({name}): {raw['bytes'] / MB:.0f} MiB in {raw['seconds']:.1f} s")
-        export = await asyncio.to_thread(_child, "export", connection, run)
-        log(f"ExportRun ({name}): {export['bytes'] / MB:.0f} MiB in {export['seconds']:.1f} s, peak RSS {export['rss_peak'] / MB:.0f} MiB")
-        results[name] = {"raw": raw, "export": export}
+    runs = {"small": "bench_small", "big": "bench_big"}
+    # The export plans each run's job and its tree: the control plane is the tests' stand-in.
+    async with control_plane(runs.values()) as (azure, env):
+        for name, run in runs.items():
+            raw = await asyncio.to_thread(_child, "raw", connection, run, azure.url, env)
+            log(f"raw download ({name}): {raw['bytes'] / MB:.0f} MiB in {raw['seconds']:.1f} s")
+            export = await asyncio.to_thread(_child, "export", connection, run, azure.url, env)
+            log(f"ExportRun ({name}): {export['bytes'] / MB:.0f} MiB in {export['seconds']:.1f} s, peak RSS {export['rss_peak'] / MB:.0f} MiB")
+            results[name] = {"raw": raw, "export": export}
     results["big"]["raw_upload"] = {"bytes": big_bytes, "seconds": ingest_s}
     return results
 
@@ -73,18 +77,20 @@ async def delete_throughput(connection: str, count: int, one_by_one_count: int, 
         await seed_small(service, SINGLE_CONTAINER, "ExperimentRun/dcid.bench_delete_single/", one_by_one_count, size=512)
         log(f"seeded {count + one_by_one_count} blobs to delete in {watch.seconds:.1f} s")
 
-        config = workspace_config(connection, BATCH_CONTAINER)
-        door = WorkspaceBlobs(config)
-        ctx = context(config, door, "R-BENCHDEL")
         operation = operation_for("delete run")
         assert operation is not None
-        try:
-            plan = await operation.preview(intent("delete run bench_delete_batch"), ctx)
-            watch = Stopwatch()
-            execution = await operation.execute(plan, ctx, NullCheckpoint())
-            batch_s = watch.seconds
-        finally:
-            await door.close()
+        async with control_plane(["bench_delete_batch"]) as (azure, env):
+            config = workspace_config(connection, BATCH_CONTAINER, azure.url)
+            door = WorkspaceBlobs(config)
+            ctx = context(config, door, "R-BENCHDEL")
+            try:
+                with environment(env):
+                    plan = await operation.preview(intent("delete run bench_delete_batch"), ctx)
+                    watch = Stopwatch()
+                    execution = await operation.execute(plan, ctx, NullCheckpoint())
+                    batch_s = watch.seconds
+            finally:
+                await door.close()
         deleted = sum(1 for r in execution.results.values() if r.status.value == "deleted")
         log(f"DeleteRun: {deleted} blobs in {batch_s:.1f} s")
 
