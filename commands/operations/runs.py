@@ -150,23 +150,21 @@ async def plan_run(intent: Intent, ctx: Context, job: Any | None) -> Plan:
     return await keep_used(intent, ctx, stores, plan)
 
 
-class DeleteRun:
-    action = "delete run"
-
+class _OneRun:
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         assert intent.target
         return await plan_run(intent, ctx, await job_or_none(ctx, intent.target))
+
+
+class DeleteRun(_OneRun):
+    action = "delete run"
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await delete_planned(plan, ctx, checkpoint, delete_job(ctx))
 
 
-class ExportRun:
+class ExportRun(_OneRun):
     action = "export run"
-
-    async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        assert intent.target
-        return await plan_run(intent, ctx, await job_or_none(ctx, intent.target))
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await export_planned(plan, ctx, checkpoint)
