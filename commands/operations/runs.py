@@ -141,12 +141,11 @@ async def plan_run(intent: Intent, ctx: Context, job: Any | None) -> Plan:
         plan = await plan_runs(intent, ctx, stores, [job], intent.target)
     else:
         plan = await plan_blobs(intent, ctx, await run_prefixes_of(ctx, [intent.target]))
-        records = [] if intent.destructive else [PlanItem(ItemKind.RUN_RECORD, intent.target)]
         note = (
             f"Run `{intent.target}` has no job on the control plane (a v1 run, or a job deleted whose files "
             "remain): only its own files are planned, not runs under it or outputs elsewhere."
         )
-        plan = replace(plan, items=ordered([*plan.items, *records]), warnings=(*plan.warnings, note))
+        plan = replace(plan, warnings=(*plan.warnings, note))
     return await keep_used(intent, ctx, stores, plan)
 
 
