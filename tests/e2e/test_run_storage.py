@@ -270,3 +270,20 @@ async def test_a_run_with_no_job_on_the_control_plane_still_has_its_own_files_de
     assert await azure_harness.blob_names("ExperimentRun/dcid.v1-run/") == set()
     assert len(await azure_harness.blob_names("ExperimentRun/dcid.v1-run-2/")) == 2
     assert {item["kind"] for item in request.plan["items"]} == {"blob"}
+
+
+async def test_delete_run_takes_its_explicit_outputs_on_a_non_default_datastore(azure_harness: Harness, azure: AzureStandIn) -> None:
+    workspace = _workspace(azure)
+    account = workspace.datastores["workspaceblobstore"]["properties"]["accountName"]
+    lake = f"lake-{azure_harness.container}"
+    workspace.add_datastore("lake", account_name=account, container_name=lake)
+    scores = {"jobOutputType": "uri_folder", "mode": "ReadWriteMount", "uri": "azureml://datastores/lake/paths/scores/${{name}}/"}
+    workspace.add_job("scorer-1", experiment_name="scoring", created_by=ALICE, outputs={"scores": scores})
+    await azure_harness.seed(_run_files("scorer-1"))
+    await _upload(azure_harness, lake, {"scores/scorer-1/part-0.parquet": b"p0" * 64, "scores/other/keep.parquet": b"k"})
+
+    request, _ = await _approve(azure_harness, "delete run scorer-1", State.SUCCEEDED)
+
+    assert (lake, "scores/scorer-1/part-0.parquet") in {(item["container"], item["ref"]) for item in request.plan["items"]}
+    assert await azure_harness.blob_names("scores/", lake) == {"scores/other/keep.parquet"}
+    assert await azure_harness.blob_names("ExperimentRun/dcid.scorer-1/") == set()
