@@ -76,7 +76,7 @@ ROLES = {
 }
 # What the actions on each kind of object read first; every export also writes to the exports container.
 KIND_READS = {
-    "run": ("storage",),
+    "run": ("storage", "jobs"),  # the run's job: its run tree, its outputs, whether it still runs
     "experiment": ("storage", "jobs"),
     "user": ("storage", "jobs"),
     "model": ("storage", "models"),

@@ -56,8 +56,10 @@ def failure_reason(error: BaseException) -> str:
         return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
     if isinstance(error, HttpResponseError) and error.status_code:
         # Azure's own code word (storage's enums print as their Python names): never its body.
+        # Storage errors carry it as `error_code`, the management SDKs' in their parsed `error`.
+        given = getattr(error, "error_code", None) or getattr(error.error, "code", None)
         code = (error.response.headers.get("x-ms-error-code") if error.response is not None else None) or getattr(
-            error.error_code, "value", error.error_code
+            given, "value", given
         )
         return f"Azure refused a call (HTTP {error.status_code}{f', {code}' if code else ''})"
     if isinstance(error, AzureError):

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from commands.azure.control import WorkspaceControl, outcome_of_delete
+from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
 from commands.durations import format_duration
 from commands.intents import Intent
@@ -16,15 +16,6 @@ from commands.operations.base import Checkpoint, Context, Execution, OperationEr
 from commands.operations.compute_activity import ComputeActivity, compute_activity
 from commands.operations.run_data import RecordDelete, delete_planned
 from commands.plan import ItemKind, Plan, PlanItem
-
-
-async def _get_or_none(control: WorkspaceControl, getter: Any, *args: Any, **kwargs: Any) -> Any:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return await control.call(getter, *args, **kwargs)
-    except ResourceNotFoundError:
-        return None
 
 
 def _deleting(delete: Callable[[PlanItem], Any]) -> RecordDelete:
@@ -37,7 +28,7 @@ class DeleteCompute:
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         resource_id = ctx.control.child_id("computes", intent.target or "")
-        raw = await _get_or_none(ctx.control, ctx.control.arm().resources.get_by_id, resource_id, api_version=COMPUTE_API)
+        raw = await ctx.control.call_or_none(ctx.control.arm().resources.get_by_id, resource_id, api_version=COMPUTE_API)
         if raw is None:
             raise OperationError(f"No compute `{intent.target}` in workspace `{ctx.alias}`.")
         activity = compute_activity(raw.properties or {})
@@ -84,7 +75,7 @@ class DeleteEndpoint:
             ("online", ml.online_endpoints, "onlineEndpoints"),
             ("batch", ml.batch_endpoints, "batchEndpoints"),
         ):
-            if await _get_or_none(ctx.control, operations.get, intent.target) is not None:
+            if await ctx.control.call_or_none(operations.get, intent.target) is not None:
                 found.append((kind, collection))
         if not found:
             raise OperationError(f"No online or batch endpoint `{intent.target}` in workspace `{ctx.alias}`.")
@@ -120,7 +111,7 @@ class CleanupComputes:
         for compute in await ctx.control.call(lambda: list(ml.compute.list())):
             resource_id = ctx.control.child_id("computes", compute.name)
             # The SDK's compute entity drops node counts and allocation times; the raw resource keeps them.
-            raw = await _get_or_none(ctx.control, arm.resources.get_by_id, resource_id, api_version=COMPUTE_API)
+            raw = await ctx.control.call_or_none(arm.resources.get_by_id, resource_id, api_version=COMPUTE_API)
             if raw is None or not compute_activity(raw.properties or {}).idle_since(cutoff):
                 continue
             items.append(PlanItem(ItemKind.RESOURCE, resource_id))

@@ -151,9 +151,20 @@ def job_status(job: Any) -> str:
     return str(getattr(job.status, "value", job.status) or "").lower()
 
 
+def unfinished(job: Any | None) -> str | None:
+    """Why a job's files must not be deleted now: it has not finished, so it may still write them.
+    None for a finished job, and for a run with no job (a v1 run, or a job deleted whose files stay)."""
+    if job is None:
+        return None
+    status = job_status(job)
+    return None if status in FINISHED else f"still {status or 'in an unknown state'}: cancel it or let it finish, then ask again"
+
+
 async def job_or_none(ctx: Context, name: str) -> Any | None:
     """The job named `name` (a pipeline step too: the SDK reads those from run history), None when
     the control plane has no job of that name."""
+    if not name.strip("."):  # no job is named so, and `.`/`..` in its URL would climb out of `jobs/`
+        return None
     return await ctx.control.call_or_none(ctx.control.ml().jobs.get, name)
 
 

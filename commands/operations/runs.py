@@ -18,19 +18,18 @@ from commands.operations.assets import catalog, keep_what_others_use
 from commands.operations.base import Checkpoint, Context, Execution
 from commands.operations.datastores import URI, Stores, files_at
 from commands.operations.run_data import (
-    FINISHED,
     Prefix,
     blob_items,
     delete_job,
     delete_planned,
     export_planned,
     job_or_none,
-    job_status,
     keep,
     list_jobs,
     ordered,
     plan_blobs,
     run_prefixes_of,
+    unfinished,
 )
 from commands.plan import ItemKind, Plan, PlanItem
 
@@ -102,8 +101,8 @@ async def plan_runs(
     for job in jobs:
         record = PlanItem(ItemKind.JOB, ctx.control.child_id("jobs", job.name))
         records.append(record)
-        if intent.destructive and job_status(job) not in FINISHED:
-            reasons[record.key] = f"still {job_status(job)}: cancel it or let it finish, then ask again; its files are kept too"
+        if intent.destructive and (why := unfinished(job)):
+            reasons[record.key] = f"{why}; its files are kept too"
             continue
         taken.append(job)
     runs = await run_tree(ctx, [job.name for job in taken])
@@ -159,6 +158,11 @@ class DeleteRun(_OneRun):
     action = "delete run"
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
+        """The job is asked again first: one running again since the approval (resumed, or queued
+        then) keeps its record and every file, each listed in the receipt with the reason."""
+        if why := unfinished(await job_or_none(ctx, plan.target)):
+            reason = f"since the approval its job is {why}"
+            plan = keep(plan, dict.fromkeys((item.key for item in plan.items), reason), warning=reason)
         return await delete_planned(plan, ctx, checkpoint, delete_job(ctx))
 
 

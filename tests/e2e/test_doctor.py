@@ -133,6 +133,13 @@ async def test_only_the_reads_the_policy_allows_on_the_workspace_are_tried(diagn
     assert by_name(checks)["workspace dev: computes"].detail == "the workspace's computes readable (for delete compute)"
 
 
+async def test_run_actions_also_read_the_workspace_jobs(diagnose: Diagnose) -> None:
+    checks = await diagnose(policy={"requesters": {"delete run": {"users": ["U1"]}}})
+    names = [c.name for c in checks if c.name.startswith("workspace")]
+    assert "workspace dev: storage" in names and "workspace dev: jobs" in names
+    assert by_name(checks)["workspace dev: jobs"].detail.endswith("(for delete run)")
+
+
 async def test_a_revoked_token(diagnose: Diagnose) -> None:
     failure = only_failure(await diagnose(slack_bot_token="xoxb-revoked"))
     assert failure.name == "slack token" and failure.detail == "auth.test answered invalid_auth"
