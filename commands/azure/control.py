@@ -172,6 +172,17 @@ class WorkspaceControl:
         endpoints = ((account or {}).get("properties") or {}).get("primaryEndpoints") or {}
         return StorageAccount(arm_id, arm_id.rstrip("/").rsplit("/", 1)[-1], endpoints.get("blob"))
 
+    def blob_service(self) -> dict[str, Any]:
+        """The properties of the workspace storage account's blob service (`blobServices/default`:
+        versioning, soft deletes), which only the resource manager tells; any failure is raised."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        account = self.storage_account()
+        body = self.document(f"{account.id}/blobServices/default", STORAGE_API_VERSION) if account.id.startswith("/subscriptions/") else None
+        if body is None:
+            raise ResourceNotFoundError("the workspace's storage account (or its blob service) was not found")
+        return body.get("properties") or {}
+
     def _run_history(self) -> Any:
         """Run history's REST operations. azure-ai-ml has no public call for run records:
         `jobs._runs_operations` is what its own `jobs.get` reads pipeline steps with."""

@@ -4,8 +4,9 @@ A deletion's blobs may outlive it: blob soft delete keeps deleted blobs (and the
 recoverable for some days, a legal hold stops any deletion in its container, an immutability policy
 refuses files younger than its period. Every deletion plan that takes blobs reads these settings
 through the storage door (the data plane: service and container properties) and says what they
-mean; the receipt says, per file, what remains and until when. Blob versioning and container soft
-delete are management-plane settings amlbot does not read: the README says so.
+mean; the receipt says, per file, what remains and until when. Blob versioning is a management-plane
+setting: it is read through the resource manager (the blob service of the workspace's storage
+account), and when it cannot be read the plan says so rather than promise that no version remains.
 """
 
 from __future__ import annotations
@@ -49,18 +50,47 @@ def with_retention(plan: Plan, retention: Retention) -> Plan:
 
 
 def unread(plan: Plan, error: Exception) -> Plan:
-    reason = getattr(error, "reason", None) or type(error).__name__
-    warning = (f"amlbot could not read the storage account's soft-delete and hold settings ({reason}): "
+    warning = (f"amlbot could not read the storage account's soft-delete and hold settings ({_reason(error)}): "
                "the deleted files may stay recoverable.")
     return replace(plan, warnings=(*plan.warnings, warning))
 
 
-def told(result: ItemResult, soft_delete_days: int | None, at: datetime) -> ItemResult:
-    """A deleted blob's outcome as it truly is: soft-deleted until a date when soft delete is on."""
-    if result.status is not Status.DELETED or not soft_delete_days:
+VERSIONS_KEPT = ("Blob versioning is on for this storage account: versions kept — deleting makes each file's current "
+                 "version a previous version; previous versions remain until lifecycle rules or an explicit version "
+                 "delete remove them.")
+
+
+VERSIONS_TOLD = "previous versions kept (blob versioning)"
+
+
+def with_versioning(plan: Plan, enabled: bool | None, reason: str = "") -> Plan:
+    """The plan, saying what versioning keeps (None: it could not be read, so nothing is promised)."""
+    if enabled is None:
+        warning = (f"amlbot could not check blob versioning on the storage account ({reason}): "
+                   "previous versions of the deleted files may remain.")
+        return replace(plan, warnings=(*plan.warnings, warning))
+    if not enabled:
+        return plan
+    return replace(plan, warnings=(*plan.warnings, VERSIONS_KEPT), notes={**plan.notes, "versions_kept": True})
+
+
+def told(result: ItemResult, soft_delete_days: int | None, at: datetime, versions_kept: bool = False) -> ItemResult:
+    """A deleted blob's outcome as it truly is: soft-deleted until a date when soft delete is on,
+    its previous versions kept when versioning is on."""
+    if result.status is not Status.DELETED:
         return result
+    reasons = [VERSIONS_TOLD] if versions_kept else []
+    if not soft_delete_days:
+        # Told once: outcomes are told as recorded and again at the end; a reason already given stays.
+        kept = [r for r in (result.reason,) if r and VERSIONS_TOLD not in r]
+        return replace(result, reason="; ".join([*kept, *reasons])) if reasons else result
     until = (at + timedelta(days=soft_delete_days)).date().isoformat()
-    return replace(result, status=Status.SOFT_DELETED, reason=f"soft-deleted: recoverable until {until} (blob soft delete)")
+    reason = "; ".join([f"soft-deleted: recoverable until {until} (blob soft delete)", *reasons])
+    return replace(result, status=Status.SOFT_DELETED, reason=reason)
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "reason", None) or type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -81,18 +111,23 @@ class StorageTruth:
         if not containers:
             return plan
         try:
-            return with_retention(plan, await ctx.door.retention(containers))
+            plan = with_retention(plan, await ctx.door.retention(containers))
         except HttpResponseError as error:
-            return unread(plan, error)
+            plan = unread(plan, error)
+        try:
+            return with_versioning(plan, await _versioning(ctx))
+        except HttpResponseError as error:
+            return with_versioning(plan, None, _reason(error))
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         containers = _blob_containers(plan)
         if not containers:
             return await self.inner.execute(plan, ctx, checkpoint)
         days = await self._days_now(plan, ctx, containers)
+        versions = await self._versions_now(plan, ctx)
         blobs = frozenset(item.key for item in plan.items if item.kind is ItemKind.BLOB)
         # Outcomes are told as they are recorded, so every receipt (a partial one after a crash too) has them.
-        telling = _Telling(checkpoint, blobs, days)
+        telling = _Telling(checkpoint, blobs, days, versions)
         execution = await self.inner.execute(plan, ctx, telling)
         return replace(execution, results=telling.tell(execution.results))
 
@@ -106,6 +141,21 @@ class StorageTruth:
         except HttpResponseError:
             return plan.notes.get("soft_delete_days")
 
+    @staticmethod
+    async def _versions_now(plan: Plan, ctx: Context) -> bool:
+        """Versioning as it is when the files go, else as planned (unread: nothing is claimed)."""
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            return await _versioning(ctx)
+        except HttpResponseError:
+            return bool(plan.notes.get("versions_kept"))
+
+
+async def _versioning(ctx: Context) -> bool:
+    """Whether the workspace storage account keeps previous versions of deleted blobs."""
+    return bool((await ctx.control.call(ctx.control.blob_service)).get("isVersioningEnabled"))
+
 
 @dataclass
 class _Telling:
@@ -114,6 +164,7 @@ class _Telling:
     inner: Checkpoint
     blobs: frozenset[str]
     days: int | None
+    versions: bool = False
 
     @property
     def done(self) -> dict[str, ItemResult]:
@@ -121,7 +172,7 @@ class _Telling:
 
     def tell(self, results: dict[str, ItemResult]) -> dict[str, ItemResult]:
         at = datetime.now(UTC)
-        return {key: told(result, self.days, at) if key in self.blobs else result for key, result in results.items()}
+        return {key: told(result, self.days, at, self.versions) if key in self.blobs else result for key, result in results.items()}
 
     async def record(self, results: dict[str, ItemResult]) -> None:
         await self.inner.record(self.tell(results))

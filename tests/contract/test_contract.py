@@ -136,7 +136,7 @@ def _drive(ws: Workspace, ml: MLClient, arm: ResourceManagementClient, azure: Az
     list(ml.datastores.list())
     ml.datastores.get_default()
     WorkspaceControl(WorkspaceConfig(subscription_id=SUB, resource_group=RG, workspace_name=WS, arm_endpoint=azure.url),
-                     FakeCredential(), TEST_CLIENT_KWARGS).storage_account()
+                     FakeCredential(), TEST_CLIENT_KWARGS).blob_service()  # the storage account, then its blob service
     _sign_in_as_managed_identity(azure)
     # jobs, run history behind the discovery document
     list(ml.jobs.list(list_view_type=ListViewType.ALL))

@@ -1,5 +1,6 @@
 """What storage keeps after a delete, told in the plan and the receipt: signed Slack requests, the
-real storage SDK against Azurite with blob soft delete switched on in its service properties."""
+real storage SDK against Azurite with blob soft delete switched on in its service properties, and
+blob versioning read through the resource manager (the control-plane stand-in's blob service)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from azure.storage.blob import RetentionPolicy
 
 from bot import cards
 from bot.lifecycle import State
-from tests.e2e.harness import APPROVER_1, Harness
+from tests.e2e.harness import APPROVER_1, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
+from tests.standins.azure.state import GenericResource
 
 RUN = "churn_train_1700000000_soft"
 
@@ -60,3 +62,39 @@ async def test_soft_delete_off_says_deleted_and_nothing_about_recovery(harness: 
     await harness.wait_state(request.id, State.SUCCEEDED)
     receipt = await harness.receipt(request.id)
     assert {(i["status"], i["reason"]) for i in receipt["items"]} == {("deleted", "")}
+
+
+def _storage_account(harness: Harness) -> GenericResource:
+    """The workspace's storage account as the control-plane stand-in keeps it."""
+    assert harness.own_azure is not None
+    state = harness.own_azure.state
+    account = state.generic_resource(state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE).storage_account_id or "")
+    assert account is not None
+    return account
+
+
+async def test_versioning_on_is_warned_in_the_plan_and_told_per_file_in_the_receipt(harness: Harness) -> None:
+    _storage_account(harness).blob_service["isVersioningEnabled"] = True
+    await _seed_with_a_snapshot(harness)
+
+    request = await harness.submit(f"delete run {RUN}")
+
+    assert any(w.startswith("Blob versioning is on for this storage account: versions kept") for w in request.plan["warnings"])
+    assert "versions kept" in str(harness.card(request.id)["blocks"])
+    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.wait_state(request.id, State.SUCCEEDED)
+    receipt = await harness.receipt(request.id)
+    assert {(i["status"], i["reason"]) for i in receipt["items"]} == {("deleted", "previous versions kept (blob versioning)")}
+    assert {detail["reason"] for _, detail in harness.store.item_outcomes(request.id).values()} == {"previous versions kept (blob versioning)"}
+
+
+async def test_versioning_unreadable_is_said_could_not_be_checked_never_guessed(harness: Harness) -> None:
+    assert harness.own_azure is not None
+    harness.own_azure.fail_next("GET", r"/blobServices/default$", status=403, retry_after=None)
+    await _seed_with_a_snapshot(harness)
+
+    request = await harness.submit(f"delete run {RUN}")
+
+    warnings = " ".join(request.plan["warnings"])
+    assert "amlbot could not check blob versioning on the storage account (Forbidden)" in warnings
+    assert "versions kept" not in warnings and "versions_kept" not in request.plan["notes"]

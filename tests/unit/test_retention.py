@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from commands.azure.door import ItemResult, Retention, Status
-from commands.operations.retention import told, with_retention
+from commands.operations.retention import VERSIONS_KEPT, told, with_retention, with_versioning
 from commands.plan import ItemKind, Plan, PlanItem
 
 HELD, FREE = PlanItem(ItemKind.BLOB, "a/1.txt", 1, "held"), PlanItem(ItemKind.BLOB, "a/2.txt", 1, "free")
@@ -32,3 +32,21 @@ def test_only_deleted_blobs_become_soft_deleted_and_only_with_soft_delete_on() -
     assert told(ItemResult(Status.DELETED), None, at) == ItemResult(Status.DELETED)
     failed = ItemResult(Status.FAILED, "BlobImmutableDueToPolicy")
     assert told(failed, 7, at) == failed
+
+
+def test_versioning_on_warns_versions_kept_and_unread_versioning_is_never_guessed_off() -> None:
+    on = with_versioning(PLAN, True)
+    assert on.notes == {"versions_kept": True} and VERSIONS_KEPT in on.warnings
+    assert with_versioning(PLAN, False) == PLAN
+    unread = with_versioning(PLAN, None, "Forbidden")
+    assert "versions_kept" not in unread.notes
+    assert unread.warnings == ("amlbot could not check blob versioning on the storage account (Forbidden): "
+                               "previous versions of the deleted files may remain.",)
+
+
+def test_a_deleted_blob_under_versioning_says_its_previous_versions_are_kept() -> None:
+    at = datetime(2026, 1, 30, 23, 0, tzinfo=UTC)
+    assert told(ItemResult(Status.DELETED), None, at, True) == ItemResult(Status.DELETED, "previous versions kept (blob versioning)")
+    assert told(ItemResult(Status.DELETED), 7, at, True) == ItemResult(
+        Status.SOFT_DELETED, "soft-deleted: recoverable until 2026-02-06 (blob soft delete); previous versions kept (blob versioning)")
+    assert told(ItemResult(Status.FAILED, "x"), None, at, True) == ItemResult(Status.FAILED, "x")

@@ -459,6 +459,7 @@ class AzureStandIn(ThreadedServer):
         generic = _RG + rf"/providers/{other_provider}/(?P<type>[^/]+)/(?P<name>[^/]+)"
         r("GET", generic, self._generic_get)
         r("DELETE", generic, self._generic_delete)
+        r("GET", _RG + r"/providers/Microsoft\.Storage/storageAccounts/(?P<name>[^/]+)/blobServices/default", self._blob_service_get)
 
     # -------------------------------------------------------------------------------- helpers
     def _workspace(self, ctx: _Ctx) -> Workspace:
@@ -677,6 +678,13 @@ class AzureStandIn(ThreadedServer):
             m = ctx.match
             raise _not_found(f"{m['namespace']}/{m['type']}", m["name"], f"resource group '{m['rg']}'")
         return web.json_response(resource.to_rest())
+
+    def _blob_service_get(self, ctx: _Ctx) -> web.Response:
+        self._group(ctx)
+        resource = self.state.generic_resource(ctx.path.rsplit("/blobServices/", 1)[0])
+        if resource is None:
+            raise _not_found("Microsoft.Storage/storageAccounts", ctx.match["name"], f"resource group '{ctx.match['rg']}'")
+        return web.json_response(resource.blob_service_rest())
 
     def _generic_delete(self, ctx: _Ctx) -> web.Response:
         # Storage, key vault and App Insights answer their deletes at once (the default), so

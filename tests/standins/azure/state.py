@@ -136,6 +136,17 @@ class GenericResource:
     properties: Json = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     sku: Json | None = None
+    # Storage accounts: the properties of their `blobServices/default` (as BlobServicesGet.json has them).
+    blob_service: Json = field(default_factory=lambda: {
+        "deleteRetentionPolicy": {"enabled": False},
+        "containerDeleteRetentionPolicy": {"enabled": False},
+        "isVersioningEnabled": False,
+    })
+
+    def blob_service_rest(self) -> Json:
+        body: Json = {"id": f"{self.id}/blobServices/default", "name": "default",
+                      "type": "Microsoft.Storage/storageAccounts/blobServices", "properties": dict(self.blob_service)}
+        return {**body, "sku": dict(self.sku)} if self.sku is not None else body
 
     def to_rest(self) -> Json:
         body: Json = {
