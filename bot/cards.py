@@ -166,7 +166,7 @@ def warning_blocks(request: RequestRecord) -> list[Block]:
     blocks: list[Block] = []
     if plan_words.severe(intent):
         assert intent is not None
-        words = "PERMANENT — nothing can be recovered" if intent.purge else "The whole workspace goes, with everything in it"
+        words = "PERMANENT — the workspace cannot be recovered" if intent.purge else "The whole workspace goes, with everything in it"
         blocks.append(section(f":red_circle: *{words}.* {escape(plan_words.consequence(plan, intent)) if plan else ''}"))
     elif intent is not None and intent.destructive:
         blocks.append(context(":warning: *Deletion* — approving deletes what is listed here; it cannot be undone."))

@@ -255,9 +255,12 @@ def consequence(plan: Plan, intent: Intent | None, link_days: int | None = None)
         assert intent is not None
         dependents = _dependents(found)
         what = f"workspace {plan.workspace}" + (f" and its {_and(dependents)}" if dependents else "")
+        # Dependents may stay recoverable for a while (Key Vault, Log Analytics soft delete): the
+        # plan's warnings say which and how long, so never "nothing can be recovered".
+        later = "; the card says how long each dependent stays recoverable" if dependents else ""
         if intent.purge:
-            return f"Permanently delete {what}, with every run, model and file in it. Nothing can be recovered."
-        return f"Delete {what}. The workspace can be recovered for 14 days{'; its dependents cannot' if dependents else ''}."
+            return f"Permanently delete {what}, with every run, model and file in it. The workspace cannot be recovered{later}."
+        return f"Delete {what}. The workspace can be recovered for 14 days{later}."
     kept = len(plan.notes.get("retained", {}))
     keeping = f" {count(kept, 'item')} are kept." if kept else ""
     if files:

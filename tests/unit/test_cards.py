@@ -262,10 +262,11 @@ def test_a_workspace_purge_says_so_in_red() -> None:
     assert blocks[0]["text"]["text"] == (
         ":rotating_light: Purge workspace prod and its storage, Key Vault, registry and Application Insights — cannot be undone"
     )
-    assert blocks[1]["type"] == "section" and blocks[1]["text"]["text"].startswith(":red_circle: *PERMANENT — nothing can be recovered.*")
+    assert blocks[1]["type"] == "section" and blocks[1]["text"]["text"].startswith(":red_circle: *PERMANENT — the workspace cannot be recovered.*")
     approve = _approve(blocks)
     assert approve["text"]["text"] == "Approve purge" and approve["style"] == "danger" and approve["confirm"]["style"] == "danger"
-    assert "Nothing can be recovered" in approve["confirm"]["text"]["text"]
+    assert "The workspace cannot be recovered" in approve["confirm"]["text"]["text"]
+    assert "Nothing can be recovered" not in approve["confirm"]["text"]["text"]  # its Key Vault may stay recoverable
     soft = cards.request_card(_request("delete workspace", "delete workspace prod", items[:1]))
     assert soft[0]["text"]["text"] == ":rotating_light: Delete workspace prod — the workspace is recoverable for 14 days"
     assert ":red_circle:" in text_of(soft) and _approve(soft)["style"] == "danger"

@@ -64,7 +64,7 @@ def test_a_waiting_request_shows_the_cards_headline_warnings_and_a_link_to_it() 
     card = cards.request_card(purge)
     shown = texts(view)
     assert f"*{cards.headline(purge)}*" in shown and f"<{link}|Open its card>" in shown
-    assert ":red_circle: *PERMANENT — nothing can be recovered.*" in shown  # the card's red line, on the tab too
+    assert ":red_circle: *PERMANENT — the workspace cannot be recovered.*" in shown  # the card's red line, on the tab too
     [buttons] = [b["elements"] for b in view["blocks"] if b["type"] == "actions"]
     assert buttons == [e for b in card if b["type"] == "actions" for e in b["elements"]][:2]  # same danger confirmation
     assert buttons[0]["confirm"]["style"] == "danger"
