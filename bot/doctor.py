@@ -71,7 +71,7 @@ ROLES = {
     "models": "AzureML Data Scientist on the workspace",
     "resource group": "Contributor on the workspace and its resource group",
     "subscription": "Reader on the subscription (to see which workspaces share a dependent)",
-    "storage settings": "Reader on the workspace storage account (blob soft delete, legal holds, immutability)",
+    "storage settings": "Reader on the workspace storage account (blob soft delete, legal holds, immutability, versioning)",
     "workspace": "at least Reader on the workspace",
 }
 # What the actions on each kind of object read first; every export also writes to the exports container.
@@ -316,6 +316,12 @@ async def _exports(blobs: Any, container: str) -> str:
         return "created"
 
 
+async def _storage_settings(blobs: Any, control: Any, container: str) -> None:
+    """What a deletion reads of what storage keeps: on the data plane, then versioning through ARM."""
+    await blobs.retention([container])
+    await control.call(control.blob_service)
+
+
 def _probes(alias: str, workspace: WorkspaceConfig, doors: Doors) -> dict[str, tuple[str, Callable[[], Awaitable[Any]]]]:
     """read -> (what it reads, the read). A listing reads one item of its first page."""
     control = doors.control(alias)
@@ -347,8 +353,8 @@ def _probes(alias: str, workspace: WorkspaceConfig, doors: Doors) -> dict[str, t
             first(lambda: ml().workspaces.list(scope="subscription")),
         ),
         "storage settings": (
-            f"the soft-delete and hold settings of container {workspace.artifact_container}",
-            lambda: blobs().retention([workspace.artifact_container]),
+            f"the soft-delete, hold and versioning settings of container {workspace.artifact_container}",
+            lambda: _storage_settings(blobs(), control, workspace.artifact_container),
         ),
     }
 

@@ -207,6 +207,13 @@ async def test_an_identity_without_the_role(diagnose: Diagnose, azure: AzureStan
     assert failure.fix == "grant the identity AzureML Compute Operator on the workspace"
 
 
+async def test_an_identity_that_may_not_read_blob_versioning(diagnose: Diagnose, azure: AzureStandIn) -> None:
+    azure.fail_next("GET", r"/blobServices/default$", status=403, times=5, retry_after=None, code="AuthorizationFailed")
+    failure = only_failure(await diagnose())
+    assert failure.name == "workspace dev: storage settings" and "may not read the soft-delete, hold and versioning settings" in failure.detail
+    assert "versioning" in failure.fix
+
+
 async def test_graph_without_the_permission_says_what_amlbot_cannot_see(diagnose: Diagnose, graph: GraphStandIn) -> None:
     graph.deny = True
     failure = only_failure(await diagnose())
