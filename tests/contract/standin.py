@@ -14,11 +14,15 @@ from tests.standins.azure import AzureStandIn, use_standin
 
 @asynccontextmanager
 async def checked_standin(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> AsyncIterator[AzureStandIn]:
-    """An ``AzureStandIn(**kwargs)`` this test's SDK clients talk to. On the way out it asserts that it
-    had no bug of its own and that every answer it gave has the real service's shape."""
+    """An ``AzureStandIn(**kwargs)`` this test's SDK clients talk to, checked on the way out."""
     async with AzureStandIn(**kwargs) as standin:
         use_standin(standin, monkeypatch)
         yield standin
-        assert not standin.errors, "stand-in bugs:\n" + "\n".join(standin.errors)
-        problems = violations(standin.exchanges)
-        assert not problems, "answers unlike the real service's:\n" + "\n".join(problems)
+        assert_like_the_real_service(standin)
+
+
+def assert_like_the_real_service(standin: AzureStandIn) -> None:
+    """The stand-in had no bug of its own, and every answer it gave has the real service's shape."""
+    assert not standin.errors, "stand-in bugs:\n" + "\n".join(standin.errors)
+    problems = violations(standin.exchanges)
+    assert not problems, "answers unlike the real service's:\n" + "\n".join(problems)

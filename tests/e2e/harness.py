@@ -21,6 +21,7 @@ from bot.server import Bot, assemble, socket_mode_handler, web_app
 from bot.settings import Settings, parse_config
 from bot.store.store import RequestRecord
 from commands.signing import Keyring, SigningKey
+from tests.contract.standin import assert_like_the_real_service
 from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import AZURITE_ACCOUNT
@@ -287,7 +288,7 @@ async def stop_harness(harness: Harness) -> None:
     await harness.slack.stop()
     if harness.own_azure is not None:
         await harness.own_azure.stop()
-        assert harness.own_azure.errors == []
+        assert_like_the_real_service(harness.own_azure)
     for name, value in harness.saved_environment.items():
         if value is None:
             os.environ.pop(name, None)
