@@ -162,8 +162,7 @@ async def test_delete_model_deletes_versions_and_files_and_reports_a_refused_del
 ) -> None:
     blob_container, uploaded = await _seed_models(azure_harness, azure)
     # The service turns the REST delete of one version down: amlbot archives it and says so.
-    # (No Retry-After: azure-core retries any 4xx that carries one.)
-    azure.fail_next("DELETE", r"/models/churn/versions/1$", status=405, retry_after=None, code="MethodNotAllowed",
+    azure.fail_next("DELETE", r"/models/churn/versions/1$", status=405, code="MethodNotAllowed",
                     message="The resource does not support http method 'DELETE'.")
 
     request, card = await _approve(azure_harness, "delete model churn", State.PARTIALLY_SUCCEEDED)

@@ -208,7 +208,7 @@ async def test_an_identity_without_the_role(diagnose: Diagnose, azure: AzureStan
 
 
 async def test_an_identity_that_may_not_read_blob_versioning(diagnose: Diagnose, azure: AzureStandIn) -> None:
-    azure.fail_next("GET", r"/blobServices/default$", status=403, times=5, retry_after=None, code="AuthorizationFailed")
+    azure.fail_next("GET", r"/blobServices/default$", status=403, times=5, code="AuthorizationFailed")
     failure = only_failure(await diagnose())
     assert failure.name == "workspace dev: storage settings" and "may not read the soft-delete, hold and versioning settings" in failure.detail
     assert "versioning" in failure.fix

@@ -90,7 +90,7 @@ async def test_versioning_on_is_warned_in_the_plan_and_told_per_file_in_the_rece
 
 async def test_versioning_unreadable_is_said_could_not_be_checked_never_guessed(harness: Harness) -> None:
     assert harness.own_azure is not None
-    harness.own_azure.fail_next("GET", r"/blobServices/default$", status=403, retry_after=None)
+    harness.own_azure.fail_next("GET", r"/blobServices/default$", status=403)
     await _seed_with_a_snapshot(harness)
 
     request = await harness.submit(f"delete run {RUN}")

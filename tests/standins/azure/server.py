@@ -312,12 +312,16 @@ class AzureStandIn(ThreadedServer):
         *,
         status: int = 429,
         times: int = 1,
-        retry_after: int | None = 0,
+        retry_after: int | None = None,
         code: str | None = None,
         message: str | None = None,
     ) -> None:
         """Answer the next ``times`` requests matching ``method`` and ``path_regex`` (``re.search``,
-        case-insensitive, on the path) with ``status`` and an ARM error body."""
+        case-insensitive, on the path) with ``status`` and an ARM error body. Only throttling (429)
+        carries ``Retry-After`` unless told otherwise (0, at once): a refusal such as 403 has none,
+        and azure-core would retry any answer that had one."""
+        if retry_after is None and status == 429:
+            retry_after = 0
         with self.state.lock:
             self._faults.append(
                 _Fault(
