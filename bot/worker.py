@@ -327,7 +327,7 @@ class Worker:
         else:
             execution, error, gave_up = await self._execute(record, plan, ctx, checkpoint, claim.attempts)
         deletion = record.action.startswith(("delete ", "cleanup "))
-        if deletion and ctx is not None:
+        if deletion and ctx is not None and not tampered:
             execution = await reconcile(plan, ctx, execution)
         if gave_up or (error and not execution.results):
             state = State.FAILED
