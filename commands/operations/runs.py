@@ -45,12 +45,14 @@ async def run_tree(ctx: Context, roots: list[str]) -> list[str]:
         async with reads:
             return [child["runId"] for child in await ctx.control.call(ctx.control.run_children, run)]
 
-    found, level = list(dict.fromkeys(roots)), list(dict.fromkeys(roots))
+    found = dict.fromkeys(roots)  # ordered, and a set for the look-ups
+    level = list(found)
     while level:
         below = await asyncio.gather(*(children(run) for run in level))
-        level = [run for runs in below for run in runs if run not in found]
-        found += level
-    return found
+        fresh = dict.fromkeys(run for runs in below for run in runs if run not in found)
+        found |= fresh
+        level = list(fresh)
+    return list(found)
 
 
 def output_uris(job: Any) -> list[str]:
