@@ -24,7 +24,9 @@ def test_the_table_comes_first_and_sdk_logs_only_when_verbose(verbose: bool, mon
         def emit(self, record: logging.LogRecord) -> None:
             said.append(record.getMessage())
 
-    logging.basicConfig(level=logging.INFO, handlers=[Recorder()], force=True)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [Recorder()])  # restored after the test, for every other test
+    monkeypatch.setattr(root, "level", logging.INFO)
     monkeypatch.setattr(doctor, "diagnose", _noisy)  # the checks themselves are tested in tests/e2e/test_doctor.py
     monkeypatch.setattr("builtins.print", lambda text, **_: said.append(text))
     assert doctor.main(Settings(), verbose=verbose) == 0, said
