@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from bot.store.migrations import migrate
+
+_WRITES = "amlbot_writes"  # execution option of `transaction`: SQLite takes the write lock at BEGIN
+# One SQLite writer at a time in this process, handed over the moment it commits: threads that met
+# SQLite's lock instead would poll for it, sleeping up to 100 ms between tries (its busy handler).
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def normalise_url(url: str) -> str:
@@ -44,21 +51,26 @@ def create_store_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            # Take the write lock at the start: every transaction here is a compare-and-set.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A writer takes the write lock at the start: each is a compare-and-set. A read begins
+            # deferred and reads its WAL snapshot without queueing behind writers (or they behind it).
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITES) else "BEGIN")
 
+        _WRITERS[engine] = threading.Lock()
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
-    with engine.begin() as conn:
-        yield conn
+    """A transaction that writes; reads use `engine.connect()`."""
+    with _WRITERS.get(engine) or nullcontext(), engine.connect() as conn:
+        conn.execution_options(**{_WRITES: True})
+        with conn.begin():
+            yield conn
 
 
 def migrate_engine(engine: Engine) -> int:
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         if engine.dialect.name == "postgresql":
             # Two replicas starting at once must not both run a migration.
             conn.execute(text("SELECT pg_advisory_xact_lock(7243001)"))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from bot.lifecycle import WAITING, IllegalTransition, RequestExpired, State
 from bot.store.store import LeaseLost, Store, now
@@ -149,6 +152,26 @@ def test_freeze_stops_claims(store: Store) -> None:
 
 def test_delivery_claimed_once(store: Store) -> None:
     assert store.claim_delivery("trigger-1") and not store.claim_delivery("trigger-1")
+
+
+def test_sqlite_reads_never_wait_for_the_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "amlbot.db"
+    store = Store.open(f"sqlite:///{path}", AUDIT_KEY)
+    request = _request(store)
+    # No waiting at all from here on: whatever needs the write lock fails at once.
+    event.listen(store.engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout=0"))
+    store.engine.dispose()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another writer (a job's checkpoint) holds the lock
+    try:
+        assert store.get(request.id).state is State.PENDING
+        assert [r.id for r in store.list_requests()] == [request.id]
+        with pytest.raises(OperationalError, match="locked"):
+            store.claim_delivery("trigger-1")  # writers still queue behind it
+    finally:
+        writer.rollback()
+        writer.close()
+        store.close()
 
 
 @pytest.mark.parametrize(
