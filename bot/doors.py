@@ -3,14 +3,16 @@ Azure call they make measured (bot.metrics)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import metrics
-from commands.azure.blobs import WorkspaceBlobs
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
 from commands.azure.graph import PUBLIC_GRAPH, Directory
 from commands.operations.base import OperationError
+
+if TYPE_CHECKING:
+    from commands.azure.blobs import WorkspaceBlobs
 
 
 class Doors:
@@ -34,6 +36,8 @@ class Doors:
     def get(self, alias: str, account_url: str | None = None) -> WorkspaceBlobs:
         """The workspace's blob storage as configured (or at `account_url`, the one `bind` found)."""
         if alias not in self._blobs:
+            from commands.azure.blobs import WorkspaceBlobs  # the storage SDK: loaded on first use, not at start
+
             self._blobs[alias] = WorkspaceBlobs(self._configs[alias], account_url, client_kwargs=metrics.STORAGE_KWARGS)
         return self._blobs[alias]
 

@@ -42,7 +42,6 @@ from commands.intents import (
 from commands.operations import operation_for, touches_storage
 from commands.azure.door import Status
 from commands.operations.base import Context, OperationError
-from commands.operations.cleanup_exports import delete_archive
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +396,8 @@ class Flow:
         if not isinstance(archive, str):
             return await self._refuse(where, "revoke.refused", f"{record.id} made no export archive: there is nothing to revoke.",
                                       request_id=record.id)
+        from commands.operations.cleanup_exports import delete_archive  # the storage SDKs: loaded on first use, not at start
+
         try:
             outcome = await delete_archive(self._context(record.workspace, record.id), record.id, archive)
             reason = outcome.reason if outcome.status is Status.FAILED else None

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.internals import parse_body
 
@@ -33,7 +33,16 @@ from bot.usergroups import GroupResolver
 from bot.worker import Worker
 from commands.signing import Keyring
 
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
 log = logging.getLogger(__name__)
+
+# What requests need beyond the ack: every operation, with the storage SDKs and the archive code.
+# Loaded in a thread once the server answers, so that neither the start nor the event loop waits for
+# them (a request that needs them meanwhile waits for that import alone). Not the Azure ML SDK: its
+# seconds of import would slow every ack in the first seconds after a start.
+PRELOAD = ("commands.operations.registry",)
 
 
 @dataclass
@@ -152,7 +161,9 @@ async def serve_http(bot: Bot, host: str, port: int) -> None:
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("serving Slack HTTP mode", extra={"host": host, "port": port, "path": "/slack/events"})
+    loading = asyncio.create_task(preload())
     await until_signalled()
+    loading.cancel()
     await _shut_down(bot, runner)
 
 
@@ -160,6 +171,8 @@ def socket_mode_handler(bot: Bot, app_token: str, ping_interval: float = 10) -> 
     """Bolt's Socket Mode client for the app: it asks `apps.connections.open` (at SLACK_API_URL) for a
     URL, acks each envelope with what the listener acked, and reconnects when Slack says `disconnect`
     or the connection drops (noticed within `ping_interval` seconds)."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler  # only in Socket Mode
+
     return AsyncSocketModeHandler(bot.app, app_token, ping_interval=ping_interval)
 
 
@@ -171,9 +184,16 @@ async def serve_socket_mode(bot: Bot, app_token: str, host: str, port: int) -> N
     handler = socket_mode_handler(bot, app_token)
     await handler.connect_async()
     log.info("connected in Socket Mode")
+    loading = asyncio.create_task(preload())
     await until_signalled()
+    loading.cancel()
     await handler.close_async()
     await _shut_down(bot, runner)
+
+
+async def preload() -> None:
+    for name in PRELOAD:
+        await asyncio.to_thread(importlib.import_module, name)
 
 
 async def work(bot: Bot) -> None:

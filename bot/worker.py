@@ -31,7 +31,6 @@ from commands import receipts
 from commands.azure.door import ItemResult, Status
 from commands.operations import operation_for, touches_storage
 from commands.operations.base import SUCCESS, Context, Execution, OperationError
-from commands.operations.reconcile import reconcile
 from commands.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -328,6 +327,8 @@ class Worker:
             execution, error, gave_up = await self._execute(record, plan, ctx, checkpoint, claim.attempts)
         deletion = record.action.startswith(("delete ", "cleanup "))
         if deletion and ctx is not None and not tampered:
+            from commands.operations.reconcile import reconcile  # the storage SDKs: loaded on first use, not at start
+
             execution = await reconcile(plan, ctx, execution)
         if gave_up or (error and not execution.results):
             state = State.FAILED

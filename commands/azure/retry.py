@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from azure.storage.blob import ExponentialRetry
-from azure.storage.blob.aio import ExponentialRetry as AsyncExponentialRetry
-
 # One scale for every back-off; tests shrink it through the environment.
 _SCALE = float(os.environ.get("AMLBOT_AZURE_RETRY_BACKOFF", "1.0"))
 
@@ -21,6 +18,10 @@ _STORAGE_BACKOFF: dict[str, Any] = {
 
 def storage_retry(*, asynchronous: bool) -> dict[str, Any]:
     """Waits of about 1, 5, 17, 65 s (scaled) between tries of a throttled or failing storage call."""
+    # Imported here, where a storage client is made: the management clients' settings below must not load it.
+    from azure.storage.blob import ExponentialRetry
+    from azure.storage.blob.aio import ExponentialRetry as AsyncExponentialRetry
+
     policy = AsyncExponentialRetry if asynchronous else ExponentialRetry
     return {"retry_policy": policy(**_STORAGE_BACKOFF)}
 

@@ -1,45 +1,28 @@
-"""One operation per action; the registry the bot looks actions up in."""
+"""One operation per action; the registry the bot looks actions up in.
+
+The operations, and the Azure storage SDKs and archive code they import, load on first use: the
+bot imports this package (and `base` for its types) at start, and starting must not wait for them.
+"""
 
 from __future__ import annotations
 
-from commands.operations.base import Operation
-from commands.operations.cleanup_exports import CleanupExports
-from commands.operations.data_assets import DeleteData, ExportData
-from commands.operations.experiments import DeleteExperiment, ExportExperiment
-from commands.operations.models import DeleteModel, ExportModel
-from commands.operations.notebooks import DeleteNotebooks, ExportNotebooks
-from commands.operations.resources import CleanupComputes, DeleteCompute, DeleteEndpoint
-from commands.operations.retention import StorageTruth
-from commands.operations.runs import DeleteRun, ExportRun
-from commands.operations.schedules import DeleteSchedule
-from commands.operations.users import DeleteUser, ExportUser
-from commands.operations.workspace_deletion import DeleteWorkspace
+from typing import TYPE_CHECKING, Any
 
-_ALL: tuple[Operation, ...] = (
-    DeleteRun(),
-    ExportRun(),
-    CleanupExports(),
-    DeleteCompute(),
-    DeleteEndpoint(),
-    DeleteWorkspace(),
-    CleanupComputes(),
-    DeleteExperiment(),
-    ExportExperiment(),
-    DeleteModel(),
-    ExportModel(),
-    DeleteUser(),
-    ExportUser(),
-    DeleteData(),
-    ExportData(),
-    DeleteNotebooks(),
-    ExportNotebooks(),
-    DeleteSchedule(),
-)
-# Every deletion plan and receipt says what storage keeps of the files it deletes (retention.py).
-OPERATIONS: dict[str, Operation] = {op.action: StorageTruth(op) for op in _ALL}
+if TYPE_CHECKING:
+    from commands.operations.base import Operation
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OPERATIONS":  # `from commands.operations import OPERATIONS` loads the registry
+        from commands.operations.registry import OPERATIONS
+
+        return OPERATIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def operation_for(action: str) -> Operation | None:
+    from commands.operations.registry import OPERATIONS
+
     return OPERATIONS.get(action)
 
 
