@@ -59,10 +59,8 @@ async def ensure_container(service: Any, container: str) -> Any:
     from azure.core.exceptions import ResourceExistsError
 
     client = service.get_container_client(container)
-    try:
+    with contextlib.suppress(ResourceExistsError):
         await client.create_container()
-    except ResourceExistsError:
-        pass
     return client
 
 

@@ -176,7 +176,8 @@ def verify_chain(entries: Iterable[AuditEntry], head: Head | None, keyring: Keyr
         elif entry.seq != expected_seq:
             return VerifyResult(False, count, expected_seq, f"entry {expected_seq} is missing or out of order (found {entry.seq})")
         elif entry.prev_hash != prev:
-            return VerifyResult(False, count, entry.seq, f"entry {entry.seq} does not link to entry {entry.seq - 1}: an entry before it was removed, reordered or altered")
+            why = f"entry {entry.seq} does not link to entry {entry.seq - 1}: an entry before it was removed, reordered or altered"
+            return VerifyResult(False, count, entry.seq, why)
         if _recomputed(entry) != entry.hash:
             return VerifyResult(False, count, entry.seq, f"entry {entry.seq} was altered: its content does not match its hash")
         prev, last_seq = entry.hash, entry.seq
@@ -188,7 +189,8 @@ def verify_chain(entries: Iterable[AuditEntry], head: Head | None, keyring: Keyr
     if signer is None:
         return VerifyResult(False, count, head.seq, "the head signature does not match: the head was altered or the key is wrong")
     if head.seq != last_seq or head.hash != prev:
-        return VerifyResult(False, count, min(head.seq, last_seq or 0) + 1, f"the signed head names entry {head.seq} but the log ends at entry {last_seq or 0}: entries were removed or added at the end")
+        why = f"the signed head names entry {head.seq} but the log ends at entry {last_seq or 0}: entries were removed or added at the end"
+        return VerifyResult(False, count, min(head.seq, last_seq or 0) + 1, why)
     if breaks:
         return VerifyResult(
             False, count, breaks[0],

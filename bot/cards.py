@@ -339,7 +339,10 @@ def decision_text(request: RequestRecord, actor: str | None = None, reason: str 
 
 
 def reminder_text(request: RequestRecord) -> str:
-    return f"Reminder: {request.id} still needs approval ({len(request.approvers)} of {request.approvals_required}); it expires {when(request.expires_at)}."
+    return (
+        f"Reminder: {request.id} still needs approval ({len(request.approvers)} of {request.approvals_required}); "
+        f"it expires {when(request.expires_at)}."
+    )
 
 
 def approvers_notice(request: RequestRecord, card_link: str | None) -> str:
@@ -403,14 +406,15 @@ def receipt_summary(document: dict[str, Any]) -> list[Block]:
         items = tuple(PlanItem(ItemKind(i["kind"]), i["ref"], i.get("size"), i.get("container")) for i in entries)
         plan = Plan(action=base.action, workspace=base.workspace, target=base.target, items=items)
         lines.append(f"*{words}*: {plan_words.amount(plan)}")
-        for entry, item in list(zip(entries, items))[:RECEIPT_EXAMPLES]:
+        for entry, item in list(zip(entries, items, strict=True))[:RECEIPT_EXAMPLES]:
             why = f" — {escape(entry['reason'])}" if entry.get("reason") and status in _WITH_REASONS else ""
             lines.append(f"  • {escape(plan_words.item_label(item, plan))}{why}")
         if len(entries) > RECEIPT_EXAMPLES:
             lines.append(f"  …and {len(entries) - RECEIPT_EXAMPLES} more")
     if document["appeared_and_left_alone"]:
         lines.append(f"*Left alone*: {len(document['appeared_and_left_alone'])} item(s) appeared after the plan and were not touched.")
-    return [section("\n".join(lines)), context(f"Plan `{document['plan_hash'][:19]}…` · every item is in the receipt file · verify with `amlbot audit verify-receipt`")]
+    footer = f"Plan `{document['plan_hash'][:19]}…` · every item is in the receipt file · verify with `amlbot audit verify-receipt`"
+    return [section("\n".join(lines)), context(footer)]
 
 
 def error_text(message: str, usage: str | None = None, hint: str | None = None) -> str:

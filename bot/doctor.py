@@ -17,12 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-)
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Connection, create_engine, select
@@ -36,6 +30,12 @@ from bot.store import migrations, schema
 from bot.store.db import normalise_url, sqlite_file
 from commands.azure.config import WorkspaceConfig
 from commands.azure.graph import PERMISSION, DirectoryError
+from commands.azure.sdk import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
 from commands.operations import OPERATIONS, touches_storage
 from commands.operations.base import OperationError
 

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
-from azure.core.exceptions import AzureError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -26,6 +25,8 @@ from bot.settings import AppConfig, Settings
 from bot.store.store import REQUEST_ID, RequestRecord, Store, now
 from bot.usergroups import GroupResolver
 from commands import grammar
+from commands.azure.door import Status
+from commands.azure.sdk import AzureError
 from commands.intents import (
     KINDS_BY_VERB,
     CancelCommand,
@@ -40,7 +41,6 @@ from commands.intents import (
     UserRefType,
 )
 from commands.operations import operation_for, touches_storage
-from commands.azure.door import Status
 from commands.operations.base import Context, OperationError
 
 log = logging.getLogger(__name__)

@@ -71,7 +71,8 @@ def _result(request: RequestRecord, moment: datetime) -> str:
         line += "\n:package: the archive was deleted with `/aml revoke`: its link no longer works"
     elif extras.get("link"):
         if datetime.fromisoformat(extras["expires_at"]) > moment:
-            line += f"\n:package: <{extras['link']}|Download the archive> ({cards.human_bytes(extras.get('size', 0))}, expires {cards.when_iso(extras['expires_at'])})"
+            size, expires = cards.human_bytes(extras.get("size", 0)), cards.when_iso(extras["expires_at"])
+            line += f"\n:package: <{extras['link']}|Download the archive> ({size}, expires {expires})"
         else:
             line += "\n:package: the download link has expired: ask for the export again"
     if result.get("receipt_sha256"):

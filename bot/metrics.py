@@ -1,25 +1,27 @@
-"""Prometheus metrics, `/metrics` and the readiness probe `/readyz`.
+"""Prometheus metrics (served at `/metrics` by bot.server).
 
 Counters and histograms live in the process-wide registry (one process is one scrape target); what
 the database knows (requests by action and state, jobs by state, the freeze) is read at scrape time,
 so every replica reports the same truth. Metrics come in through hooks: a Bolt middleware (deliveries
 and ack latency), the Slack client (`MeasuredWebClient`), an azure-core policy on every Azure client
-(`AzureCallPolicy`), and a few one-line calls from the flow and the worker.
+(`commands.azure.calls.CallPolicy`), and a few one-line calls from the flow and the worker.
 """
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
-from aiohttp import web
-from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.core.pipeline.policies import SansIOHTTPPolicy
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from slack_bolt.async_app import AsyncBoltRequest
@@ -27,20 +29,17 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, select
 
 from bot.lifecycle import State
 from bot.store import schema as t
 from bot.store.store import RequestRecord, Store, now
-
-if TYPE_CHECKING:
-    from bot.server import Bot
+from commands.azure.calls import CallPolicy
 
 # Slack allows 3 s for an ack: the buckets resolve the range around it.
 ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 JOB_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
-READY_TIMEOUT = 3.0  # seconds the database may take to answer a readiness probe
 
 SLACK_DELIVERIES = Counter("amlbot_slack_deliveries", "Requests from Slack, by kind", ["kind"])
 ACK_SECONDS = Histogram(
@@ -136,40 +135,19 @@ class MeasuredWebClient(AsyncWebClient):
 # ---- Azure --------------------------------------------------------------------------------------
 
 
-class AzureCallPolicy(SansIOHTTPPolicy[Any, Any]):
-    """Times each HTTP try an Azure client makes; counts 4xx/5xx answers and failures to connect."""
-
-    _STARTED = "amlbot.started"
-
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
-
-    def on_request(self, request: PipelineRequest[Any]) -> None:
-        request.context[self._STARTED] = time.perf_counter()
-
-    def on_response(self, request: PipelineRequest[Any], response: PipelineResponse[Any, Any]) -> None:
-        self._observe(request)
-        status = response.http_response.status_code
-        if status >= 400:
-            AZURE_CALL_ERRORS.labels(self.service, str(status)).inc()
-
-    def on_exception(self, request: PipelineRequest[Any]) -> None:
-        self._observe(request)
-        AZURE_CALL_ERRORS.labels(self.service, type(sys.exc_info()[1]).__name__).inc()
-
-    def _observe(self, request: PipelineRequest[Any]) -> None:
-        started = request.context.get(self._STARTED)
-        if started is not None:
-            AZURE_CALL_SECONDS.labels(self.service, request.http_request.method).observe(time.perf_counter() - started)
+def _observe_azure(service: str, method: str, seconds: float | None, failure: str | None) -> None:
+    if seconds is not None:
+        AZURE_CALL_SECONDS.labels(service, method).observe(seconds)
+    if failure is not None:
+        AZURE_CALL_ERRORS.labels(service, failure).inc()
 
 
-MANAGEMENT_POLICY = AzureCallPolicy("management")
-STORAGE_POLICY = AzureCallPolicy("storage")
-GRAPH_POLICY = AzureCallPolicy("graph")  # Microsoft Graph: who a person is
+MANAGEMENT_POLICY = CallPolicy(partial(_observe_azure, "management"))
+STORAGE_POLICY = CallPolicy(partial(_observe_azure, "storage"))
+GRAPH_POLICY = CallPolicy(partial(_observe_azure, "graph"))  # Microsoft Graph: who a person is
 
 
-def management_kwargs(kwargs: dict[str, Any], policy: AzureCallPolicy = MANAGEMENT_POLICY) -> dict[str, Any]:
+def management_kwargs(kwargs: dict[str, Any], policy: CallPolicy = MANAGEMENT_POLICY) -> dict[str, Any]:
     """azure-core client options with the measuring policy after the retry policy (each try counts)."""
     return {**kwargs, "per_retry_policies": [*kwargs.get("per_retry_policies", []), policy]}
 
@@ -217,60 +195,11 @@ class StoreCollector:
         yield from (requests, jobs, lapsed, frozen, head_sound, breaks)
 
 
-# ---- HTTP endpoints -----------------------------------------------------------------------------
+CONTENT_TYPE = CONTENT_TYPE_LATEST  # of what `renderer` renders
 
 
-def add_routes(application: web.Application, bot: Bot) -> None:
-    """`/metrics` (Prometheus text format) and `/readyz` on the bot's web app."""
+def renderer(store: Store) -> Callable[[], bytes]:
+    """The process's metrics and the store's, in Prometheus' text format (`CONTENT_TYPE`)."""
     own = CollectorRegistry(auto_describe=False)
-    own.register(StoreCollector(bot.services.store))
-
-    def render() -> bytes:
-        return generate_latest(REGISTRY) + generate_latest(own)
-
-    async def metrics(_: web.Request) -> web.Response:
-        body = await asyncio.to_thread(render)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def readyz(_: web.Request) -> web.Response:
-        problems = await readiness(bot)
-        degraded = [] if problems else await asyncio.to_thread(audit_degraded, bot.services.store)
-        body = {"ready": not problems, "problems": problems, "degraded": degraded}
-        return web.json_response(body, status=503 if problems else 200)
-
-    application.router.add_get("/metrics", metrics)
-    application.router.add_get("/readyz", readyz)
-
-
-async def readiness(bot: Bot) -> list[str]:
-    """Why this replica should not take traffic now; empty when it may."""
-    problems = []
-    try:
-        await asyncio.wait_for(asyncio.to_thread(_ping, bot.services.store), READY_TIMEOUT)
-    except Exception as error:  # any failure to answer is unreadiness, said plainly
-        problems.append(f"database unreachable: {type(error).__name__}")
-    task = bot.worker_task
-    if task is None or task.done():
-        problems.append("worker not running")
-    return problems
-
-
-def audit_degraded(store: Store) -> list[str]:
-    """What is wrong with the audit chain. It degrades the replica without taking it out of
-    service: Slack's requests and the jobs go on, each append records the break, and the operator
-    is told here, in the metrics, in the log and by `amlbot doctor`."""
-    health = store.audit_health()
-    degraded = []
-    if health.head_problem:
-        degraded.append(f"audit chain: {health.head_problem}; the next entry starts a new signed segment")
-    if health.breaks:
-        degraded.append(
-            f"audit chain: {health.breaks} break(s) recorded, the latest at entry {health.last_break_seq}: "
-            "run `amlbot audit verify` and see the README, Security"
-        )
-    return degraded
-
-
-def _ping(store: Store) -> None:
-    with store.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    own.register(StoreCollector(store))
+    return lambda: generate_latest(REGISTRY) + generate_latest(own)

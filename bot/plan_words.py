@@ -29,7 +29,8 @@ _PLURAL = {
     "component": "components", "schedule": "schedules", "notebooks": "notebooks", "export archive": "export archives",
     "file": "files", "compute": "computes", "endpoint": "endpoints", "workspace": "workspaces",
     "storage account": "storage accounts", "Key Vault": "Key Vaults", "container registry": "container registries",
-    "Application Insights": "Application Insights", "Log Analytics workspace": "Log Analytics workspaces", "version": "versions", "record": "records", "resource": "resources",
+    "Application Insights": "Application Insights", "Log Analytics workspace": "Log Analytics workspaces",
+    "version": "versions", "record": "records", "resource": "resources",
 }
 # Groups in the order a card lists them: what people made first, the infrastructure last.
 ORDER = (

@@ -1,4 +1,4 @@
-"""The process: Slack's HTTP mode (or Socket Mode), /healthz, and the worker, started together;
+"""The process: Slack's HTTP mode (or Socket Mode), /healthz, /readyz, /metrics and the worker, started together;
 or the worker alone (`amlbot worker`).
 
 SIGTERM (or SIGINT) stops taking jobs at once; running jobs get AMLBOT_SHUTDOWN_GRACE seconds to
@@ -21,6 +21,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.internals import parse_body
+from sqlalchemy import text
 
 from bot import metrics
 from bot.app import build_app, slack_client
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 # them (a request that needs them meanwhile waits for that import alone). Not the Azure ML SDK: its
 # seconds of import would slow every ack in the first seconds after a start.
 PRELOAD = ("commands.operations.registry",)
+READY_TIMEOUT = 3.0  # seconds the database may take to answer a readiness probe
 
 
 @dataclass
@@ -142,7 +144,20 @@ def web_app(bot: Bot) -> web.Application:
     application = web.Application()
     application.router.add_post("/slack/events", events)
     application.router.add_get("/healthz", healthz)
-    metrics.add_routes(application, bot)  # /metrics and /readyz
+    render = metrics.renderer(bot.services.store)
+
+    async def scrape(_: web.Request) -> web.Response:
+        return web.Response(body=await asyncio.to_thread(render), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    async def readyz(_: web.Request) -> web.Response:
+        problems = await readiness(bot)
+        degraded = [] if problems else await asyncio.to_thread(audit_degraded, bot.services.store)
+        body = {"ready": not problems, "problems": problems, "degraded": degraded}
+        return web.json_response(body, status=503 if problems else 200)
+
+    application.router.add_get("/metrics", scrape)
+    application.router.add_get("/readyz", readyz)
+
     async def rejections_context(_: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(bot.rejections.run())
         yield
@@ -153,6 +168,40 @@ def web_app(bot: Bot) -> web.Application:
     application.cleanup_ctx.append(worker_context)
     application.cleanup_ctx.append(rejections_context)  # cleaned up first, while the store is open
     return application
+
+
+async def readiness(bot: Bot) -> list[str]:
+    """Why this replica should not take traffic now; empty when it may."""
+    problems = []
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_ping, bot.services.store), READY_TIMEOUT)
+    except Exception as error:  # any failure to answer is unreadiness, said plainly
+        problems.append(f"database unreachable: {type(error).__name__}")
+    task = bot.worker_task
+    if task is None or task.done():
+        problems.append("worker not running")
+    return problems
+
+
+def audit_degraded(store: Store) -> list[str]:
+    """What is wrong with the audit chain. It degrades the replica without taking it out of
+    service: Slack's requests and the jobs go on, each append records the break, and the operator
+    is told here, in the metrics, in the log and by `amlbot doctor`."""
+    health = store.audit_health()
+    degraded = []
+    if health.head_problem:
+        degraded.append(f"audit chain: {health.head_problem}; the next entry starts a new signed segment")
+    if health.breaks:
+        degraded.append(
+            f"audit chain: {health.breaks} break(s) recorded, the latest at entry {health.last_break_seq}: "
+            "run `amlbot audit verify` and see the README, Security"
+        )
+    return degraded
+
+
+def _ping(store: Store) -> None:
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 async def serve_http(bot: Bot, host: str, port: int) -> None:

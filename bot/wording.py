@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from azure.core.exceptions import AzureError, HttpResponseError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cards import when
 from bot.lifecycle import State
 from bot.store.store import RequestRecord
+from commands.azure.sdk import AzureError, HttpResponseError
 from commands.operations.base import OperationError
 
 FINISHED = frozenset({State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED})

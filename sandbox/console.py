@@ -163,7 +163,7 @@ class ConsoleStandIn(SlackWebApiStandIn):
                 idle = False
                 async with self._changed:
                     try:
-                        await asyncio.wait_for(self._changed.wait_for(lambda: self.version != seen or self._closing), KEEP_ALIVE)
+                        await asyncio.wait_for(self._changed.wait_for(lambda seen=seen: self.version != seen or self._closing), KEEP_ALIVE)
                     except TimeoutError:
                         idle = True
                 if idle:

@@ -13,8 +13,8 @@ from slack_sdk.errors import SlackApiError
 from bot import cards, policy
 from bot.flow import HOME_TAB, SLACK_TROUBLE, Flow, Where, slack_error
 from bot.home import MAX_MINE, MAX_WAITING, HomeContent, home_view
-from bot.listeners.payload import id_of, trigger_of
 from bot.lifecycle import FINAL, State
+from bot.listeners.payload import id_of, trigger_of
 from bot.store.store import RequestRecord, now
 
 log = logging.getLogger(__name__)

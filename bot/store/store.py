@@ -187,7 +187,7 @@ class Store:
             event=event, outcome=outcome, request_id=request_id, channel_id=channel_id, detail=detail or {},
         )
         signature = audit.sign_head(entry.seq, entry.hash, self.keyring.signer())
-        values = dict(seq=entry.seq, hash=entry.hash, signature=signature)
+        values = {"seq": entry.seq, "hash": entry.hash, "signature": signature}
         if head:
             conn.execute(update(t.audit_head).where(t.audit_head.c.id == 1).values(**values))
         else:
@@ -208,10 +208,10 @@ class Store:
         self, conn: Connection, seq: int, prev_hash: str, *, actor: str, event: str, outcome: str,
         detail: dict[str, Any], request_id: str | None = None, channel_id: str | None = None,
     ) -> audit.AuditEntry:
-        fields = dict(
-            seq=seq, at=now().isoformat(timespec="microseconds"), actor=actor, event=event, request_id=request_id,
-            channel_id=channel_id, outcome=outcome, detail=audit.detail_text(detail), prev_hash=prev_hash,
-        )
+        fields = {
+            "seq": seq, "at": now().isoformat(timespec="microseconds"), "actor": actor, "event": event, "request_id": request_id,
+            "channel_id": channel_id, "outcome": outcome, "detail": audit.detail_text(detail), "prev_hash": prev_hash,
+        }
         entry = audit.AuditEntry(**fields, hash=audit.entry_hash(**fields))
         conn.execute(insert(t.audit_log).values(**fields, hash=entry.hash))
         return entry
@@ -220,7 +220,7 @@ class Store:
         """The latest break and how many there were, where probes read them without a scan."""
         row = conn.execute(select(t.flags.c.value).where(t.flags.c.name == BREAK_FLAG)).first()
         count = (json.loads(row.value).get("count", 0) if row and row.value else 0) + 1
-        values = dict(value=json.dumps({"count": count, "seq": entry.seq, "reason": reason}), set_by="amlbot", set_at=now())
+        values = {"value": json.dumps({"count": count, "seq": entry.seq, "reason": reason}), "set_by": "amlbot", "set_at": now()}
         if row:
             conn.execute(update(t.flags).where(t.flags.c.name == BREAK_FLAG).values(**values))
         else:
@@ -431,7 +431,7 @@ class Store:
             count = len(record.approvers) + (1 if added else 0)
             reached = added and count >= record.approvals_required
             if reached:
-                decided = dict(decided_by=user_id, decided_at=now())
+                decided = {"decided_by": user_id, "decided_at": now()}
                 if cooling_off > timedelta(0):
                     record = self._move(
                         conn, record, State.APPROVED, actor=user_id, event="request.approved",
@@ -515,7 +515,7 @@ class Store:
             current = bool(row and row.value == "on")
             if current == frozen:
                 return False
-            values = dict(value="on" if frozen else "off", set_by=actor, set_at=now())
+            values = {"value": "on" if frozen else "off", "set_by": actor, "set_at": now()}
             if row:
                 conn.execute(update(t.flags).where(t.flags.c.name == "freeze").values(**values))
             else:
@@ -643,7 +643,7 @@ class Store:
                 ).scalars()
             )
             rows = [
-                dict(request_id=request_id, item_key=key, outcome=outcome, detail=detail)
+                {"request_id": request_id, "item_key": key, "outcome": outcome, "detail": detail}
                 for key, outcome, detail in outcomes
                 if key not in done
             ]

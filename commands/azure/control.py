@@ -215,14 +215,15 @@ class WorkspaceControl:
         c = self.config
         children: list[dict[str, Any]] = []
         token: str | None = None
+        pages: list[dict[str, Any]] = []
+
+        def keep_page(pipeline_response: Any) -> None:
+            response = pipeline_response.http_response
+            if response.status_code == 200:  # a retried try's error body is not a page
+                pages.append(response.json())
+
         while True:
-            pages: list[dict[str, Any]] = []
-
-            def keep_page(pipeline_response: Any) -> None:
-                response = pipeline_response.http_response
-                if response.status_code == 200:  # a retried try's error body is not a page
-                    pages.append(response.json())
-
+            pages.clear()
             for _ in operations.get_child(
                 c.subscription_id, c.resource_group, c.workspace_name, run_id,
                 continuationtoken=token, raw_response_hook=keep_page,

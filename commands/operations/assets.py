@@ -16,9 +16,18 @@ from typing import Any
 
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
+from commands.azure.sdk import ResourceNotFoundError, every_view
 from commands.operations.base import Context
 from commands.operations.datastores import Located, Stores, files_at, within
-from commands.operations.run_data import KEPT_LISTED, ML_API_VERSION, STORAGE, Prefix, RecordDelete, keep, record_name
+from commands.operations.run_data import (
+    KEPT_LISTED,
+    ML_API_VERSION,
+    STORAGE,
+    Prefix,
+    RecordDelete,
+    keep,
+    record_name,
+)
 from commands.plan import ItemKind, Plan, PlanItem
 
 ARCHIVED = "archived: the service keeps the record, hidden from lists"
@@ -50,14 +59,10 @@ def asset_item(ctx: Context, kind: AssetKind, asset: Any) -> PlanItem:
 
 async def versions(ctx: Context, kind: AssetKind, name: str | None = None) -> list[Any]:
     """Every version of one asset, or of all of them, archived ones too (their files are still there)."""
-    from azure.core.exceptions import ResourceNotFoundError
-
     def every() -> list[Any]:
-        from azure.ai.ml.constants import ListViewType
-
         operations = getattr(ctx.control.ml(), kind.collection)
-        names = [name] if name else [c.name for c in operations.list(list_view_type=ListViewType.ALL)]
-        return [v for n in names for v in operations.list(name=n, list_view_type=ListViewType.ALL)]
+        names = [name] if name else [c.name for c in operations.list(list_view_type=every_view())]
+        return [v for n in names for v in operations.list(name=n, list_view_type=every_view())]
 
     try:
         return await ctx.control.call(every)

@@ -11,6 +11,7 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from commands.azure.sdk import ResourceNotFoundError
 from commands.operations.base import Context
 from commands.operations.run_data import ML_API_VERSION, Prefix, blob_items
 from commands.plan import PlanItem
@@ -47,8 +48,6 @@ class Stores:
 
     async def _ours(self, store: str, attribute: str, kind: str) -> Located:
         """The datastore's container or share, if it is of that kind and in the workspace's account."""
-        from azure.core.exceptions import ResourceNotFoundError
-
         try:
             datastore, home = await self._datastore(store), await self._datastore(ARTIFACT_STORE)
         except ResourceNotFoundError:

@@ -10,14 +10,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
-from azure.core.exceptions import AzureError
-
 from commands.azure.files import WorkspaceFiles
+from commands.azure.sdk import AzureError
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.people import Identity, identify
-from commands.operations.run_data import delete_planned, export_planned, ordered, shares, stored_item
+from commands.operations.run_data import (
+    delete_planned,
+    export_planned,
+    ordered,
+    shares,
+    stored_item,
+)
 from commands.plan import ItemKind, Plan, PlanItem
 
 NOTEBOOKS_STORE = "workspaceworkingdirectory"

@@ -13,9 +13,8 @@ import logging
 from contextlib import AsyncExitStack
 from dataclasses import replace
 
-from azure.core.exceptions import AzureError
-
 from commands.azure.door import ItemResult, Status
+from commands.azure.sdk import AzureError
 from commands.operations.base import Context, Execution
 from commands.operations.notebooks import with_shares
 from commands.operations.run_data import CONTENT, shares

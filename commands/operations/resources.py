@@ -10,6 +10,7 @@ from typing import Any
 
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
+from commands.azure.sdk import ResourceNotFoundError
 from commands.durations import format_duration
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
@@ -34,7 +35,9 @@ class DeleteCompute:
         activity = compute_activity(raw.properties or {})
         warnings = []
         if activity.attached:
-            warnings.append(f"`{intent.target}` is attached ({activity.compute_type}): it is detached from the workspace; the resource behind it is kept.")
+            warnings.append(
+                f"`{intent.target}` is attached ({activity.compute_type}): it is detached from the workspace; the resource behind it is kept."
+            )
         if activity.busy_nodes:
             warnings.append(f"{activity.busy_nodes} node(s) are running or preparing jobs: those jobs will be stopped.")
         elif activity.resizing:
@@ -132,8 +135,6 @@ class CleanupComputes:
 def _if_still(ctx: Context, fine: Callable[[ComputeActivity], bool], delete: RecordDelete) -> RecordDelete:
     """A compute is looked at again just before its delete: one whose activity is no longer what
     was approved (busy now, or used since the plan) is kept, with what it is doing."""
-    from azure.core.exceptions import ResourceNotFoundError
-
     arm = ctx.control.arm()
 
     def checked(item: PlanItem) -> ItemResult:

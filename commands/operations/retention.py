@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from commands.azure.door import ItemResult, Retention, Status
+from commands.azure.sdk import HttpResponseError
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, Operation
 from commands.operations.run_data import keep
@@ -104,8 +105,6 @@ class StorageTruth:
         return self.inner.action
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        from azure.core.exceptions import HttpResponseError
-
         plan = await self.inner.preview(intent, ctx)
         containers = _blob_containers(plan)
         if not containers:
@@ -134,8 +133,6 @@ class StorageTruth:
     @staticmethod
     async def _days_now(plan: Plan, ctx: Context, containers: list[str]) -> Any:
         """Soft delete as it is when the files go (it may have changed since the plan), else as planned."""
-        from azure.core.exceptions import HttpResponseError
-
         try:
             return (await ctx.door.retention(containers)).soft_delete_days
         except HttpResponseError:
@@ -144,8 +141,6 @@ class StorageTruth:
     @staticmethod
     async def _versions_now(plan: Plan, ctx: Context) -> bool:
         """Versioning as it is when the files go, else as planned (unread: nothing is claimed)."""
-        from azure.core.exceptions import HttpResponseError
-
         try:
             return await _versioning(ctx)
         except HttpResponseError:

@@ -13,8 +13,8 @@ import asyncio
 import hashlib
 import json
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,16 @@ from typing import Any
 from stream_zip import ZIP_64, async_stream_zip
 
 from commands.azure.control import outcome_of_delete
-from commands.azure.door import UNADDRESSABLE, BlobInfo, Gone, ItemResult, ShareDoor, Status, Unaddressable
+from commands.azure.door import (
+    UNADDRESSABLE,
+    BlobInfo,
+    Gone,
+    ItemResult,
+    ShareDoor,
+    Status,
+    Unaddressable,
+)
+from commands.azure.sdk import every_view
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.plan import ItemKind, Plan, PlanItem
@@ -172,10 +181,8 @@ async def list_jobs(ctx: Context) -> list[Any]:
     """Every top-level job of the workspace, archived ones too (their data is still there)."""
 
     def every_job() -> list[Any]:
-        from azure.ai.ml.constants import ListViewType
-
         # The SDK yields None for a job it cannot parse; such a job cannot be planned by name.
-        return [job for job in ctx.control.ml().jobs.list(list_view_type=ListViewType.ALL) if job]
+        return [job for job in ctx.control.ml().jobs.list(list_view_type=every_view()) if job]
 
     return await ctx.control.call(every_job)
 
@@ -494,5 +501,8 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
     expires = (datetime.now(UTC) + expiry).isoformat(timespec="seconds")
     return Execution(
         results,
-        extras={"link": link, "archive": f"{ctx.config.exports_container}/{archive}", "size": size, "sha256": archive_sha.hexdigest(), "expires_at": expires},
+        extras={
+            "link": link, "archive": f"{ctx.config.exports_container}/{archive}", "size": size,
+            "sha256": archive_sha.hexdigest(), "expires_at": expires,
+        },
     )

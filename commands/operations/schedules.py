@@ -11,6 +11,7 @@ from typing import Any
 
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult
+from commands.azure.sdk import ResourceNotFoundError
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.run_data import RecordDelete, delete_planned, record_name
@@ -55,8 +56,6 @@ class DeleteSchedule:
     action = "delete schedule"
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        from azure.core.exceptions import ResourceNotFoundError
-
         assert intent.target
         try:
             schedule = await ctx.control.call(ctx.control.ml().schedules.get, intent.target)

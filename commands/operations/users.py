@@ -47,7 +47,6 @@ from commands.operations.runs import plan_runs
 from commands.operations.schedules import delete_schedule, describe, every_schedule, schedule_item
 from commands.plan import ItemKind, Plan
 
-
 LISTED = 20  # ambiguous matches named on the card; all are in the plan's notes
 
 

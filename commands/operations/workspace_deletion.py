@@ -17,6 +17,11 @@ from typing import Any
 
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
+from commands.azure.sdk import (
+    HttpResponseError,
+    ResourceNotFoundError,
+    subscription_scope,
+)
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.run_data import delete_planned
@@ -69,7 +74,10 @@ def recovery_warning(resource_id: str, recovery: dict[str, Any]) -> str | None:
             return f"Key Vault `{name}` has soft delete off: once deleted it cannot be recovered."
         guard = ("purge protection is on: nobody can purge it sooner" if recovery["purge_protection"]
                  else "purge protection is off: an owner can purge it sooner")
-        return f"Key Vault `{name}` is soft-deleted: it and its secrets stay recoverable for {recovery['days']} days ({guard}); its name stays taken meanwhile."
+        return (
+            f"Key Vault `{name}` is soft-deleted: it and its secrets stay recoverable for {recovery['days']} days ({guard}); "
+            "its name stays taken meanwhile."
+        )
     if kind is LOG_ANALYTICS:
         return f"Log Analytics workspace `{name}` is soft-deleted: its logs stay recoverable for {LOG_ANALYTICS_RETENTION_DAYS} days."
     if kind is STORAGE:
@@ -97,8 +105,6 @@ class DeleteWorkspace:
     action = "delete workspace"
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        from azure.core.exceptions import ResourceNotFoundError
-
         ml = ctx.control.ml()
         try:
             workspace = await ctx.control.call(ml.workspaces.get, ctx.config.workspace_name)
@@ -110,9 +116,14 @@ class DeleteWorkspace:
         if intent.purge:
             warnings.append("Permanent deletion (--purge): the workspace itself cannot be recovered.")
         else:
-            warnings.append(f"Soft delete: the workspace and its data are kept {WORKSPACE_RETENTION_DAYS} days and can be recovered; add --purge for an erasure.")
+            warnings.append(
+                f"Soft delete: the workspace and its data are kept {WORKSPACE_RETENTION_DAYS} days and can be recovered; add --purge for an erasure."
+            )
         if not intent.with_dependents:
-            warnings.append("The storage account (with the runs' files), Key Vault, container registry and Application Insights are kept; add --with-dependents to delete them.")
+            warnings.append(
+                "The storage account (with the runs' files), Key Vault, container registry and Application Insights are kept; "
+                "add --with-dependents to delete them."
+            )
         else:
             dependents = await _dependents(ctx, workspace)
             kept = await _shared(ctx, workspace, dependents)
@@ -190,12 +201,9 @@ async def _log_analytics_of(ctx: Context, insights_id: str) -> str | None:
 async def _shared(ctx: Context, workspace: Any, dependents: list[str]) -> dict[str, str]:
     """Dependents something else uses, with the reason: another workspace (storage, Key Vault,
     registry, Application Insights) or another Application Insights (a Log Analytics workspace)."""
-    from azure.ai.ml.constants import Scope
-    from azure.core.exceptions import HttpResponseError
-
     ours = ctx.control.workspace_id.lower()
     try:
-        others = [w for w in await ctx.control.call(lambda: list(ctx.control.ml().workspaces.list(scope=Scope.SUBSCRIPTION)))
+        others = [w for w in await ctx.control.call(lambda: list(ctx.control.ml().workspaces.list(scope=subscription_scope())))
                   if (w.id or "").lower() != ours]
         insights = await ctx.control.call(_other_insights, ctx, getattr(workspace, "application_insights", None))
     except HttpResponseError as error:

@@ -218,10 +218,9 @@ def _check_union(value: Any, spec: str, common: dict[str, Any], at: str) -> list
     for alternative in alternatives:
         if alternative.startswith("@"):
             found = check_value(value, common[alternative[1:]], common, at)
-        elif alternative == "any" or (alternative == "null" and value is None) or alternative == f"={value}":
-            found = []
-        elif alternative in _PRIMITIVES and isinstance(value, _PRIMITIVES[alternative]) and not (
-            isinstance(value, bool) and alternative in ("integer", "number")
+        elif alternative == "any" or (alternative == "null" and value is None) or alternative == f"={value}" or (
+            alternative in _PRIMITIVES and isinstance(value, _PRIMITIVES[alternative])
+            and not (isinstance(value, bool) and alternative in ("integer", "number"))
         ):
             found = []
         else:

@@ -42,6 +42,8 @@ from azure.ai.ml.constants import ListViewType
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from commands.azure.config import WorkspaceConfig
+from commands.azure.control import WorkspaceControl
 from tests.contract.checker import (
     ERROR_STATUSES,
     SHAPES,
@@ -54,11 +56,9 @@ from tests.contract.checker import (
     match,
     violations,
 )
-from commands.azure.config import WorkspaceConfig
-from commands.azure.control import WorkspaceControl
 from tests.contract.standin import checked_standin
-from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential, managed_identity_environment
 from tests.standins.azure import AzureStandIn, Workspace, ml_client, resource_client
+from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential, managed_identity_environment
 
 SUB = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
 RG = "rg-contract"

@@ -15,6 +15,7 @@ from aiohttp import web
 from azure.storage.blob.aio import BlobServiceClient
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+from bot import cards
 from bot.doors import Doors
 from bot.lifecycle import State
 from bot.server import Bot, assemble, socket_mode_handler, web_app
@@ -27,7 +28,6 @@ from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import AZURITE_ACCOUNT
 from tests.standins.graph import GraphStandIn
 from tests.standins.slack_api import SlackWebApiStandIn
-from bot import cards
 from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body, view_submission_body
 from tests.standins.slack_socket import SocketModeSender
 from tests.support.azurite import free_port

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from bot import cards
 from bot.lifecycle import State
 from bot.store.store import RequestRecord

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -198,11 +198,21 @@ async def wait_receipt(h: Harness, request_id: str) -> dict[str, Any]:
     return json.loads(receipt.content)
 
 
-async def results_posted_once(h: Harness, *request_ids: str) -> None:
-    """Each result is marked posted, and is in its thread once, also after a few more sweeps."""
+async def results_posted_once(h: Harness, *request_ids: str, bots: Sequence[BotProcess] = ()) -> None:
+    """Each result is marked posted, and is in its thread once, also when nothing can post any more:
+    the workers have stopped, each after draining what it was posting (`bots` in other processes
+    get SIGTERM; without them, the harness's own worker stops)."""
     for request_id in request_ids:
-        await h.slack.wait_for(lambda: (h.store.job(request_id) or {}).get("result_posted"), timeout=30)
-    await asyncio.sleep(1.0)
+        await h.slack.wait_for(lambda request_id=request_id: (h.store.job(request_id) or {}).get("result_posted"), timeout=30)
+    if bots:
+        running = [bot for bot in bots if bot.process.returncode is None]
+        for bot in running:
+            bot.terminate()
+        assert [await asyncio.wait_for(bot.process.wait(), timeout=GRACE + 10) for bot in running] == [0] * len(running)
+    else:
+        h.bot.worker.stop()
+        assert h.bot.worker_task is not None
+        await h.bot.worker_task
     for request_id in request_ids:
         assert len(receipt_files(h, request_id)) <= 1
         assert len(posts(h, request_id, "deletion receipt for")) <= 1
@@ -263,7 +273,7 @@ async def test_a_deletion_survives_sigterm_then_kill_9_and_posts_one_receipt(
     third = await d.start("worker")
     done = await h.wait_state(request.id, State.SUCCEEDED, timeout=LEASE + 30)
     document = await wait_receipt(h, request.id)
-    await results_posted_once(h, request.id)
+    await results_posted_once(h, request.id, bots=d.processes)
 
     assert await h.blob_names() == {OUTSIDER, LATE}  # the plan, all of it, and nothing else
     assert document["totals"] == {"deleted": len(planned)}
@@ -318,7 +328,7 @@ async def test_kill_9_mid_export_the_other_replica_posts_one_link(pg_database: s
     survivor = b if doomed is a else a
 
     await on_a.wait_state(request.id, State.SUCCEEDED, timeout=60)
-    await results_posted_once(on_a, request.id)
+    await results_posted_once(on_a, request.id, bots=d.processes)
     [message] = posts(on_a, request.id, "Export ready")
     archive = await download(link_of(message))
     with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
@@ -348,7 +358,7 @@ async def test_two_replicas_share_a_burst_and_run_each_job_exactly_once(
 
     for request in requests:
         await replicas[0].wait_state(request.id, State.SUCCEEDED, timeout=60)
-    await results_posted_once(replicas[0], *(r.id for r in requests))
+    await results_posted_once(replicas[0], *(r.id for r in requests), bots=d.processes)
     assert all(receipt_files(replicas[0], r.id) for r in requests)
     assert await replicas[0].blob_names("ExperimentRun/") == set()
     starters = set()

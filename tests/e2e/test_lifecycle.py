@@ -605,7 +605,9 @@ async def test_cancelling_a_running_deletion_stops_between_steps_with_a_partial_
 
 
 @pytest.fixture
-def cli(harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., tuple[int, str]]]:
+def cli(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Callable[..., tuple[int, str]]]:
     """`amlbot …` against the harness's database, with its audit key; returns (exit code, stdout)."""
     monkeypatch.setenv("AMLBOT_DATABASE_URL", str(harness.store.engine.url))
     monkeypatch.setenv("AMLBOT_AUDIT_KEY", AUDIT_KEY)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import yaml
 
-from bot.lifecycle import State
 from bot.doors import Doors
+from bot.lifecycle import State
 from bot.settings import parse_config
 from tests.e2e.harness import Harness
-from tests.e2e.test_doctor import _bind_elsewhere
-from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.e2e.test_azure_data import ALICE, BOB, _approve, _by_ref, _download, _job_names, _run_files, _workspace
 from tests.e2e.test_azure_more_data import _upload
+from tests.e2e.test_doctor import _bind_elsewhere
+from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import Workspace
 

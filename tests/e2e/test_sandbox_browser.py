@@ -319,7 +319,9 @@ async def test_the_console_speaks_slack_to_the_bot() -> None:
         assert "Export ready" not in json.dumps(await view(demo.APPROVER_1))  # someone else's DM stays theirs
         # Reject asks why, in a form; what is typed there reaches the requester in the card's thread.
         await post("/console/command", user=demo.REQUESTER.id, channel=demo.CHANNEL, text="/aml delete run forecast-train-01")
-        deletion = await console.wait_for(lambda: next((m for m in console.messages(demo.CHANNEL) if "forecast-train-01" in json.dumps(m.get("blocks"))), None), timeout=30)
+        deletion = await console.wait_for(
+            lambda: next((m for m in console.messages(demo.CHANNEL) if "forecast-train-01" in json.dumps(m.get("blocks"))), None), timeout=30
+        )
         await post("/console/action", user=demo.APPROVER_1.id, channel=demo.CHANNEL, ts=deletion["ts"], action_id=cards.REJECT)
         # The bot opens the form after its ack: wait for it, then the page shows it to Avery alone.
         await console.wait_for(lambda: [m for m in console.modals if m["user"] == demo.APPROVER_1.id])

@@ -44,7 +44,9 @@ async def test_delete_run_end_to_end(harness: Harness) -> None:
     assert await harness.blob_names(prefix) == set()
     assert await harness.blob_names("ExperimentRun/dcid.other_run/") == {"ExperimentRun/dcid.other_run/user_logs/std_log.txt"}
 
-    thread = await harness.slack.wait_for(lambda: any("receipt" in (m.get("text") or "").lower() for m in harness.thread(request.id)) and harness.thread(request.id))
+    thread = await harness.slack.wait_for(
+        lambda: any("receipt" in (m.get("text") or "").lower() for m in harness.thread(request.id)) and harness.thread(request.id)
+    )
     assert any("*Deleted*: 3 files of 1 run" in str(m.get("blocks")) for m in thread)
     receipt = await harness.receipt(request.id)
     assert {item["status"] for item in receipt["items"]} == {"deleted"}
@@ -96,10 +98,9 @@ async def test_export_run_link_downloads_the_run_with_a_true_manifest(harness: H
         for el in [block["text"]]
     )
     assert "sp=r" in link and "se=" in link  # read-only, expiring
-    async with aiohttp.ClientSession() as session:
-        async with session.get(link) as response:
-            assert response.status == 200
-            archive = await response.read()
+    async with aiohttp.ClientSession() as session, session.get(link) as response:
+        assert response.status == 200
+        archive = await response.read()
     with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
         names = set(zipped.namelist())
         manifest = json.loads(zipped.read("manifest.json"))

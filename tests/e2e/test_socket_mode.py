@@ -12,8 +12,8 @@ import pytest
 from bot import cards
 from bot.lifecycle import State
 from bot.worker import StoreCheckpoint
-from commands.operations import run_data
 from commands.azure.door import ItemResult
+from commands.operations import run_data
 from tests.e2e.harness import APP_TOKEN, APPROVER_1, REQUESTER, Harness, start_harness, stop_harness
 
 RUN = "socket_train_1700000000_abcd1234"

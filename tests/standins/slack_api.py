@@ -857,7 +857,7 @@ class SlackWebApiStandIn:
             if found is None or not found.uploaded:
                 raise _MethodError("file_not_found")
             stored.append(found)
-        for found, entry in zip(stored, entries):
+        for found, entry in zip(stored, entries, strict=True):
             found.title = entry.get("title") or found.filename
             found.completed = True
             found.channel = channels[0] if channels else None

@@ -17,7 +17,6 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
 from tests.contract.standin import checked_standin
-from tests.standins.azure.client import TEST_CLIENT_KWARGS
 from tests.standins.azure import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
@@ -28,6 +27,7 @@ from tests.standins.azure import (
     ml_client,
     resource_client,
 )
+from tests.standins.azure.client import TEST_CLIENT_KWARGS
 
 SUB = "5f0c4e7a-2b1d-4c3e-9a8f-0d1e2f3a4b5c"
 RG = "rg-aml"

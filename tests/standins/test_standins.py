@@ -15,6 +15,7 @@ import pytest_asyncio
 from aiohttp import web
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond, AsyncSay
 from slack_sdk.errors import SlackApiError
+
 # The brief named slack_sdk.http_retry.async_handler; the class lives in builtin_async_handlers.
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier

@@ -32,7 +32,8 @@ def refused(tmp_path: Path, body: str) -> list[str]:
         # an unknown action, with the one meant
         ("  requesters:\n    delte run: {users: [U0AAA1111]}\n",
          "6:5: policy.requesters.delte run: `delte run` is not an action. Did you mean `delete run`?"),
-        ("  approvals_required: {delete runs: 2}\n", "5:24: policy.approvals_required.delete runs: `delete runs` is not an action. Did you mean `delete run`?"),
+        ("  approvals_required: {delete runs: 2}\n",
+         "5:24: policy.approvals_required.delete runs: `delete runs` is not an action. Did you mean `delete run`?"),
         ("  cooling_off_actions: [erase user]\n", "5:25: policy.cooling_off_actions.0: `erase user` is not an action."),
         # a workspace the file does not define
         ("  approvers: {users: [U0AAA1111], workspaces: [prd]}\n",

@@ -54,8 +54,8 @@ def test_user_text_cannot_become_a_mention_on_the_tab() -> None:
 
 
 def test_a_waiting_request_shows_the_cards_headline_warnings_and_a_link_to_it() -> None:
-    from tests.unit.test_cards import SUB, _request
     from commands.plan import ItemKind, PlanItem
+    from tests.unit.test_cards import SUB, _request
 
     purge = _request("delete workspace", "delete workspace prod --purge", [PlanItem(ItemKind.RESOURCE, SUB)])
     link = "https://amlbot-test.slack.com/archives/C1/p1000"

@@ -121,7 +121,8 @@ def payloads(draw: st.DrawFn, world_ids: dict[str, str]) -> tuple[dict[str, Any]
     # Now and then an object missing, or a field of the wrong type (at the top, or in the action).
     for key in draw(st.lists(st.sampled_from(["user", "channel", "team", "container", "message"]), max_size=2, unique=True)):
         payload.pop(key, None)
-    replaced = set(draw(st.lists(st.sampled_from(["response_url", "trigger_id", "state", "message", "token", "api_app_id"]), max_size=2, unique=True)))
+    names = ["response_url", "trigger_id", "state", "message", "token", "api_app_id"]
+    replaced = set(draw(st.lists(st.sampled_from(names), max_size=2, unique=True)))
     for key in replaced:
         payload[key] = draw(wrong_types)
     for key in draw(st.lists(st.sampled_from(["block_id", "type", "text", "action_ts"]), max_size=1)):

@@ -105,7 +105,9 @@ def test_a_workspace_deletion_takes_two_whatever_the_file_says() -> None:
     assert policy.approvals_required(rules(approvals_required={"delete *": 3}), "delete workspace") == 3
 
 
-def approve(p: PolicyConfig, who: Actor, *, requester: str = DATA, action: str = "delete run", workspace: str = "dev", items: int = 1) -> policy.Decision:
+def approve(
+    p: PolicyConfig, who: Actor, *, requester: str = DATA, action: str = "delete run", workspace: str = "dev", items: int = 1
+) -> policy.Decision:
     return policy.may_approve(p, who, requester=requester, action=action, workspace=workspace, item_count=items)
 
 

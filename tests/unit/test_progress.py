@@ -40,4 +40,5 @@ def test_resource_operations_count_items_not_bytes() -> None:
 def test_the_final_line_says_how_it_ended() -> None:
     assert final_text("succeeded", 21, 21, 873 * 1024, 6.2) == ":white_check_mark: Finished: 21 of 21 items, 873.0 KiB in 6 s."
     assert final_text("failed", 0, 1, 0, 75) == ":x: Stopped with an error: 0 of 1 item in 1 min."
-    assert final_text("partially_succeeded", 3, 5, 0, 4000, stopped_early=True).startswith(":heavy_multiplication_x: Stopped on request: 3 of 5 items in 1 h 7 min")
+    stopped = final_text("partially_succeeded", 3, 5, 0, 4000, stopped_early=True)
+    assert stopped.startswith(":heavy_multiplication_x: Stopped on request: 3 of 5 items in 1 h 7 min")

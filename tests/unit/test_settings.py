@@ -10,6 +10,7 @@ import pytest
 from bot.settings import ConfigError, Settings, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
+DEV = "workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w}}\n"  # one valid workspace, then the case
 
 
 def test_example_config_parses() -> None:
@@ -28,9 +29,9 @@ def test_example_config_parses() -> None:
         ("workspaces: {Prod: {subscription_id: s, resource_group: r, workspace_name: w}}", "alias 'Prod'"),
         ("workspaces: {dev: {subscription_id: s, resource_group: r}}", "workspaces.dev: `workspace_name` is required here"),
         ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w, colour: red}}", "workspaces.dev.colour: unknown key `colour`"),
-        ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w}}\npolicy: {expiry: soon}", "policy.expiry"),
-        ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w}}\npolicy: {self_approval: [delete run]}", "never be approved by its requester"),
-        ("workspaces: {dev: {subscription_id: s, resource_group: r, workspace_name: w}}\nchannel_defaults: {C1: prod}", "unknown workspace alias 'prod'"),
+        (DEV + "policy: {expiry: soon}", "policy.expiry"),
+        (DEV + "policy: {self_approval: [delete run]}", "never be approved by its requester"),
+        (DEV + "channel_defaults: {C1: prod}", "unknown workspace alias 'prod'"),
         ("workspaces: [", "not valid YAML"),
         ("- just a list", "top level must be a mapping"),
     ],

@@ -22,13 +22,16 @@ from bot.lifecycle import State
 from bot.store import schema
 from bot.worker import Worker
 from commands.azure.door import Status
+from tests.e2e import test_azure_more_data
 from tests.e2e.harness import APPROVER_1, ONCALL, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
 from tests.e2e.test_azure_data import _download
-from tests.e2e.test_azure_more_data import ALICE_NOTEBOOKS, bot, files  # noqa: F401 (fixtures: the bot with file shares)
+from tests.e2e.test_azure_more_data import ALICE_NOTEBOOKS
 from tests.standins.azure.files import AzureFilesStandIn
 from tests.standins.azure.server import AzureStandIn
 from tests.standins.azure.state import NOTEBOOKS_SHARE
 from tests.support.storage_proxy import Hold, StorageFaultProxy
+
+bot, files = test_azure_more_data.bot, test_azure_more_data.files  # fixtures: the bot with file shares
 
 RUN = "attack_train_1700000000_exec0001"
 PREFIX = f"ExperimentRun/dcid.{RUN}/"
@@ -77,8 +80,8 @@ async def test_a_plan_altered_in_the_database_after_approval_does_not_run(harnes
 
 
 async def test_a_blob_rewritten_after_approval_is_kept_and_reported_changed(harness: Harness) -> None:
-    files = _files(3)
-    await harness.seed(files)
+    seeded = _files(3)
+    await harness.seed(seeded)
     request = await harness.submit(f"delete run {RUN}")
     rewritten = f"{PREFIX}outputs/part-001.txt"
     # After the approvers saw the plan, a job writes new bytes under the same name.
@@ -180,8 +183,8 @@ async def test_a_503_storm_on_the_final_listing_leaves_state_receipt_and_thread_
 
 
 async def test_an_export_lists_a_blob_gone_before_its_turn_as_missing_and_completes(harness: Harness) -> None:
-    files = _files(3)
-    await harness.seed(files)
+    seeded = _files(3)
+    await harness.seed(seeded)
     request = await harness.submit(f"export run {RUN}")
     gone = f"{PREFIX}outputs/part-001.txt"
     await harness.blobs.get_blob_client(harness.container, gone).delete_blob()
@@ -191,7 +194,7 @@ async def test_an_export_lists_a_blob_gone_before_its_turn_as_missing_and_comple
 
     assert done.state is State.SUCCEEDED
     manifest, members = await _download(harness, request.id)
-    assert members == {f"{harness.container}/{name}": data for name, data in files.items() if name != gone}
+    assert members == {f"{harness.container}/{name}": data for name, data in seeded.items() if name != gone}
     assert [entry["source"] for entry in manifest["missing"]] == [f"{harness.container}/{gone}"]
     assert (done.result or {})["summary"] == {"exported": 2, "already_absent": 1}
 
@@ -204,9 +207,9 @@ async def _put_by_raw_path(harness: Harness, name_in_path: str, data: bytes) -> 
         permission=ContainerSasPermissions(write=True, create=True), expiry=datetime.now(UTC) + timedelta(hours=1),
     )
     url = URL(f"{harness.blobs.get_container_client(harness.container).url}/{name_in_path}?{sas}", encoded=True)
-    async with aiohttp.ClientSession() as session:
-        async with session.put(url, data=data, headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"}) as response:
-            assert response.status == 201, await response.text()
+    headers = {"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"}
+    async with aiohttp.ClientSession() as session, session.put(url, data=data, headers=headers) as response:
+        assert response.status == 201, await response.text()
 
 
 async def test_an_export_keeps_every_member_inside_the_archive_root_whatever_the_blob_names(harness: Harness) -> None:
@@ -363,8 +366,8 @@ async def test_a_conditional_delete_of_a_blob_already_gone_is_already_absent_not
     from commands.azure.blobs import WorkspaceBlobs
     from commands.azure.config import WorkspaceConfig
 
-    files = _files(3)
-    await harness.seed(files)
+    seeded = _files(3)
+    await harness.seed(seeded)
     blobs = WorkspaceBlobs(
         WorkspaceConfig(
             subscription_id=SUBSCRIPTION, resource_group=RESOURCE_GROUP, workspace_name=WORKSPACE,

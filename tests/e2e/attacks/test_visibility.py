@@ -150,8 +150,8 @@ async def test_another_team_never_hears_of_a_request_nor_cancels_it(harness: Har
     await harness.seed(FILES)
     request = await harness.submit(f"delete run {RUN}")
     # The same user id, from another team's workspace: an approver there is nobody here.
-    for text in (f"status {request.id}", f"cancel {request.id}"):
-        reply = await ask(harness, text, APPROVER_1, team_id=OTHER_TEAM)
+    for command in (f"status {request.id}", f"cancel {request.id}"):
+        reply = await ask(harness, command, APPROVER_1, team_id=OTHER_TEAM)
         assert f"No request `{request.id}`" in reply and RUN not in reply
     listed = await ask(harness, "list pending", APPROVER_1, team_id=OTHER_TEAM)
     assert request.id not in listed and listed == "Nothing to show."

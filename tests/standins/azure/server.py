@@ -41,9 +41,9 @@ from tests.standins.azure.state import (
     DEFAULT_TENANT,
     ML,
     TERMINAL_JOB_STATES,
+    AssetContainer,
     AzureState,
     Json,
-    AssetContainer,
     ResourceGroup,
     Workspace,
     iso,
@@ -586,7 +586,7 @@ class AzureStandIn(ThreadedServer):
         # Every data-plane service of the workspace points back at the stand-in; the keys are the
         # ones Microsoft Learn shows (how-to-manage-rest).
         keys = ("api", "experimentation", "history", "hyperdrive", "labeling", "modelmanagement", "pipelines")
-        return web.json_response({key: self.url for key in (*keys, "studiocoreservices")})
+        return web.json_response(dict.fromkeys((*keys, "studiocoreservices"), self.url))
 
     def _managed_identity_token(self, ctx: _Ctx) -> web.Response:
         """An App Service managed identity's token endpoint (`IDENTITY_ENDPOINT`, secret in

@@ -1,0 +1,41 @@
+"""The Azure SDK's names that code outside `commands.azure` needs: error types to catch, and two
+azure-ai-ml constants. Everything else reaches Azure through the doors in this package, so this is
+the only place the SDK leaks through (the import-linter contract in pyproject holds the rest back).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+
+__all__ = [
+    "AzureError",
+    "ClientAuthenticationError",
+    "HttpResponseError",
+    "ResourceNotFoundError",
+    "ServiceRequestError",
+    "every_view",
+    "subscription_scope",
+]
+
+
+# azure.ai.ml takes seconds to import: these import it on first use, as the control door does.
+def every_view() -> Any:
+    """`list_view_type` for archived and active items alike."""
+    from azure.ai.ml.constants import ListViewType
+
+    return ListViewType.ALL
+
+
+def subscription_scope() -> Any:
+    """`scope` for every workspace of the subscription."""
+    from azure.ai.ml.constants import Scope
+
+    return Scope.SUBSCRIPTION
