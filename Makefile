@@ -11,9 +11,10 @@ BIN := $(VENV)/bin
 run: $(VENV)/.installed node_modules/.installed
 	@if [ -n "$$SLACK_BOT_TOKEN" ]; then exec $(BIN)/amlbot serve; else exec $(BIN)/python -m sandbox; fi
 
-# Lint and the import contracts first (both configured in pyproject.toml), then the tests.
+# Lint, types and the import contracts first (each configured in pyproject.toml), then the tests.
 test: $(VENV)/.installed node_modules/.installed browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -11,6 +11,7 @@ from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from commands.durations import format_duration
 from commands.intents import KINDS_BY_VERB, Verb
@@ -97,7 +98,7 @@ def _model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
     return model
 
 
-def _words(error: dict[str, Any], root_model: type[BaseModel]) -> Problem:
+def _words(error: ErrorDetails, root_model: type[BaseModel]) -> Problem:
     path: Path = tuple(error["loc"])
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "extra_forbidden":

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot import cards
+from bot import cards, plan_words
 from bot.store.store import RequestRecord
 
 MAX_WAITING = 12  # at most 1 + HOME_WARNINGS + 1 blocks each; a Home tab holds 100
@@ -71,7 +71,7 @@ def _result(request: RequestRecord, moment: datetime) -> str:
         line += "\n:package: the archive was deleted with `/aml revoke`: its link no longer works"
     elif extras.get("link"):
         if datetime.fromisoformat(extras["expires_at"]) > moment:
-            size, expires = cards.human_bytes(extras.get("size", 0)), cards.when_iso(extras["expires_at"])
+            size, expires = plan_words.human_bytes(extras.get("size", 0)), cards.when_iso(extras["expires_at"])
             line += f"\n:package: <{extras['link']}|Download the archive> ({size}, expires {expires})"
         else:
             line += "\n:package: the download link has expired: ask for the export again"

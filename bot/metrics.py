@@ -118,7 +118,7 @@ async def measure_ack(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[
 class MeasuredWebClient(AsyncWebClient):
     """Every Web API method goes through `api_call`: timed here, and failures counted by Slack's error."""
 
-    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:  # type: ignore[override]
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         started = time.perf_counter()
         try:
             return await super().api_call(api_method, **kwargs)

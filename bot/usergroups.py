@@ -27,7 +27,7 @@ class GroupResolver:
             return cached[1]
         try:
             response = await self._client.usergroups_users_list(usergroup=group)
-            users = frozenset(response.get("users", []))
+            users: frozenset[str] = frozenset(response.get("users", []))
         except SlackApiError as error:
             # An unknown or unreadable group grants nothing; say so in the log, not to users.
             log.warning("usergroup lookup failed", extra={"group": group, "error": error.response.get("error")})

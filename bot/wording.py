@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.cards import when
 from bot.lifecycle import State
 from bot.store.store import RequestRecord
-from commands.azure.sdk import AzureError, HttpResponseError
+from commands.azure.sdk import AzureError, HttpResponseError, response_header
 from commands.operations.base import OperationError
 
 FINISHED = frozenset({State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED})
@@ -58,9 +58,7 @@ def failure_reason(error: BaseException) -> str:
         # Azure's own code word (storage's enums print as their Python names): never its body.
         # Storage errors carry it as `error_code`, the management SDKs' in their parsed `error`.
         given = getattr(error, "error_code", None) or getattr(error.error, "code", None)
-        code = (error.response.headers.get("x-ms-error-code") if error.response is not None else None) or getattr(
-            given, "value", given
-        )
+        code = response_header(error, "x-ms-error-code") or getattr(given, "value", given)
         return f"Azure refused a call (HTTP {error.status_code}{f', {code}' if code else ''})"
     if isinstance(error, AzureError):
         return "Azure could not be reached"

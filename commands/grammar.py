@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from commands.durations import (
     EXAMPLES,
@@ -541,7 +541,7 @@ def _intent_target(verb: Verb, kind: Kind, positionals: list[str]) -> Intent:
 
 def _intent_options(intent: Intent, options: dict[str, str | None]) -> Intent:
     action = intent.action
-    changes: dict[str, object] = {
+    changes: dict[str, Any] = {  # Intent's fields by name: booleans, a workspace alias, a duration
         "with_dependents": "--with-dependents" in options,
         "purge": "--purge" in options,
         "include_shared": "--include-shared" in options,
@@ -565,7 +565,7 @@ def _intent_options(intent: Intent, options: dict[str, str | None]) -> Intent:
             )
         field_name = required.removeprefix("--").replace("-", "_")
         changes[field_name] = _duration(action, required, raw)
-    return replace(intent, **changes)  # type: ignore[arg-type]
+    return replace(intent, **changes)
 
 
 # --- rendering --------------------------------------------------------------------------------

@@ -37,9 +37,11 @@ def outcome_counts(results: dict[str, ItemResult]) -> dict[str, int]:
 
 
 def build(ctx: ReceiptContext, plan: Plan, results: dict[str, ItemResult], appeared: list[str]) -> dict[str, Any]:
+    not_attempted = ItemResult(Status.FAILED, "not attempted: the job stopped before it")
+    outcomes = {item.key: results.get(item.key, not_attempted) for item in plan.items}
     items = []
     for item in plan.items:
-        result = results.get(item.key, ItemResult(Status.FAILED, "not attempted: the job stopped before it"))
+        result = outcomes[item.key]
         items.append(
             {
                 "kind": item.kind.value,
@@ -63,7 +65,7 @@ def build(ctx: ReceiptContext, plan: Plan, results: dict[str, ItemResult], appea
         "state": ctx.state,
         "started_at": ctx.started_at,
         "finished_at": ctx.finished_at,
-        "totals": outcome_counts({i["ref"]: ItemResult(Status(i["status"])) for i in items}),
+        "totals": outcome_counts(outcomes),  # by item key: two containers may hold the same name
         "items": items,
         "appeared_and_left_alone": appeared,
         "warnings": list(plan.warnings),

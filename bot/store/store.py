@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from bot import audit
+from bot.audit import AuditEntry, Head, VerifyResult
 from bot.lifecycle import FINAL, IllegalTransition, RequestExpired, State, is_legal
 from bot.store import schema as t
 from bot.store.db import create_store_engine, migrate_engine, sqlite_file, transaction
@@ -169,15 +170,16 @@ class Store:
         problem = audit.check_head(head, last, self.keyring)
         if problem:
             log.error("the audit chain was found broken; a new signed segment records it", extra={"reason": problem})
-            previous = self._insert_entry(
+            recorded = self._insert_entry(
                 conn, max(head.seq if head else 0, last.seq if last else 0) + 1, audit.GENESIS, actor="amlbot",
                 event=audit.BREAK, outcome="recorded", detail=audit.break_detail(problem, head, last),
             )
-            self._note_break(conn, previous, problem)
+            self._note_break(conn, recorded, problem)
+            previous: audit.AuditEntry | None = recorded
         else:
             previous = last
             signer = audit.head_signer(head, self.keyring) if head else None
-            if signer is not None and signer != self.keyring.signer().public.id:
+            if head and signer is not None and signer != self.keyring.signer().public.id:
                 previous = self._insert_entry(
                     conn, head.seq + 1, head.hash, actor="amlbot", event=audit.ROTATED, outcome="recorded",
                     detail=audit.rotation_detail(signer, self.keyring),
@@ -208,7 +210,7 @@ class Store:
         self, conn: Connection, seq: int, prev_hash: str, *, actor: str, event: str, outcome: str,
         detail: dict[str, Any], request_id: str | None = None, channel_id: str | None = None,
     ) -> audit.AuditEntry:
-        fields = {
+        fields: dict[str, Any] = {
             "seq": seq, "at": now().isoformat(timespec="microseconds"), "actor": actor, "event": event, "request_id": request_id,
             "channel_id": channel_id, "outcome": outcome, "detail": audit.detail_text(detail), "prev_hash": prev_hash,
         }
@@ -231,18 +233,19 @@ class Store:
         with transaction(self.engine) as conn:
             return self._append_audit(conn, **kwargs)
 
-    def audit_entries(self, request_id: str | None = None) -> list[audit.AuditEntry]:
+    # Below `def audit`, the name `audit` is that method to a type checker: the module's types go by their own names.
+    def audit_entries(self, request_id: str | None = None) -> list[AuditEntry]:
         query = select(t.audit_log).order_by(t.audit_log.c.seq)
         if request_id:
             query = query.where(t.audit_log.c.request_id == request_id)
         with self.engine.connect() as conn:
             return [audit.AuditEntry(**row._mapping) for row in conn.execute(query)]
 
-    def audit_head(self) -> audit.Head | None:
+    def audit_head(self) -> Head | None:
         with self.engine.connect() as conn:
             return self._head_and_last(conn)[0]
 
-    def verify_audit(self) -> audit.VerifyResult:
+    def verify_audit(self) -> VerifyResult:
         return audit.verify_chain(self.audit_entries(), self.audit_head(), self.keyring)
 
     def audit_health(self) -> AuditHealth:
@@ -431,7 +434,7 @@ class Store:
             count = len(record.approvers) + (1 if added else 0)
             reached = added and count >= record.approvals_required
             if reached:
-                decided = {"decided_by": user_id, "decided_at": now()}
+                decided: dict[str, Any] = {"decided_by": user_id, "decided_at": now()}
                 if cooling_off > timedelta(0):
                     record = self._move(
                         conn, record, State.APPROVED, actor=user_id, event="request.approved",

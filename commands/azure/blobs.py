@@ -183,9 +183,12 @@ class WorkspaceBlobs:
         start = datetime.now(UTC) - timedelta(minutes=5)
         end = datetime.now(UTC) + expiry
         protocol = "https" if blob.url.startswith("https://") else "https,http"
+        account = blob.account_name
+        if account is None:  # the SDK reads it from the account URL, which always names one here
+            raise ValueError(f"no storage account name in {blob.url}")
         if self._account_key:
             sas = generate_blob_sas(
-                blob.account_name, container, name, account_key=self._account_key,
+                account, container, name, account_key=self._account_key,
                 permission=BlobSasPermissions(read=True), start=start, expiry=end, protocol=protocol,
             )
         else:
@@ -193,7 +196,7 @@ class WorkspaceBlobs:
                 raise ValueError(f"a user-delegation link lives at most {USER_DELEGATION_LIMIT.days} days")
             key = await asyncio.to_thread(self._sync.get_user_delegation_key, start, end)
             sas = generate_blob_sas(
-                blob.account_name, container, name, user_delegation_key=key,
+                account, container, name, user_delegation_key=key,
                 permission=BlobSasPermissions(read=True), start=start, expiry=end, protocol=protocol,
             )
         return f"{blob.url}?{sas}"

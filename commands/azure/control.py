@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from commands.azure.config import WorkspaceConfig
 from commands.azure.door import ItemResult, Status
 from commands.azure.retry import MGMT_RETRY
+from commands.azure.sdk import response_header
 
 PUBLIC_ARM = "https://management.azure.com/"
 WORKSPACE_API_VERSION = "2024-04-01"
@@ -73,15 +74,11 @@ def outcome_of_delete(poller_call: Callable[[], Any]) -> ItemResult:
             poller.result()
         return ItemResult(Status.DELETED)
     except ResourceNotFoundError as error:
-        return ItemResult(Status.ALREADY_ABSENT, azure_request_id=_request_id(error))
+        return ItemResult(Status.ALREADY_ABSENT, azure_request_id=response_header(error, "x-ms-request-id"))
     except HttpResponseError as error:
         code = getattr(error.error, "code", None) or f"HTTP {error.status_code}"
-        return ItemResult(Status.FAILED, f"{code}: {error.message}"[:500], _request_id(error))
+        return ItemResult(Status.FAILED, f"{code}: {error.message}"[:500], response_header(error, "x-ms-request-id"))
 
-
-def _request_id(error: Any) -> str | None:
-    response = getattr(error, "response", None)
-    return response.headers.get("x-ms-request-id") if response is not None else None
 
 
 class WorkspaceControl:
@@ -155,7 +152,8 @@ class WorkspaceControl:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return self.arm().resources.get_by_id(resource_id, api_version=api_version).as_dict()
+            document: dict[str, Any] = self.arm().resources.get_by_id(resource_id, api_version=api_version).as_dict()
+            return document
         except ResourceNotFoundError:
             return None
 

@@ -19,6 +19,7 @@ from azure.storage.fileshare.aio import ShareServiceClient
 from commands.azure.config import WorkspaceConfig
 from commands.azure.door import CHANGED_REASON, BlobInfo, Gone, ItemResult, Status, Unaddressable, unaddressable
 from commands.azure.retry import file_share_retry
+from commands.azure.sdk import response_header
 
 CONCURRENCY = 8  # deletes in flight at once: Files throttles per share, not per batch
 
@@ -47,10 +48,10 @@ async def _outcome(call: Callable[..., Awaitable[Any]]) -> ItemResult:
     try:
         await call(raw_response_hook=lambda response: request_ids.append(response.http_response.headers.get("x-ms-request-id")))
     except ResourceNotFoundError as error:
-        return ItemResult(Status.ALREADY_ABSENT, azure_request_id=_request_id(error))
+        return ItemResult(Status.ALREADY_ABSENT, azure_request_id=response_header(error, "x-ms-request-id"))
     except HttpResponseError as error:
         reason = getattr(error, "error_code", None) or f"HTTP {error.status_code}"
-        return ItemResult(Status.FAILED, str(reason), _request_id(error))
+        return ItemResult(Status.FAILED, str(reason), response_header(error, "x-ms-request-id"))
     return ItemResult(Status.DELETED, azure_request_id=request_ids[-1] if request_ids else None)
 
 
@@ -60,14 +61,11 @@ async def _changed(file: Any, etag: str) -> ItemResult | None:
     try:
         properties = await file.get_file_properties()
     except ResourceNotFoundError as error:
-        return ItemResult(Status.ALREADY_ABSENT, azure_request_id=_request_id(error))
+        return ItemResult(Status.ALREADY_ABSENT, azure_request_id=response_header(error, "x-ms-request-id"))
     if properties.etag != etag:
         return ItemResult(Status.CHANGED, CHANGED_REASON)
     return None
 
-
-def _request_id(error: HttpResponseError) -> str | None:
-    return error.response.headers.get("x-ms-request-id") if error.response is not None else None
 
 
 def _endpoint(config: WorkspaceConfig) -> str:
@@ -128,7 +126,7 @@ class WorkspaceFiles:
                 if entry["is_directory"]:
                     pending.append(child)
                 else:
-                    files.append(BlobInfo(share, child, entry["size"] or 0, entry.get("last_modified"), entry.get("etag")))
+                    files.append(BlobInfo(share, child, entry["size"] or 0, getattr(entry, "last_modified", None), getattr(entry, "etag", None)))
         return files, directories
 
     async def delete_files(self, share: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:

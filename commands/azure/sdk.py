@@ -22,8 +22,17 @@ __all__ = [
     "ResourceNotFoundError",
     "ServiceRequestError",
     "every_view",
+    "response_header",
     "subscription_scope",
 ]
+
+
+def response_header(error: BaseException, name: str) -> str | None:
+    """A header of the answer that made an Azure call fail (`x-ms-request-id`, `x-ms-error-code`).
+    azure-core types `response` as a base that declares no headers; every transport's has them."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    return headers.get(name) if headers is not None else None
 
 
 # azure.ai.ml takes seconds to import: these import it on first use, as the control door does.

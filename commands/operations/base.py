@@ -31,7 +31,9 @@ class Context:
 class Checkpoint(Protocol):
     """Where an execution records its progress, so a resumed job skips what is done."""
 
-    done: dict[str, ItemResult]  # item key -> outcome already recorded (from an earlier attempt)
+    @property
+    def done(self) -> dict[str, ItemResult]:
+        """Item key -> outcome already recorded (from an earlier attempt)."""
 
     async def record(self, results: dict[str, ItemResult]) -> None: ...
 
@@ -50,7 +52,8 @@ class Execution:
 
 
 class Operation(Protocol):
-    action: str
+    @property
+    def action(self) -> str: ...  # read-only: a wrapper (retention's StorageTruth) passes its inner one's on
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan: ...
 

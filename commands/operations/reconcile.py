@@ -63,7 +63,7 @@ def _checked(item: PlanItem, result: ItemResult | None, there: bool, etag: str |
     if not there:
         if result is None or result.status not in GONE:
             said = "its delete was not recorded" if result is None else f"its delete had answered: {result.reason or result.status.value}"
-            return ItemResult(Status.ALREADY_ABSENT, f"gone when storage was listed again ({said})", result and result.azure_request_id)
+            return ItemResult(Status.ALREADY_ABSENT, f"gone when storage was listed again ({said})", result.azure_request_id if result else None)
         return None
     if result is not None and result.status in GONE and (item.etag is None or etag == item.etag):
         return ItemResult(Status.FAILED, "still in storage when listed again after its delete", result.azure_request_id)

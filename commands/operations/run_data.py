@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stream_zip import ZIP_64, async_stream_zip
+from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
 
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import (
@@ -455,7 +455,7 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
             return None
         return _replay([] if first is None else [first], source)
 
-    async def members():  # type: ignore[no-untyped-def]
+    async def members() -> AsyncIterator[AsyncMemberFile]:
         modified = datetime.now(UTC)
         ahead = _ReadAhead(read)
         try:

@@ -64,8 +64,8 @@ async def _their_jobs(ctx: Context, person: Identity, jobs: list[Any], matches: 
             person = person.learned(creator)
     theirs = []
     for job in jobs:
-        creator = history.get(job.name)
-        basis = person.by_history(creator) if creator else person.by_shown(shown_creator(job))
+        recorded = history.get(job.name)
+        basis = person.by_history(recorded) if recorded else person.by_shown(shown_creator(job))
         if basis is not None and matches.take(basis, f"run {job.name}"):
             theirs.append(job)
     return theirs, person
