@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.lifecycle import WAITING, IllegalTransition, RequestExpired, State
 from bot.store.store import LeaseLost, Store, now
+from tests.conftest import AUDIT_KEY
 
 LEASE = timedelta(seconds=60)
 PAST = {"past": "2000-01-01 00:00:00+00:00"}
