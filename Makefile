@@ -48,4 +48,4 @@ browser:
 	else echo "note: no /usr/bin/chromium and not root: the sandbox browser test will be skipped"; fi
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .ruff_cache .mypy_cache .import_linter_cache .grimp_cache
