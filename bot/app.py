@@ -3,7 +3,6 @@ the request id on log lines, listeners."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import logs, metrics
+from bot.deliveries import DeliveryClaims
 from bot.flow import Flow, Services
 from bot.listeners import actions, commands, home
 from bot.store.store import REQUEST_ID, Store
@@ -58,9 +58,11 @@ def delivery_key(body: dict[str, Any]) -> str | None:
 
 
 def dedupe_middleware(store: Store) -> Callable[..., Awaitable[BoltResponse | None]]:
+    claims = DeliveryClaims(store)
+
     async def dedupe(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
         key = delivery_key(req.body)
-        if key and not await asyncio.to_thread(store.claim_delivery, key):
+        if key and not await claims.claim(key):
             log.info("duplicate delivery ignored", extra={"key": key, "retry": req.headers.get("x-slack-retry-num")})
             return BoltResponse(status=200, body="")
         return await next()

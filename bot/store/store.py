@@ -261,14 +261,22 @@ class Store:
 
     def claim_delivery(self, key: str) -> bool:
         """True the first time a delivery key is seen, by any replica; False for a retry."""
-        try:
-            with transaction(self.engine) as conn:
-                conn.execute(insert(t.deliveries).values(key=key, at=now()))
-                # Slack stops retrying within minutes: older keys are forgotten, so the table stays small.
-                conn.execute(delete(t.deliveries).where(t.deliveries.c.at < now() - DELIVERY_MEMORY))
-            return True
-        except IntegrityError:
-            return False
+        return self.claim_deliveries([key])[0]
+
+    def claim_deliveries(self, keys: list[str]) -> list[bool]:
+        """`claim_delivery` for each key, in one transaction: a burst of deliveries pays one commit."""
+        firsts = []
+        with transaction(self.engine) as conn:
+            for key in keys:
+                try:
+                    with conn.begin_nested():  # a seen key undoes its own insert alone
+                        conn.execute(insert(t.deliveries).values(key=key, at=now()))
+                    firsts.append(True)
+                except IntegrityError:
+                    firsts.append(False)
+            # Slack stops retrying within minutes: older keys are forgotten, so the table stays small.
+            conn.execute(delete(t.deliveries).where(t.deliveries.c.at < now() - DELIVERY_MEMORY))
+        return firsts
 
     # ---- requests ----------------------------------------------------------------------------
 
