@@ -271,7 +271,7 @@ async def test_database_locked_past_the_timeout_refuses_the_delivery_whole_and_s
     status, _ = await harness.sender.send(body)
     # Not acknowledged, so Slack delivers it again; nothing was written meanwhile.
     assert status >= 500
-    await asyncio.to_thread(lock.join)  # the lock is gone (every transaction here, reads too, takes it)
+    await asyncio.to_thread(lock.join)  # the lock is gone
     assert harness.store.list_requests() == [] and harness.slack.messages() == []
 
     status, _ = await harness.sender.send(body, retry_num=1, retry_reason="http_error")
