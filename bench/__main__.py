@@ -164,7 +164,7 @@ async def section(name: str, args: argparse.Namespace, connection: str, workdir:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    from tests.support.azurite import azurite
+    from sandbox.standins.azurite import azurite
 
     started = time.perf_counter()
     results: dict[str, Any] = {}

@@ -26,7 +26,7 @@ class Load:
     """Fires signed deliveries open-loop (a slow answer never delays the next send)."""
 
     def __init__(self, events_url: str, slack: Any, request_id: str, card_ts: str) -> None:
-        from tests.standins.slack_signing import SlackSender
+        from sandbox.standins.slack_signing import SlackSender
 
         self.sender = SlackSender(events_url, SIGNING_SECRET, timeout=30)
         self.slack = slack
@@ -88,8 +88,8 @@ async def ack_latency(
 ) -> dict[str, Any]:
     from azure.storage.blob.aio import BlobServiceClient
 
-    from tests.standins.azure.client import managed_identity_environment
-    from tests.standins.slack_api import SlackWebApiStandIn
+    from sandbox.standins.azure.client import managed_identity_environment
+    from sandbox.standins.slack_api import SlackWebApiStandIn
 
     service = BlobServiceClient.from_connection_string(connection)
     try:
@@ -127,7 +127,7 @@ async def ack_latency(
                 result["amlbot_idle"] = load.report()
                 log(f"amlbot, idle: p50 {result['amlbot_idle']['all']['p50_ms']:.1f} ms, p99 {result['amlbot_idle']['all']['p99_ms']:.1f} ms")
                 ids = []
-                from tests.standins.slack_signing import SlackSender
+                from sandbox.standins.slack_signing import SlackSender
 
                 async with SlackSender(url, SIGNING_SECRET) as sender:
                     for i in (1, 2):

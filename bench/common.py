@@ -152,9 +152,9 @@ async def control_plane(jobs: Iterable[str] = ()) -> AsyncIterator[tuple[Any, di
     """The Azure control-plane stand-in the tests use, holding the bench's workspace (its storage
     account Azurite's) and a finished job for each of `jobs`; with the environment a process needs
     to reach it (its CA bundle)."""
-    from tests.standins.azure.client import standin_environment
-    from tests.standins.azure.server import AzureStandIn
-    from tests.standins.azure.state import AZURITE_ACCOUNT
+    from sandbox.standins.azure.client import standin_environment
+    from sandbox.standins.azure.server import AzureStandIn
+    from sandbox.standins.azure.state import AZURITE_ACCOUNT
 
     async with AzureStandIn() as azure:
         workspace = azure.state.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, storage_account_name=AZURITE_ACCOUNT)
@@ -206,7 +206,7 @@ def context(config: Any, door: Any, request_id: str = "R-BENCH001") -> Any:
 
     from commands.azure.control import WorkspaceControl
     from commands.operations.base import Context
-    from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
+    from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 
     control = WorkspaceControl(config, FakeCredential(), TEST_CLIENT_KWARGS) if config.arm_endpoint else WorkspaceControl(config)
     return Context(

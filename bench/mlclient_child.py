@@ -21,7 +21,7 @@ def main(arm_endpoint: str) -> int:
     imported = time.perf_counter()
     from commands.azure.config import WorkspaceConfig
     from commands.azure.control import WorkspaceControl
-    from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
+    from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 
     config = WorkspaceConfig(
         subscription_id="00000000-0000-0000-0000-000000000001", resource_group="rg-bench",

@@ -15,7 +15,7 @@ from bench.common import PYTHON, control_plane
 
 
 async def cold_start(connection: str, workdir: Path, runs: int, log: Any) -> dict[str, Any]:
-    from tests.standins.slack_api import SlackWebApiStandIn
+    from sandbox.standins.slack_api import SlackWebApiStandIn
 
     async with SlackWebApiStandIn() as slack:
         bot = await asyncio.to_thread(processes.cold_starts, "amlbot", runs, workdir, connection, "bench-start", slack.url)

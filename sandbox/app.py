@@ -27,6 +27,7 @@ from sandbox.parts import (
     FAST_CLIENT_KWARGS,
     MANIFEST,
     AzureStandIn,
+    AzuriteUnavailable,
     FakeCredential,
     GraphStandIn,
     azurite,
@@ -200,12 +201,7 @@ def main(port: int | None = None) -> int:
     configure(os.environ.get("AMLBOT_LOG_LEVEL", "WARNING"))
     try:
         asyncio.run(run_sandbox(port))
-    except PortInUse as error:
-        print(f"amlbot sandbox cannot start: {error}", file=sys.stderr)
-        return 2
-    except RuntimeError as error:
-        if "Azurite" not in str(error) and "node_modules" not in str(error):
-            raise
+    except (PortInUse, AzuriteUnavailable) as error:
         print(f"amlbot sandbox cannot start: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,27 +1,19 @@
 """The one place the sandbox takes its stand-ins from: Slack's Web API and request signing, the
-Azure ML control plane, Microsoft Graph, and Azurite. When the stand-ins move to a runtime package, only the imports
-below change.
+Azure ML control plane, Microsoft Graph, and Azurite.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# Until the stand-ins live in an installed package, a repository checkout provides them: the
-# console script `amlbot` does not have the checkout on its import path, `python -m sandbox` does.
-_CHECKOUT = Path(__file__).resolve().parents[1]
-MANIFEST = _CHECKOUT / "manifest.yml"  # the Slack app the console plays Slack for
-if (_CHECKOUT / "tests" / "standins").is_dir() and str(_CHECKOUT) not in sys.path:
-    sys.path.append(str(_CHECKOUT))
-
-from tests.standins.azure.client import TEST_CLIENT_KWARGS as FAST_CLIENT_KWARGS  # noqa: E402
-from tests.standins.azure.client import FakeCredential, standin_environment  # noqa: E402
-from tests.standins.azure.server import AzureStandIn  # noqa: E402
-from tests.standins.azure.state import AZURITE_ACCOUNT, AzureState, Identity, Workspace  # noqa: E402
-from tests.standins.graph import GraphStandIn  # noqa: E402
-from tests.standins.slack_api import SlackWebApiStandIn  # noqa: E402
-from tests.standins.slack_signing import (  # noqa: E402
+from sandbox.standins.azure.client import TEST_CLIENT_KWARGS as FAST_CLIENT_KWARGS
+from sandbox.standins.azure.client import FakeCredential, standin_environment
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import AZURITE_ACCOUNT, AzureState, Identity, Workspace
+from sandbox.standins.azurite import AzuriteUnavailable, azurite, free_port
+from sandbox.standins.graph import GraphStandIn
+from sandbox.standins.slack_api import SlackWebApiStandIn
+from sandbox.standins.slack_signing import (
     SlackSender,
     app_home_opened_body,
     block_actions_body,
@@ -29,12 +21,16 @@ from tests.standins.slack_signing import (  # noqa: E402
     slash_command_body,
     view_submission_body,
 )
-from tests.support.azurite import azurite, free_port  # noqa: E402
+
+# The Slack app the console plays Slack for: the repository's manifest.yml, which the wheel carries
+# in this package (sandbox/manifest.yml links to it).
+MANIFEST = Path(__file__).with_name("manifest.yml")
 
 __all__ = [
     "AZURITE_ACCOUNT",
     "FAST_CLIENT_KWARGS",
     "AzureStandIn",
+    "AzuriteUnavailable",
     "AzureState",
     "FakeCredential",
     "GraphStandIn",

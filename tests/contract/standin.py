@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from sandbox.standins.azure import AzureStandIn, standin_environment
 from tests.contract.checker import violations
-from tests.standins.azure import AzureStandIn, use_standin
 
 
 @asynccontextmanager
@@ -26,3 +26,14 @@ def assert_like_the_real_service(standin: AzureStandIn) -> None:
     assert not standin.errors, "stand-in bugs:\n" + "\n".join(standin.errors)
     problems = violations(standin.exchanges)
     assert not problems, "answers unlike the real service's:\n" + "\n".join(problems)
+
+
+def use_standin(standin: AzureStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point this test's SDK clients at ``standin``, undone after the test; that includes
+    ``AZUREML_CURRENT_CLOUD``, which MLClient writes process-wide."""
+    for name, value in standin_environment(standin).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)

@@ -44,6 +44,8 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
+from sandbox.standins.azure import AzureStandIn, Workspace, ml_client, resource_client
+from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential, managed_identity_environment
 from tests.contract.checker import (
     ERROR_STATUSES,
     SHAPES,
@@ -57,8 +59,6 @@ from tests.contract.checker import (
     violations,
 )
 from tests.contract.standin import checked_standin
-from tests.standins.azure import AzureStandIn, Workspace, ml_client, resource_client
-from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential, managed_identity_environment
 
 SUB = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
 RG = "rg-contract"

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from commands.azure.graph import Directory
+from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
+from sandbox.standins.azure.tls import certificates
+from sandbox.standins.graph import GraphStandIn
 from tests.contract.checker import GRAPH_SHAPES, Answer, check_answer, load_shapes, match, violations
-from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
-from tests.standins.azure.tls import certificates
-from tests.standins.graph import GraphStandIn
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from commands.azure import retry
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import AZURITE_ACCOUNT
+from sandbox.standins.azure.tls import certificates
+from sandbox.standins.azurite import azurite
+from sandbox.standins.graph import GraphStandIn
 from tests.contract.checker import GRAPH_SHAPES, violations
 from tests.contract.standin import checked_standin
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, Mode, start_harness, stop_harness
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import AZURITE_ACCOUNT
-from tests.standins.azure.tls import certificates
-from tests.standins.graph import GraphStandIn
-from tests.support.azurite import azurite
 from tests.support.storage_proxy import StorageFaultProxy
 
 

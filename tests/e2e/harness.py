@@ -22,15 +22,15 @@ from bot.server import Bot, assemble, socket_mode_handler, web_app
 from bot.settings import Settings, parse_config
 from bot.store.store import RequestRecord
 from commands.signing import Keyring, SigningKey
+from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import AZURITE_ACCOUNT
+from sandbox.standins.azurite import free_port
+from sandbox.standins.graph import GraphStandIn
+from sandbox.standins.slack_api import SlackWebApiStandIn
+from sandbox.standins.slack_signing import SlackSender, block_actions_body, slash_command_body, view_submission_body
+from sandbox.standins.slack_socket import SocketModeSender
 from tests.contract.standin import assert_like_the_real_service
-from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import AZURITE_ACCOUNT
-from tests.standins.graph import GraphStandIn
-from tests.standins.slack_api import SlackWebApiStandIn
-from tests.standins.slack_signing import SlackSender, block_actions_body, slash_command_body, view_submission_body
-from tests.standins.slack_socket import SocketModeSender
-from tests.support.azurite import free_port
 
 SIGNING_SECRET = "test-signing-secret"
 APP_TOKEN = "xapp-1-A0AMLBOT01-1-test"

@@ -14,9 +14,9 @@ import pytest
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import Identity, Workspace
 from tests.e2e.harness import APPROVER_1, REQUESTER, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import Identity, Workspace
 
 ALICE = Identity(name="Alice Example", object_id="a11ce000-0000-4000-8000-000000000001", upn="alice@contoso.com")
 # Alice as the control plane shows most people (by display name), with no UPN in run history.

@@ -13,12 +13,12 @@ import pytest
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.azure.files import AzureFilesStandIn
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import NOTEBOOKS_SHARE, Workspace
+from sandbox.standins.graph import GraphStandIn
 from tests.e2e.harness import APPROVER_1, Harness, start_harness, stop_harness
 from tests.e2e.test_azure_data import ALICE, BOB, _approve, _download, _run_files, _workspace
-from tests.standins.azure.files import AzureFilesStandIn
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import NOTEBOOKS_SHARE, Workspace
-from tests.standins.graph import GraphStandIn
 
 ALICE_NOTEBOOKS = {
     "Users/alice/churn analysis.ipynb": b'{"cells": []}' * 50,

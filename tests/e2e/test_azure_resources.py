@@ -5,8 +5,8 @@ from __future__ import annotations
 from bot import cards
 from bot.lifecycle import State
 from bot.store.store import RequestRecord
+from sandbox.standins.azure.server import AzureStandIn
 from tests.e2e.harness import APPROVER_1, APPROVER_2, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
-from tests.standins.azure.server import AzureStandIn
 
 
 async def test_delete_compute_end_to_end(azure_harness: Harness, azure: AzureStandIn) -> None:

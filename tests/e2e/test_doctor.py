@@ -18,12 +18,12 @@ from bot.doors import Doors
 from bot.settings import AppConfig, Settings
 from bot.store.store import Store
 from commands.signing import Keyring, SigningKey
+from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azurite import connection_string, free_port
+from sandbox.standins.graph import GraphStandIn
+from sandbox.standins.slack_api import DEFAULT_SCOPES, SlackWebApiStandIn
 from tests.e2e.harness import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE
-from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.graph import GraphStandIn
-from tests.standins.slack_api import DEFAULT_SCOPES, SlackWebApiStandIn
-from tests.support.azurite import connection_string, free_port
 
 GOOD_TOKEN = "xoxb-good-token"
 AUDIT_KEY = "doctor-audit-key"

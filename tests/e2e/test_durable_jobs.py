@@ -36,6 +36,9 @@ from commands import receipts
 from commands.azure.blobs import BATCH_SIZE
 from commands.operations.run_data import STEP
 from commands.signing import Keyring, SigningKey
+from sandbox.standins.azure.client import managed_identity_environment
+from sandbox.standins.slack_api import SlackWebApiStandIn
+from sandbox.standins.slack_signing import SlackSender
 from tests.e2e.conftest import logged
 from tests.e2e.harness import (
     ADMIN,
@@ -47,9 +50,6 @@ from tests.e2e.harness import (
     base_config,
     start_workspace_standin,
 )
-from tests.standins.azure.client import managed_identity_environment
-from tests.standins.slack_api import SlackWebApiStandIn
-from tests.standins.slack_signing import SlackSender
 from tests.support.bot_process import BotProcess, start_bot
 from tests.support.databases import postgres_database, postgres_skip_reason
 from tests.support.storage_proxy import StorageFaultProxy

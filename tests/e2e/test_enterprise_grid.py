@@ -14,9 +14,9 @@ import pytest
 from bot import cards
 from bot.lifecycle import State
 from bot.store.store import RequestRecord
+from sandbox.standins.slack_api import ApiCall
+from sandbox.standins.slack_signing import app_home_opened_body
 from tests.e2e.harness import TEAM, Harness, Mode, start_harness, stop_harness
-from tests.standins.slack_api import ApiCall
-from tests.standins.slack_signing import app_home_opened_body
 
 ORG = "E0ORG0001"
 OTHER_WORKSPACE = "T0002"  # another workspace of the same org

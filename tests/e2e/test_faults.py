@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.azure.server import AzureStandIn
 from tests.e2e.harness import (
     APPROVER_1,
     RESOURCE_GROUP,
@@ -31,7 +32,6 @@ from tests.e2e.harness import (
     WORKSPACE,
     Harness,
 )
-from tests.standins.azure.server import AzureStandIn
 from tests.support.storage_proxy import StorageFaultProxy
 
 RUN = "churn_train_1700000000_faults01"

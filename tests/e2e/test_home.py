@@ -14,8 +14,8 @@ from slack_sdk.models.views import View
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.slack_signing import app_home_opened_body, home_click_body
 from tests.e2e.harness import APPROVER_1, APPROVER_2, REQUESTER, STRANGER, TEAM, Harness, start_harness, stop_harness
-from tests.standins.slack_signing import app_home_opened_body, home_click_body
 
 pytestmark = pytest.mark.both_modes  # the tab over signed HTTP and over Socket Mode alike
 

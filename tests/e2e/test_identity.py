@@ -12,11 +12,11 @@ from prometheus_client import REGISTRY
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import Identity
+from sandbox.standins.graph import GraphStandIn
 from tests.e2e.harness import APPROVER_1, Harness
 from tests.e2e.test_azure_data import _run_files, _workspace
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import Identity
-from tests.standins.graph import GraphStandIn
 
 DANA_OID = "da1a0000-0000-4000-8000-00000000000d"
 DANA_UPN = "d.kowalski@contoso.onmicrosoft.com"  # a tenant where mail is not the UPN

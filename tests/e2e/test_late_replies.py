@@ -12,8 +12,8 @@ import pytest
 
 from bot import cards, replies
 from bot.flow import Flow
+from sandbox.standins.slack_api import RESPONSE_URL_LIFETIME
 from tests.e2e.harness import APPROVER_1, CHANNEL, REQUESTER, STRANGER, Harness
-from tests.standins.slack_api import RESPONSE_URL_LIFETIME
 
 RUN = "late_train_1700000000_abcd1234"
 

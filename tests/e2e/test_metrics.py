@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.azure.server import AzureStandIn
 from tests.e2e.harness import APPROVER_1, REQUESTER, STRANGER, Harness
-from tests.standins.azure.server import AzureStandIn
 
 RUN = "metrics_train_1700000000_abcd1234"
 PREFIX = f"ExperimentRun/dcid.{RUN}/"

@@ -12,13 +12,13 @@ import yaml
 from bot.doors import Doors
 from bot.lifecycle import State
 from bot.settings import parse_config
+from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import Workspace
 from tests.e2e.harness import Harness
 from tests.e2e.test_azure_data import ALICE, BOB, _approve, _by_ref, _download, _job_names, _run_files, _workspace
 from tests.e2e.test_azure_more_data import _upload
 from tests.e2e.test_doctor import _bind_elsewhere
-from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import Workspace
 
 # The tree of experiment `tree`, parent -> children: a sweep's trials, an AutoML job's children, and a
 # pipeline with a sub-pipeline whose steps are a third level. Two children a page: every level pages.

@@ -30,7 +30,7 @@ from commands import receipts
 from commands.signing import Keyring, PublicKey
 from sandbox import demo
 from sandbox.app import PUBLIC_KEY
-from tests.support.azurite import AZURITE, free_port
+from sandbox.standins.azurite import AzuriteUnavailable, azurite_executable, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "sandbox"
@@ -54,7 +54,12 @@ try:
 except ImportError:  # pragma: no cover - `make test` installs it with the test extras
     async_api = None
 
-needs_azurite = pytest.mark.skipif(not AZURITE.exists(), reason=f"{AZURITE} is missing: run `make test` (it runs `npm ci`)")
+try:
+    azurite_executable()
+    _NO_AZURITE = ""
+except AzuriteUnavailable as missing:
+    _NO_AZURITE = f"{missing}; `make test` runs `npm ci`"
+needs_azurite = pytest.mark.skipif(bool(_NO_AZURITE), reason=_NO_AZURITE)
 if async_api is None:
     _NO_BROWSER = "Playwright for Python is missing: `make test` installs the test extras"
 elif not CHROMIUM.exists():

@@ -29,6 +29,7 @@ from commands.azure.blobs import WorkspaceBlobs
 from commands.azure.config import WorkspaceConfig
 from commands.intents import Intent
 from commands.operations.run_data import run_prefixes_of
+from sandbox.standins.slack_signing import sign
 from tests.e2e.harness import (
     APPROVER_1,
     APPROVER_2,
@@ -39,7 +40,6 @@ from tests.e2e.harness import (
     TEAM,
     Harness,
 )
-from tests.standins.slack_signing import sign
 
 RUN = "churn_train_1700000000_secure01"
 PREFIX = f"ExperimentRun/dcid.{RUN}/"

@@ -12,8 +12,8 @@ from azure.storage.blob import RetentionPolicy
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.azure.state import GenericResource
 from tests.e2e.harness import APPROVER_1, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
-from tests.standins.azure.state import GenericResource
 
 RUN = "churn_train_1700000000_soft"
 

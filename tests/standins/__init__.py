@@ -1,1 +1,1 @@
-"""Stand-ins that speak Slack's protocol, for tests: a fake Web API server and a signed-request sender."""
+"""Tests of the stand-ins themselves (the stand-ins are the package sandbox.standins)."""

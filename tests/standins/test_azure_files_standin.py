@@ -10,8 +10,8 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 from azure.storage.fileshare import ShareClient, ShareServiceClient
 from azure.storage.fileshare.aio import ShareServiceClient as AsyncShareServiceClient
 
-from tests.standins.azure.files import AzureFilesStandIn
-from tests.support.azurite import connection_string
+from sandbox.standins.azure.files import AzureFilesStandIn
+from sandbox.standins.azurite import connection_string
 
 SHARE = "code-391ff5ac-6576-460f-ba4d-7e03433c68b6"
 

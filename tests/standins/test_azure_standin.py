@@ -16,8 +16,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
-from tests.contract.standin import checked_standin
-from tests.standins.azure import (
+from sandbox.standins.azure import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     AzureStandIn,
@@ -27,7 +26,8 @@ from tests.standins.azure import (
     ml_client,
     resource_client,
 )
-from tests.standins.azure.client import TEST_CLIENT_KWARGS
+from sandbox.standins.azure.client import TEST_CLIENT_KWARGS
+from tests.contract.standin import checked_standin
 
 SUB = "5f0c4e7a-2b1d-4c3e-9a8f-0d1e2f3a4b5c"
 RG = "rg-aml"

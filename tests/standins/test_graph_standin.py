@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from commands.azure.graph import Directory, DirectoryError
+from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
+from sandbox.standins.azure.tls import certificates
+from sandbox.standins.graph import GraphStandIn
 from tests.contract.checker import GRAPH_SHAPES, violations
-from tests.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
-from tests.standins.azure.tls import certificates
-from tests.standins.graph import GraphStandIn
 
 OID = "da1a0000-0000-4000-8000-00000000000d"
 

@@ -21,8 +21,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.standins.slack_api import SlackWebApiStandIn
-from tests.standins.slack_signing import SlackSender, block_actions_body, sign, slash_command_body
+from sandbox.standins.slack_api import SlackWebApiStandIn
+from sandbox.standins.slack_signing import SlackSender, block_actions_body, sign, slash_command_body
 
 TOKEN = "xoxb-test-token"
 SECRET = "test-signing-secret"

@@ -18,8 +18,9 @@ from typing import IO
 
 import aiohttp
 
-from tests.support.azurite import ROOT, free_port
+from sandbox.standins.azurite import free_port
 
+ROOT = Path(__file__).resolve().parents[2]
 AMLBOT = Path(sys.executable).with_name("amlbot")
 STARTUP_TIMEOUT = 30.0
 

@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.azurite import connection_string
+from sandbox.standins.slack_signing import SlackSender, block_actions_payload
 from tests.e2e.harness import (
     APPROVER_1,
     APPROVER_2,
@@ -35,8 +37,6 @@ from tests.e2e.harness import (
     start_harness,
     stop_harness,
 )
-from tests.standins.slack_signing import SlackSender, block_actions_payload
-from tests.support.azurite import connection_string
 
 OTHER_CHANNEL = "C0ELSEWHR1"
 OTHER_TEAM = "T0OTHER01"

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bot.rejections import rejection
-from tests.standins.slack_signing import sign
+from sandbox.standins.slack_signing import sign
 
 SECRET = "s3cret"
 BODY = b"command=%2Faml&text=help"

@@ -22,13 +22,13 @@ from bot.lifecycle import State
 from bot.store import schema
 from bot.worker import Worker
 from commands.azure.door import Status
+from sandbox.standins.azure.files import AzureFilesStandIn
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import NOTEBOOKS_SHARE
 from tests.e2e import test_azure_more_data
 from tests.e2e.harness import APPROVER_1, ONCALL, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
 from tests.e2e.test_azure_data import _download
 from tests.e2e.test_azure_more_data import ALICE_NOTEBOOKS
-from tests.standins.azure.files import AzureFilesStandIn
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import NOTEBOOKS_SHARE
 from tests.support.storage_proxy import Hold, StorageFaultProxy
 
 bot, files = test_azure_more_data.bot, test_azure_more_data.files  # fixtures: the bot with file shares

@@ -11,10 +11,10 @@ import pytest
 
 from bot import cards
 from bot.lifecycle import State
+from sandbox.standins.azure.server import AzureStandIn
 from tests.e2e.harness import APPROVER_1, Harness
 from tests.e2e.test_azure_data import _approve, _workspace
 from tests.e2e.test_azure_data import _run_files as _files
-from tests.standins.azure.server import AzureStandIn
 
 FINAL = (State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 

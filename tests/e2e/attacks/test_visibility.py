@@ -20,6 +20,8 @@ from sqlalchemy import text
 from bot import cards
 from bot.lifecycle import State
 from bot.store.store import RequestRecord, now
+from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.azure.state import Identity
 from tests.e2e.harness import (
     APPROVER_1,
     APPROVER_2,
@@ -33,8 +35,6 @@ from tests.e2e.harness import (
     stop_harness,
 )
 from tests.e2e.test_home import open_home, text_of
-from tests.standins.azure.server import AzureStandIn
-from tests.standins.azure.state import Identity
 from tests.support.storage_proxy import StorageFaultProxy
 
 RUN = "visibility_train_1700000000_abcd1234"

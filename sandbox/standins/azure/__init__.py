@@ -4,15 +4,14 @@
 ``ml_client``/``resource_client`` (client.py) build the real SDK clients against it.
 """
 
-from tests.standins.azure.client import (
+from sandbox.standins.azure.client import (
     FakeCredential,
     ml_client,
     resource_client,
     standin_environment,
-    use_standin,
 )
-from tests.standins.azure.server import AzureStandIn, Call, Exchange, LroSettings
-from tests.standins.azure.state import AZURITE_ACCOUNT, AZURITE_KEY, AzureState, Identity, Workspace
+from sandbox.standins.azure.server import AzureStandIn, Call, Exchange, LroSettings
+from sandbox.standins.azure.state import AZURITE_ACCOUNT, AZURITE_KEY, AzureState, Identity, Workspace
 
 __all__ = [
     "AZURITE_ACCOUNT",
@@ -28,5 +27,4 @@ __all__ = [
     "ml_client",
     "resource_client",
     "standin_environment",
-    "use_standin",
 ]

@@ -19,13 +19,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.standins.azurite import ACCOUNT as AZURITE_ACCOUNT
+from sandbox.standins.azurite import KEY as AZURITE_KEY
+
 Json = dict[str, Any]
 
 ML = "Microsoft.MachineLearningServices"
 WORKSPACE_TYPE = f"{ML}/workspaces"
-# The well-known Azurite account, so datastores can point at a local Azurite without extra setup.
-AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# Datastores name the well-known Azurite account (AZURITE_ACCOUNT), so they can point at a local
+# Azurite without extra setup.
 # The share every workspace's `workspaceworkingdirectory` datastore names (Microsoft Learn, prompt flow FAQ).
 NOTEBOOKS_SHARE = "code-391ff5ac-6576-460f-ba4d-7e03433c68b6"
 DEFAULT_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.standins.azure.state import (
+from sandbox.standins.azure.state import (
     ASSET_COLLECTIONS,
     DEFAULT_TENANT,
     ML,
@@ -49,8 +49,8 @@ from tests.standins.azure.state import (
     iso,
     unsigned_token,
 )
-from tests.standins.azure.threaded import ThreadedServer
-from tests.standins.azure.tls import certificates
+from sandbox.standins.azure.threaded import ThreadedServer
+from sandbox.standins.azure.tls import certificates
 
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _RG = _SUB + r"/resourceGroups/(?P<rg>[^/]+)"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from azure.ai.ml import MLClient
 from azure.core.credentials import AccessToken
 from azure.core.pipeline import PipelineRequest
@@ -33,8 +32,8 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from commands.azure.control import cloud_kwargs
-from tests.standins.azure.server import MANAGED_IDENTITY_PATH, AzureStandIn
-from tests.standins.azure.state import DEFAULT_TENANT, unsigned_token
+from sandbox.standins.azure.server import MANAGED_IDENTITY_PATH, AzureStandIn
+from sandbox.standins.azure.state import DEFAULT_TENANT, unsigned_token
 
 # Fast, bounded retries and polls for tests; production leaves these at the SDK defaults.
 TEST_CLIENT_KWARGS: dict[str, Any] = {
@@ -95,17 +94,6 @@ def client_kwargs(standin: AzureStandIn) -> dict[str, Any]:
 def standin_environment(standin: AzureStandIn) -> dict[str, str | None]:
     """Environment for the test process (apply with monkeypatch; ``None`` means unset)."""
     return {"REQUESTS_CA_BUNDLE": standin.ca_bundle, "AZUREML_DEV_URL_MFE": None}
-
-
-def use_standin(standin: AzureStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point this test's SDK clients at ``standin``, undone after the test; that includes
-    ``AZUREML_CURRENT_CLOUD``, which MLClient writes process-wide."""
-    for name, value in standin_environment(standin).items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
 
 
 def ml_client(

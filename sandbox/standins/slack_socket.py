@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from tests.standins.slack_signing import SlackSender
+from sandbox.standins.slack_signing import SlackSender
 
 JsonDict = dict[str, Any]
 # Slack's reasons for a `disconnect` message: a routine refresh, a warning ahead of one, the app's

@@ -12,7 +12,7 @@ import threading
 
 from aiohttp import web
 
-from tests.standins.azure.tls import certificates
+from sandbox.standins.azure.tls import certificates
 
 
 class ThreadedServer:

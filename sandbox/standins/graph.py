@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from aiohttp import web
 
-from tests.standins.azure.threaded import ThreadedServer
+from sandbox.standins.azure.threaded import ThreadedServer
 
 Json = dict[str, Any]
 TENANT_DOMAIN = "contoso.onmicrosoft.com"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import certifi
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,12 +41,7 @@ def _system_bundle() -> str:
     for candidate in (os.environ.get("REQUESTS_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE")):
         if candidate and Path(candidate).is_file():
             return Path(candidate).read_text()
-    try:
-        import certifi
-
-        return Path(certifi.where()).read_text()
-    except ImportError:  # pragma: no cover - certifi comes with requests
-        return ""
+    return Path(certifi.where()).read_text()
 
 
 @cache

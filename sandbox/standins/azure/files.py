@@ -33,8 +33,8 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from tests.standins.azure.state import AZURITE_ACCOUNT, AZURITE_KEY
-from tests.standins.azure.threaded import ThreadedServer
+from sandbox.standins.azure.state import AZURITE_ACCOUNT, AZURITE_KEY
+from sandbox.standins.azure.threaded import ThreadedServer
 
 MAX_RESULTS = 5000  # the service's page size when the client names none
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")

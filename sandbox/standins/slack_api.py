@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from tests.standins.slack_socket import SocketModeHub
+from sandbox.standins.slack_socket import SocketModeHub
 
 JsonDict = dict[str, Any]
 Handler = Callable[[JsonDict], Awaitable[JsonDict]]
@@ -772,7 +772,7 @@ class SlackWebApiStandIn:
 
     def issue_trigger(self, user: str, *, issued_at: float | None = None) -> str:
         """A trigger id for a click or a command of `user`, as Slack puts in the payload."""
-        from tests.standins.slack_signing import new_trigger_id
+        from sandbox.standins.slack_signing import new_trigger_id
 
         trigger = new_trigger_id()
         self._triggers[trigger] = (user, time.time() if issued_at is None else issued_at)
