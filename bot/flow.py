@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -20,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import cards, help, metrics, plan_words, policy, wording
 from bot.doors import Doors
 from bot.lifecycle import FINAL, WAITING, IllegalTransition, RequestExpired, State
+from bot.outbox import Outbox
 from bot.people import NameNotFound, SlackPeople
 from bot.settings import AppConfig, Settings
 from bot.store.store import REQUEST_ID, RequestRecord, Store, now
@@ -49,7 +51,6 @@ log = logging.getLogger(__name__)
 SLACK_TROUBLE = (SlackApiError, aiohttp.ClientError, TimeoutError)
 ALL_ACTIONS = [f"{verb.value} {kind.value}" for verb, kinds in KINDS_BY_VERB.items() for kind in kinds]
 OPEN = frozenset(State) - FINAL  # requests whose card can still change
-CARD_LOCKS = 64
 LISTED = 20  # requests one `/aml list` shows
 PENDING_SCAN = 500  # pending requests compared with a new one; more than that waiting is an incident anyway
 
@@ -89,9 +90,9 @@ class Flow:
     def __init__(self, services: Services, client: AsyncWebClient) -> None:
         self.s = services
         self.client = client
-        # One request's card edits go out one at a time, each rendered from a fresh read, so a
-        # slow edit can never overwrite a newer one. Striped: memory stays bounded.
-        self._card_locks = [asyncio.Lock() for _ in range(CARD_LOCKS)]
+        # Thread posts in order; a card's edits one at a time, coalesced, each rendered from a fresh
+        # read, so a slow edit never overwrites a newer one (bot/outbox.py).
+        self.outbox = Outbox()
         self.on_change: list[Callable[[RequestRecord], Awaitable[None]]] = []  # told after each card refresh
         self.people = SlackPeople(client)
         self.on_home_notice: list[Callable[[str, str], Awaitable[None]]] = []  # answers for a user on the Home tab
@@ -260,10 +261,10 @@ class Flow:
         """The full plan as a file in the card's thread. The card already stands: if Slack refuses
         the file, the thread says so and the request goes on (confirmation, approvers' notice)."""
         try:
-            await self.client.files_upload_v2(
-                channel=record.channel_id, thread_ts=thread_ts, filename=f"{record.id}-plan.json",
-                title=f"Full plan of {record.id}", content=json.dumps(plan, indent=2),
-            )
+            await self.outbox.post(record.channel_id, thread_ts, partial(
+                self.client.files_upload_v2, channel=record.channel_id, thread_ts=thread_ts,
+                filename=f"{record.id}-plan.json", title=f"Full plan of {record.id}", content=json.dumps(plan, indent=2),
+            ))
         except SLACK_TROUBLE as error:
             log.warning("plan file upload failed", extra={"request_id": record.id, "error": slack_error(error)})
             await self._post(
@@ -598,19 +599,23 @@ class Flow:
         """Re-render the card from the database: it never says more than the store knows."""
         if not record.card_ts:
             return
-        async with self._card_locks[hash(record.id) % CARD_LOCKS]:
-            fresh = await asyncio.to_thread(self.store.get, record.id) or record
-            try:
-                await self.client.chat_update(
-                    channel=fresh.channel_id, ts=fresh.card_ts, text=cards.card_text(fresh), blocks=await self._card(fresh)
-                )
-            except SLACK_TROUBLE as error:
-                log.warning("card update failed", extra={"request_id": fresh.id, "error": slack_error(error)})
+        try:
+            await self.outbox.edit(record.channel_id, record.card_ts, partial(self._rerender, record))
+        except SLACK_TROUBLE as error:
+            log.warning("card update failed", extra={"request_id": record.id, "error": slack_error(error)})
+        fresh = await asyncio.to_thread(self.store.get, record.id) or record
         for listener in self.on_change:
             await listener(fresh)
 
+    async def _rerender(self, record: RequestRecord) -> None:
+        fresh = await asyncio.to_thread(self.store.get, record.id) or record
+        await self.client.chat_update(
+            channel=fresh.channel_id, ts=fresh.card_ts, text=cards.card_text(fresh), blocks=await self._card(fresh)
+        )
+
     async def tell(self, record: RequestRecord, text: str) -> None:
-        """A post in the card's thread (a decision, a reminder); Slack trouble never undoes the change."""
+        """A post in the card's thread (a decision, a reminder); Slack trouble never undoes the change.
+        Its place in the thread is taken before the first await: a job woken just before posts after it."""
         if record.card_ts:
             await self._post(record, channel=record.channel_id, text=text, thread_ts=record.card_ts)
 
@@ -621,7 +626,7 @@ class Flow:
 
     async def _post(self, record: RequestRecord, **message: str) -> None:
         try:
-            await self.client.chat_postMessage(**message)
+            await self.outbox.post(message["channel"], message.get("thread_ts"), partial(self.client.chat_postMessage, **message))
         except SLACK_TROUBLE as error:
             log.warning("post failed", extra={"request_id": record.id, "error": slack_error(error)})
 

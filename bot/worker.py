@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import cards, logs, metrics, policy, progress, wording
 from bot.flow import SLACK_TROUBLE, Flow, slack_error
 from bot.lifecycle import IllegalTransition, State
+from bot.outbox import retry_after
 from bot.store.store import Claim, RequestRecord, Store, now
 from commands import receipts
 from commands.azure.door import ItemResult, Status
@@ -83,13 +84,16 @@ class ProgressLine:
     """A job's one progress message in its thread, edited in place.
 
     The newest text wins and goes out in the background: a slow or absent Slack delays the line,
-    never the job."""
+    never the job. Texts superseded while one is in flight are never sent; while Slack rate-limits
+    (429 past the client's retries) the newest is tried again after Retry-After, until a shutdown.
+    An outage is not waited out here: the result's posts are (see `deliver`)."""
 
-    def __init__(self, flow: Flow, record: RequestRecord, ts: str | None, spawn: Spawn) -> None:
+    def __init__(self, flow: Flow, record: RequestRecord, ts: str | None, spawn: Spawn, stopping: asyncio.Event) -> None:
         self.flow = flow
         self.request = record
         self.ts = ts
         self._spawn = spawn  # the worker's: a shutdown waits for the line too
+        self._stopping = stopping
         self._latest: str | None = None
         self._sender: asyncio.Task[None] | None = None
 
@@ -110,13 +114,20 @@ class ProgressLine:
             try:
                 if self.ts:
                     await client.chat_update(channel=request.channel_id, ts=self.ts, text=text)
-                else:
-                    posted = await client.chat_postMessage(channel=request.channel_id, thread_ts=request.card_ts, text=text)
+                else:  # its place in the thread: after the posts queued before it
+                    post = partial(client.chat_postMessage, channel=request.channel_id, thread_ts=request.card_ts, text=text)
+                    posted = await self.flow.outbox.post(request.channel_id, request.card_ts, post)
                     self.ts = posted["ts"]
                     # Kept so that whoever resumes the job edits this same message.
                     await asyncio.to_thread(self.flow.store.set_progress, request.id, progress_ts=self.ts)
             except SLACK_TROUBLE as error:
                 log.warning("progress post failed", extra={"request_id": request.id, "error": slack_error(error)})
+                wait = retry_after(error)
+                if wait is not None and not self._stopping.is_set():  # Slack said when: the newest text goes then
+                    if self._latest is None:
+                        self._latest = text
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), wait)
 
 
 def recorded_outcomes(store: Store, request_id: str) -> dict[str, ItemResult]:
@@ -311,7 +322,7 @@ class Worker:
         assert record is not None and record.plan is not None and job is not None
         self._background(self.flow.refresh_card(record))
         plan = Plan.from_dict(record.plan)
-        line = ProgressLine(self.flow, record, job["progress_ts"], self._background)
+        line = ProgressLine(self.flow, record, job["progress_ts"], self._background, self._stopping)
         checkpoint = await asyncio.to_thread(StoreCheckpoint, self.store, record, plan, line, self.pacer, self._stopping)
         if claim.resumed:
             done = f"{len(checkpoint.done)}/{len(plan.items)} items"
@@ -471,8 +482,8 @@ class Worker:
         document_text = await asyncio.to_thread(self.store.receipt, record.id)
         posts = self._result_posts(record, document_text)
         for step in range(posted, len(posts)):
-            try:
-                await posts[step]()
+            try:  # in the thread's order, each waiting out Slack's rate limits
+                await self.flow.outbox.post(record.channel_id, record.card_ts, posts[step])
             except SLACK_TROUBLE as error:
                 if slack_unavailable(error):
                     log.warning("result waits for Slack", extra={"request_id": record.id, "error": slack_error(error)})

@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
+from stream_zip import ZIP_64, AsyncMemberFile
 
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import (
@@ -34,6 +34,7 @@ from commands.azure.door import (
 from commands.azure.sdk import every_view
 from commands.intents import Intent
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
+from commands.operations.zip_stream import zip_stream
 from commands.plan import ItemKind, Plan, PlanItem
 
 STEP = 1024  # items between checkpoints: a crash repeats at most this much (idempotently)
@@ -478,7 +479,7 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
 
     async def archive_bytes() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        async for chunk in async_stream_zip(members(), chunk_size=ZIP_CHUNK, get_compressobj=_deflate):
+        async for chunk in zip_stream(members(), chunk_size=ZIP_CHUNK, get_compressobj=_deflate):
             if len(chunk) >= HASH_OFF_LOOP:
                 await loop.run_in_executor(_HASHER, archive_sha.update, chunk)
             else:

@@ -3,7 +3,8 @@
 Point a real ``AsyncWebClient(base_url=standin.url)`` at it. It answers the methods amlbot uses the way
 Slack does (HTTP 200 with ``ok: false`` for API errors, 404 for unknown methods, 429 + ``Retry-After``
 when rate limited), keeps the resulting workspace state (messages, files, Home tabs, response_url
-replies) and records every call so tests can assert on what the bot actually sent.
+replies) and records every call so tests can assert on what the bot actually sent. With
+``rate_limits`` set it enforces Slack's rate limits (sandbox/standins/slack_limits.py) as Slack does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from sandbox.standins.slack_limits import SlackRateLimits
 from sandbox.standins.slack_socket import SocketModeHub
 
 JsonDict = dict[str, Any]
@@ -150,6 +152,7 @@ class SlackWebApiStandIn:
         channels: Mapping[str, Mapping[str, Any]] | None = None,
         invalid_tokens: Iterable[str] = (),
         scopes: Iterable[str] = DEFAULT_SCOPES,
+        rate_limits: SlackRateLimits | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -162,6 +165,9 @@ class SlackWebApiStandIn:
         self.enterprise_id = enterprise_id  # an org-wide install on Enterprise Grid
         self.invalid_tokens: set[str] = set(invalid_tokens)
         self.scopes: list[str] = list(scopes)
+        # Slack's per-method and per-channel limits, when a test wants them met (off by default: most
+        # tests post faster than one message a second into one channel).
+        self.rate_limits = rate_limits
         self.users: dict[str, JsonDict] = {}
         self.usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
         self.channels: dict[str, JsonDict] = {k: dict(v) for k, v in (channels or {}).items()}
@@ -309,6 +315,11 @@ class SlackWebApiStandIn:
     def calls_to(self, method: str) -> list[ApiCall]:
         return [c for c in self.calls if c.method == method]
 
+    @property
+    def throttled(self) -> list[ApiCall]:
+        """Calls answered 429 `ratelimited`: over a rate limit, or a fault a test injected."""
+        return [c for c in self.calls if c.status == 429]
+
     def messages(self, channel: str | None = None) -> list[JsonDict]:
         """Messages as they stand now (after updates), thread replies included, in posting order.
 
@@ -452,6 +463,11 @@ class SlackWebApiStandIn:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         if method != "auth.test" and (method in _APP_LEVEL_METHODS) != token.startswith("xapp-"):
             return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
+        if self.rate_limits is not None:
+            channel = args.get("channel") or args.get("channel_id")
+            wait = self.rate_limits.wait(method, channel if isinstance(channel, str) else None)
+            if wait:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": self.rate_limits.retry_after(wait)}
         if self._faults[method]:
             fault = self._faults[method].popleft()
             return fault.status, {"ok": False, "error": fault.error}, fault.headers

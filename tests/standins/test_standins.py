@@ -22,6 +22,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.standins.slack_api import SlackWebApiStandIn
+from sandbox.standins.slack_limits import SlackRateLimits
 from sandbox.standins.slack_signing import SlackSender, block_actions_body, sign, slash_command_body
 
 TOKEN = "xoxb-test-token"
@@ -222,6 +223,34 @@ async def test_rate_limited_call_without_handler_raises(slack: SlackWebApiStandI
     assert err.value.response.status_code == 429
     assert err.value.response.headers["Retry-After"] == "7"
     assert err.value.response["error"] == "ratelimited"
+
+
+async def test_slack_rate_limits_per_channel_for_posts_and_per_workspace_for_tiers(
+    slack: SlackWebApiStandIn, client: AsyncWebClient
+) -> None:
+    moment = [0.0]
+    slack.rate_limits = SlackRateLimits(scale=0.5, clock=lambda: moment[0])
+    # chat.postMessage: a burst of 3, then one a second per channel (here half a second: scale 0.5).
+    for n in range(3):
+        await client.chat_postMessage(channel=CHANNEL, text=f"burst {n}")
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel=CHANNEL, text="too soon")
+    assert err.value.response.status_code == 429 and err.value.response["error"] == "ratelimited"
+    assert err.value.response.headers["Retry-After"] == "1"  # whole seconds, rounded up, as Slack
+    await client.chat_postMessage(channel="C0OTHER001", text="another channel has its own allowance")
+    moment[0] = 0.5
+    await client.chat_postMessage(channel=CHANNEL, text="after the wait")
+    assert [m["text"] for m in slack.messages(CHANNEL)] == ["burst 0", "burst 1", "burst 2", "after the wait"]
+    # chat.update is Tier 3: 50 a minute for the whole workspace, whatever the channel.
+    ts = slack.messages(CHANNEL)[0]["ts"]
+    for n in range(50):
+        await client.chat_update(channel=CHANNEL, ts=ts, text=f"edit {n}")
+    with pytest.raises(SlackApiError):
+        await client.chat_update(channel=CHANNEL, ts=ts, text="edit 50")
+    assert slack.message(CHANNEL, ts)["text"] == "edit 49"  # type: ignore[index]
+    assert [c.method for c in slack.throttled] == ["chat.postMessage", "chat.update"]
+    moment[0] += 60 * 0.5 / 50  # a fiftieth of a (scaled) minute: one more edit
+    await client.chat_update(channel=CHANNEL, ts=ts, text="edit 50")
 
 
 async def test_fail_and_reset(slack: SlackWebApiStandIn, client: AsyncWebClient) -> None:
