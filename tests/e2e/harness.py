@@ -186,7 +186,9 @@ class Harness:
             fresh = [r for r in self.store.list_requests(limit=1000) if r.id not in before and r.card_ts]
             return fresh[0] if fresh else None
 
-        record: RequestRecord = await self.slack.wait_for(created, description=f"a request card for {text!r}")
+        # A bot in a fresh process loads the operations on its first preview: on a busy machine that
+        # alone can take longer than the stand-in's default 10 s (the wait ends as soon as the card is there).
+        record: RequestRecord = await self.slack.wait_for(created, timeout=60, description=f"a request card for {text!r}")
         # The private confirmation is the command's last act: after it, nothing more is in flight.
         await self.wait_reply(user, f"{record.id} is waiting for approval")
         return self.request(record.id)
