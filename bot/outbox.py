@@ -34,6 +34,8 @@ def retry_after(error: BaseException) -> float | None:
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if isinstance(value, list):  # some transports give each header as a list
         value = value[0] if value else None
+    if value is None:
+        return 1.0
     try:
         return max(1.0, float(value))  # Slack speaks in whole seconds
     except (TypeError, ValueError):

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from stream_zip import stream_zip
@@ -38,15 +39,19 @@ async def zip_stream(files: AsyncIterable[tuple[Any, ...]], **options: Any) -> A
                 return
 
     members = (member[:4] + (blocking(member[4]),) for member in blocking(files))
-    chunks = stream_zip(members, **options)
-    end = object()
+    chunks = iter(stream_zip(members, **options))
     own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zip")
     try:
         while True:
             # The context goes along, so members read on the loop keep the job's log binding.
-            chunk = await loop.run_in_executor(own, contextvars.copy_context().run, next, chunks, end)
-            if chunk is end:
+            chunk = await loop.run_in_executor(own, partial(contextvars.copy_context().run, _advance, chunks))
+            if chunk is None:
                 return
             yield chunk
     finally:
         own.shutdown(wait=False, cancel_futures=True)  # never block the loop the thread may wait on
+
+
+def _advance(chunks: Iterator[bytes]) -> bytes | None:
+    """The next chunk, or None at the end (a StopIteration cannot cross into a future)."""
+    return next(chunks, None)

@@ -8,8 +8,8 @@ from typing import Any
 
 from bot import cards
 from bot.lifecycle import State
-from tests.e2e.harness import ADMIN, APPROVER_1, REQUESTER, Harness
 from sandbox.standins.slack_limits import SlackRateLimits
+from tests.e2e.harness import ADMIN, APPROVER_1, REQUESTER, Harness
 
 EXPORTS, DELETES = 6, 4
 # A scaled minute lasts 12 s and a second 0.2 s: ten jobs in one channel go past the limits of
@@ -60,13 +60,13 @@ async def test_ten_jobs_at_once_deliver_every_post_in_order_within_slack_rate_li
     await harness.slack.wait_for(all_posted, timeout=120, description="every job's result posted")
     assert harness.slack.throttled, "the stand-in never said 429: this test proved nothing"
     assert {c.method for c in harness.slack.throttled} >= {"chat.postMessage"}
-    for request, verb in zip(requests, verbs):
+    for request, verb in zip(requests, verbs, strict=True):
         assert harness.request(request.id).state is State.SUCCEEDED
         results = ["link"] if verb == "export" else ["receipt", "receipt file"]
         expected = ["plan", "approved", "progress, finished", *results]
         # Edits are coalesced, never lost: the card and the progress line end on the newest state.
         await harness.slack.wait_for(
-            lambda: "Done" in str(harness.card(request.id)["blocks"]), description=f"{request.id}'s card says Done"
+            lambda request=request: "Done" in str(harness.card(request.id)["blocks"]), description=f"{request.id}'s card says Done"
         )
         assert [kind(m, request.id) for m in harness.thread(request.id)] == expected, request.id
         assert all(m.get("user") != REQUESTER for m in harness.thread(request.id))
