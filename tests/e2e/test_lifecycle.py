@@ -94,9 +94,22 @@ async def click(h: Harness, action_id: str, request_id: str, user: str) -> int:
     return status
 
 
-async def settle() -> None:
-    # Clicks are acked at once and decided after; give the losers of a race time to answer.
-    await asyncio.sleep(0.3)
+def count_decided(h: Harness, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How many clicks and reject forms the bot has finished deciding from now on. Each is acked at
+    once and decided after: a race is over, losers included, when this reaches the number sent."""
+    decided = 0
+    for name in ("click", "reject"):
+        real = getattr(h.bot.flow, name)
+
+        async def counted(*args: Any, real: Callable[..., Awaitable[Any]] = real, **kwargs: Any) -> Any:
+            nonlocal decided
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                decided += 1
+
+        monkeypatch.setattr(h.bot.flow, name, counted)
+    return lambda: decided
 
 
 def watch_card_edits(h: Harness, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -160,11 +173,12 @@ async def test_illegal_moves_are_refused_clearly_and_change_nothing(harness: Har
     assert len(await harness.blob_names(PREFIX)) == 3
 
 
-async def test_racing_decisions_leave_one_consistent_outcome(harness: Harness) -> None:
+async def test_racing_decisions_leave_one_consistent_outcome(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     await seed_run(harness)
     request = await harness.submit(f"delete run {RUN}")
     # A rejection happens when its form is sent: four forms, open before the race, are sent in it.
     forms = [await harness.open_reject_form(request.id, APPROVER_2) for _ in range(4)]
+    decided = count_decided(harness, monkeypatch)
     clicks = [
         *(click(harness, cards.APPROVE, request.id, APPROVER_1) for _ in range(4)),
         *(harness.send_form(form, APPROVER_2, "racing") for form in forms),
@@ -172,7 +186,7 @@ async def test_racing_decisions_leave_one_consistent_outcome(harness: Harness) -
     ]
     assert set(await asyncio.gather(*clicks)) == {200}
     final = await harness.wait_state(request.id, *FINAL)
-    await settle()
+    await harness.slack.wait_for(lambda: decided() == len(clicks), description="every click and form decided")
     await harness.slack.wait_for(lambda: CARD_TEXT.fullmatch(harness.card(final.id)["text"]).group(2) == final.state.value)  # type: ignore[union-attr]
 
     events = harness.events(request.id)
@@ -431,16 +445,17 @@ async def test_a_retried_delivery_never_runs_work_twice(harness: Harness) -> Non
     assert sum("is approved by" in t for t in harness.thread_texts(request.id)) == 1
 
 
-async def test_thirty_concurrent_clicks_give_exactly_one_job(make_harness: MakeHarness) -> None:
+async def test_thirty_concurrent_clicks_give_exactly_one_job(make_harness: MakeHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     h = await make_harness(approvals_required={"delete run": 2})
     await seed_run(h)
     request = await h.submit(f"delete run {RUN}")
+    decided = count_decided(h, monkeypatch)
     clickers = [APPROVER_1, APPROVER_2] * 14 + [REQUESTER, STRANGER]
     statuses = await asyncio.gather(*(click(h, cards.APPROVE, request.id, user) for user in clickers))
     assert set(statuses) == {200}
     done = await h.wait_state(request.id, State.SUCCEEDED)
     await h.wait_thread(request.id, "deletion receipt")
-    await settle()
+    await h.slack.wait_for(lambda: decided() == len(clickers), description="every click decided")
 
     assert h.store.count_jobs() == 1
     assert sorted(done.approvers) == [APPROVER_1, APPROVER_2]
