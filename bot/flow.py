@@ -77,6 +77,7 @@ class Where:
     team: str
     channel: str
     user: str
+    enterprise: str | None = None  # the Enterprise Grid org of `team`, when there is one
 
 
 HOME_TAB = "app_home"  # Where.channel of a click on the App Home tab, which has no channel
@@ -194,6 +195,7 @@ class Flow:
         record = await asyncio.to_thread(
             self.store.create_request,
             team_id=where.team,
+            enterprise_id=where.enterprise,
             channel_id=where.channel,
             requester=where.user,
             text=" ".join(text.split()),
@@ -221,7 +223,7 @@ class Flow:
         """A request for exactly this is already waiting: point to its card rather than make a second."""
         wanted = intent_to_dict(dataclasses.replace(intent, workspace=alias))
         pending = await asyncio.to_thread(self.store.list_requests, states=frozenset({State.PENDING}), limit=PENDING_SCAN)
-        first = next((r for r in reversed(pending) if r.intent == wanted and r.team_id == where.team and r.card_ts), None)
+        first = next((r for r in reversed(pending) if r.intent == wanted and self._here(r, where) and r.card_ts), None)
         if first is None:
             return None
         try:
@@ -331,7 +333,7 @@ class Flow:
         record = await asyncio.to_thread(self.store.get, request_id)
         if record is not None:
             actor = await self.s.groups.actor(where.user)
-            if policy.may_see(self.s.config.policy, actor, record, team=where.team, channel=where.channel):
+            if policy.may_see(self.s.config.policy, actor, record, team=where.team, channel=where.channel, enterprise=where.enterprise):
                 return record
             await asyncio.to_thread(
                 self.store.audit, actor=where.user, event=event, outcome="refused", request_id=record.id,
@@ -348,15 +350,18 @@ class Flow:
         return f"*{record.id}* `{cards.escape(record.text)}` on `{record.workspace}`: {cards.status_line(record)} ({approvals})"
 
     async def list(self, scope: str, where: Where) -> str:
+        rules = self.s.config.policy
+        # The org's requests when the policy shares them across its workspaces, else this workspace's.
+        among = {"enterprise": where.enterprise} if rules.org_wide and where.enterprise else {"team": where.team}
         if scope == "pending":
             records = await asyncio.to_thread(
-                self.store.list_requests, states=frozenset({State.PENDING}), team=where.team, limit=None
+                partial(self.store.list_requests, states=frozenset({State.PENDING}), limit=None, **among)
             )
         else:
-            records = await asyncio.to_thread(self.store.list_requests, requester=where.user, team=where.team)
+            records = await asyncio.to_thread(partial(self.store.list_requests, requester=where.user, **among))
         actor = await self.s.groups.actor(where.user)
-        rules = self.s.config.policy
-        shown = [r for r in records if policy.may_see(rules, actor, r, team=where.team, channel=where.channel)][:LISTED]
+        seen = partial(policy.may_see, rules, actor, team=where.team, channel=where.channel, enterprise=where.enterprise)
+        shown = [r for r in records if seen(r)][:LISTED]
         if not shown:
             return "Nothing to show."
         return "\n".join(f"• *{r.id}* `{cards.escape(r.text)}` — {r.state.value.replace('_', ' ')}" for r in shown)
@@ -452,9 +457,13 @@ class Flow:
         if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
             return await self._refuse(where, event, f"{what} does not name a request.", value=str(value)[:40])
         record = await asyncio.to_thread(self.store.get, value)
-        if record is None or where.channel not in (record.channel_id, HOME_TAB) or record.team_id != where.team:
+        if record is None or where.channel not in (record.channel_id, HOME_TAB) or not self._here(record, where):
             return await self._refuse(where, event, "That request does not exist in this channel.", value=value)
         return record
+
+    def _here(self, record: RequestRecord, where: Where) -> bool:
+        """Whether `record` belongs where the person is: their workspace, or (org_wide) their org."""
+        return policy.same_place(self.s.config.policy, record, team=where.team, enterprise=where.enterprise)
 
     async def _too_late(self, where: Where, event: str, record: RequestRecord) -> str:
         """A click on a card that has moved on (a stale card, a second click, a race): refused,

@@ -123,10 +123,21 @@ def may_approve_request(policy: PolicyConfig, actor: Actor, request: RequestReco
     )
 
 
-def may_see(policy: PolicyConfig, actor: Actor, request: RequestRecord, *, team: str, channel: str) -> bool:
+def same_place(policy: PolicyConfig, request: RequestRecord, *, team: str, enterprise: str | None) -> bool:
+    """Whether a request may be spoken of or acted on from workspace `team` (of org `enterprise`):
+    its own workspace; with `org_wide`, any workspace of its Enterprise Grid org; never another org's."""
+    if request.team_id == team:
+        return True
+    return policy.org_wide and request.enterprise_id is not None and request.enterprise_id == enterprise
+
+
+def may_see(
+    policy: PolicyConfig, actor: Actor, request: RequestRecord, *, team: str, channel: str, enterprise: str | None = None
+) -> bool:
     """Whether `status`, `list` and `cancel` may speak of a request to this person, there: never
-    across teams; otherwise a request of the channel they ask in, their own, or one they may approve."""
-    if request.team_id != team:
+    from another workspace (unless `same_place` says so); otherwise a request of the channel they ask
+    in, their own, or one they may approve."""
+    if not same_place(policy, request, team=team, enterprise=enterprise):
         return False
     if channel == request.channel_id or actor.user_id == request.requester:
         return True

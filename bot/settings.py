@@ -107,6 +107,9 @@ class PolicyConfig(_Strict):
     cooling_off: Duration = timedelta(0)
     # actions ("delete user", "delete *") that wait `cooling_off` after approval, cancellable
     cooling_off_actions: tuple[str, ...] = ("delete user",)
+    # Enterprise Grid: a request is seen and decided from every workspace of the org it was made in,
+    # not only its own workspace (never from another org).
+    org_wide: bool = False
 
     @field_validator("approvals_required")
     @classmethod

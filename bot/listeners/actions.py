@@ -21,7 +21,10 @@ def register(app: AsyncApp, flow: Flow) -> None:
         since = replies.received()
         await ack()
         # Ids of another JSON type count as none: the flow refuses them, and the audit hashes what it stores.
-        where = Where(team=id_of(body.get("team")), channel=id_of(body.get("channel")), user=id_of(body.get("user")))
+        where = Where(
+            team=id_of(body.get("team")), channel=id_of(body.get("channel")), user=id_of(body.get("user")),
+            enterprise=id_of(body.get("enterprise")) or None,
+        )
         try:
             # The flow checks the value: a malformed one is refused and audited like any other click.
             reply = await flow.click(action["action_id"], action.get("value"), where, trigger_of(body))
@@ -36,7 +39,10 @@ def register(app: AsyncApp, flow: Flow) -> None:
     async def reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()  # closes the form; the answer, if any, comes privately
         meta = metadata(view)
-        where = Where(team=id_of(body.get("team")), channel=str(meta.get("origin") or ""), user=id_of(body.get("user")))
+        where = Where(
+            team=id_of(body.get("team")), channel=str(meta.get("origin") or ""), user=id_of(body.get("user")),
+            enterprise=id_of(body.get("enterprise")) or None,
+        )
         reason = form_value(view, cards.ActionId.REJECT_REASON)
         try:
             reply = await flow.reject(meta.get("request_id"), reason, where)

@@ -22,7 +22,10 @@ def register(app: AsyncApp, flow: Flow) -> None:
     async def aml(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         since = replies.received()
         await ack()
-        where = Where(team=body.get("team_id", ""), channel=body.get("channel_id", ""), user=body.get("user_id", ""))
+        where = Where(
+            team=body.get("team_id", ""), channel=body.get("channel_id", ""), user=body.get("user_id", ""),
+            enterprise=body.get("enterprise_id") or None,
+        )
         try:
             reply = await flow.command(body.get("text", ""), where)
         except SQLAlchemyError:

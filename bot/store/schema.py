@@ -43,6 +43,7 @@ requests = Table(
     Column("decided_by", String(32), nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("result", JSON, nullable=True),
+    Column("enterprise_id", String(32), nullable=True),  # the Enterprise Grid org it was made in, if any
 )
 
 approvals = Table(

@@ -72,6 +72,7 @@ class RequestRecord:
     decided_by: str | None
     decided_at: datetime | None
     result: dict[str, Any] | None
+    enterprise_id: str | None = None  # the Enterprise Grid org of `team_id`, when there is one
     approvers: tuple[str, ...] = ()
 
     @property
@@ -316,6 +317,7 @@ class Store:
         plan_hash: str | None,
         approvals_required: int,
         expires_in: timedelta,
+        enterprise_id: str | None = None,
     ) -> RequestRecord:
         created = now()
         with transaction(self.engine) as conn:
@@ -324,6 +326,7 @@ class Store:
                 insert(t.requests).values(
                     id=request_id,
                     team_id=team_id,
+                    enterprise_id=enterprise_id,
                     channel_id=channel_id,
                     requester=requester,
                     text=text,
@@ -460,6 +463,7 @@ class Store:
         requester: str | None = None,
         states: frozenset[State] | None = None,
         team: str | None = None,
+        enterprise: str | None = None,
         limit: int | None = 20,
     ) -> list[RequestRecord]:
         query = select(t.requests.c.id).order_by(t.requests.c.created_at.desc()).limit(limit)
@@ -467,6 +471,8 @@ class Store:
             query = query.where(t.requests.c.requester == requester)
         if team:
             query = query.where(t.requests.c.team_id == team)
+        if enterprise:
+            query = query.where(t.requests.c.enterprise_id == enterprise)
         if states:
             query = query.where(t.requests.c.state.in_([s.value for s in states]))
         with self.engine.connect() as conn:

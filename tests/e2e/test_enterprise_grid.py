@@ -1,6 +1,7 @@
 """Enterprise Grid: people have org-wide ids (W…), the same in every workspace of the org; payloads
 carry `enterprise` beside the workspace's `team`. A request lives in the workspace it was made in:
-from another workspace of the same org it is neither visible nor actionable."""
+from another workspace of the same org it is neither visible nor actionable, unless the policy says
+`org_wide`; from another org, never."""
 
 from __future__ import annotations
 
@@ -29,22 +30,35 @@ PREFIX = f"ExperimentRun/dcid.{RUN}/"
 pytestmark = pytest.mark.both_modes
 
 
-@pytest.fixture
-async def grid(tmp_path: Path, azurite_connection: str, slack_mode: Mode) -> AsyncIterator[Harness]:
+async def start_grid(tmp_path: Path, azurite_connection: str, slack_mode: Mode, **policy: Any) -> Harness:
     running = await start_harness(
         tmp_path, azurite_connection, mode=slack_mode,
-        requesters={"*": {"users": [GRID_REQUESTER]}}, approvers={"users": [GRID_APPROVER]},
+        requesters={"*": {"users": [GRID_REQUESTER]}}, approvers={"users": [GRID_APPROVER]}, **policy,
     )
     running.slack.enterprise_id = ORG  # installed org-wide: auth.test says so, before the bot's first call
     running.slack.add_user(GRID_REQUESTER, "gwen")
     running.slack.add_user(GRID_APPROVER, "otto")
+    return running
+
+
+@pytest.fixture
+async def grid(tmp_path: Path, azurite_connection: str, slack_mode: Mode) -> AsyncIterator[Harness]:
+    running = await start_grid(tmp_path, azurite_connection, slack_mode)
     yield running
     await stop_harness(running)
 
 
-def in_org(team: str) -> dict[str, Any]:
-    """What a delivery from workspace `team` of the org carries, the app being installed org-wide."""
-    return {"team_id": team, "enterprise_id": ORG, "is_enterprise_install": True}
+@pytest.fixture
+async def org_wide(tmp_path: Path, azurite_connection: str, slack_mode: Mode) -> AsyncIterator[Harness]:
+    """The org shares its requests across its workspaces: the policy says `org_wide: true`."""
+    running = await start_grid(tmp_path, azurite_connection, slack_mode, org_wide=True)
+    yield running
+    await stop_harness(running)
+
+
+def in_org(team: str, org: str = ORG) -> dict[str, Any]:
+    """What a delivery from workspace `team` of `org` carries, the app being installed org-wide."""
+    return {"team_id": team, "enterprise_id": org, "is_enterprise_install": True}
 
 
 async def submit_in(h: Harness, team: str) -> RequestRecord:
@@ -55,8 +69,8 @@ async def submit_in(h: Harness, team: str) -> RequestRecord:
     return record
 
 
-async def click_from(h: Harness, record: RequestRecord, team: str) -> None:
-    await h.click(cards.APPROVE, record.id, GRID_APPROVER, **in_org(team))
+async def click_from(h: Harness, record: RequestRecord, team: str, org: str = ORG) -> None:
+    await h.click(cards.APPROVE, record.id, GRID_APPROVER, **in_org(team, org))
 
 
 async def test_grid_ids_request_and_approve_in_their_workspace(grid: Harness) -> None:
@@ -110,3 +124,29 @@ async def test_the_home_tab_in_another_workspace_of_the_org_shows_none_of_its_re
     assert record.id in await open_home(grid, GRID_REQUESTER, TEAM)  # their own
     assert record.id not in await open_home(grid, GRID_APPROVER, OTHER_WORKSPACE)
     assert record.id not in await open_home(grid, GRID_REQUESTER, OTHER_WORKSPACE)
+
+
+async def test_org_wide_a_request_is_seen_and_approved_from_another_workspace_of_its_org(org_wide: Harness) -> None:
+    await org_wide.seed({f"{PREFIX}logs/a.txt": b"a"})
+    record = await submit_in(org_wide, TEAM)
+    assert org_wide.request(record.id).enterprise_id == ORG  # stored with the request
+
+    await org_wide.command(f"status {record.id}", GRID_APPROVER, **in_org(OTHER_WORKSPACE))
+    assert "Waiting for approval" in await org_wide.wait_reply(GRID_APPROVER, f"*{record.id}*")
+    await org_wide.command("list pending", GRID_APPROVER, **in_org(OTHER_WORKSPACE))
+    assert record.id in await org_wide.wait_reply(GRID_APPROVER, f"• *{record.id}*")
+    await click_from(org_wide, record, OTHER_WORKSPACE)
+    done = await org_wide.wait_state(record.id, State.SUCCEEDED)
+    assert done.approvers == (GRID_APPROVER,) and done.team_id == TEAM
+
+
+async def test_org_wide_never_reaches_another_org(org_wide: Harness) -> None:
+    await org_wide.seed({f"{PREFIX}logs/a.txt": b"a"})
+    record = await submit_in(org_wide, TEAM)
+
+    await click_from(org_wide, record, "T0009", org="E0ELSE001")  # the same ids, from another org
+    assert "does not exist" in await org_wide.wait_reply(GRID_APPROVER, "does not exist")
+    await org_wide.command(f"status {record.id}", GRID_APPROVER, **in_org("T0009", "E0ELSE001"))
+    assert await org_wide.wait_reply(GRID_APPROVER, f"No request `{record.id}`")
+    after = org_wide.request(record.id)
+    assert after.state is State.PENDING and after.approvers == ()

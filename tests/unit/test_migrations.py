@@ -95,6 +95,7 @@ def test_a_version_1_database_with_rows_upgrades_to_head_and_keeps_them(new_data
     try:
         running = store.get("rrunning")
         assert running and running.state is State.RUNNING and running.approvers == ("UAPP",)
+        assert running.enterprise_id is None  # made before Grid orgs were recorded: its own workspace's alone
         job = store.job("rrunning")
         assert job and job["finished_at"] is None and job["posted_steps"] == 0 and job["result_posted"] is False
         assert store.claim_job("w2", timedelta(seconds=60)) is None  # still w1's lease

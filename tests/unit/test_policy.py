@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -253,6 +254,15 @@ def test_a_request_is_seen_in_its_channel_by_its_requester_and_its_approvers_and
     assert sees(actor(LEAD)) and sees(actor(OTHER_LEAD)) and sees(actor(ADMIN))  # its requester, approvers
     for who in (LEAD, OTHER_LEAD, ADMIN, STRANGER):
         assert not sees(actor(who), team="T2", channel=OPS_CHANNEL)  # another team: never
+
+    # Enterprise Grid: another workspace of the request's org only when the policy says org_wide.
+    grid = dataclasses.replace(request, enterprise_id="E1")
+    shared = rules().model_copy(update={"org_wide": True})
+    assert not policy.same_place(policy_, grid, team="T2", enterprise="E1")  # by default, never
+    assert policy.same_place(shared, grid, team="T2", enterprise="E1")
+    assert not policy.same_place(shared, grid, team="T3", enterprise="E2")  # another org: never
+    assert not policy.same_place(shared, request, team="T2", enterprise=None)  # made outside any org
+    assert policy.same_place(shared, grid, team="T1", enterprise=None)  # its own workspace, always
 
 
 @pytest.mark.parametrize(
