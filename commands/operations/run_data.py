@@ -10,11 +10,9 @@ SHA-256 sums. Items the plan marks as retained are reported with their reason, n
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +31,7 @@ from commands.azure.door import (
 )
 from commands.azure.sdk import every_view
 from commands.intents import Intent
+from commands.operations.archive_members import PipelinedSha256, method_for
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.zip_stream import zip_stream
 from commands.plan import ItemKind, Plan, PlanItem
@@ -56,9 +55,6 @@ ZIP_CHUNK = 1024 * 1024  # archive pieces handed from stream-zip's thread to the
 PREFETCH = 16  # small members read ahead, concurrently, in plan order
 PREFETCH_MAX = 4 * 1024 * 1024  # only members this small are read ahead, and at most this much of one is held
 PREFETCH_BYTES = 16 * 1024 * 1024  # bytes read ahead at once (planned sizes), across members
-HASH_OFF_LOOP = 256 * 1024  # chunks at least this big are hashed in a thread (hashlib frees the GIL)
-# Its own threads: the default executor also runs stream-zip's generator, which waits on our chunks.
-_HASHER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-sha256")
 RECORD_FILE = {
     ItemKind.JOB: "run",
     ItemKind.RUN_RECORD: "run-history",
@@ -416,17 +412,13 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
     total = len(plan.items)
 
     async def member(path: str, source: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        digest = hashlib.sha256()
+        digest = PipelinedSha256()
         size = 0
-        loop = asyncio.get_running_loop()
         async for chunk in chunks:
-            if len(chunk) >= HASH_OFF_LOOP:
-                await loop.run_in_executor(_HASHER, digest.update, chunk)
-            else:
-                digest.update(chunk)
+            await digest.update(chunk)
             size += len(chunk)
             yield chunk
-        manifest.append({"path": path, "source": source, "size": size, "sha256": digest.hexdigest()})
+        manifest.append({"path": path, "source": source, "size": size, "sha256": await digest.hexdigest()})
         state["done"] += 1
         state["bytes"] += size
         await checkpoint.progress(state["done"], total, state["bytes"], plan.total_bytes)
@@ -467,7 +459,8 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
                     ahead.fill(plan.items, index)
                     chunks = await opened(ahead, item)
                     if chunks is not None:
-                        yield member_name(source), modified, 0o600, ZIP_64, member(member_name(source), source, chunks)
+                        method = method_for(item.ref, item.size or 0)
+                        yield member_name(source), modified, 0o600, method, member(member_name(source), source, chunks)
                 elif item.key in records:
                     path = member_name(record_path(item))
                     yield path, modified, 0o600, ZIP_64, member(path, item.ref, once(records[item.key]))
@@ -475,15 +468,11 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
         finally:
             ahead.cancel()
 
-    archive_sha = hashlib.sha256()
+    archive_sha = PipelinedSha256(archive=True)
 
     async def archive_bytes() -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
         async for chunk in zip_stream(members(), chunk_size=ZIP_CHUNK, get_compressobj=_deflate):
-            if len(chunk) >= HASH_OFF_LOOP:
-                await loop.run_in_executor(_HASHER, archive_sha.update, chunk)
-            else:
-                archive_sha.update(chunk)
+            await archive_sha.update(chunk)
             yield chunk
 
     try:
@@ -504,6 +493,6 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
         results,
         extras={
             "link": link, "archive": f"{ctx.config.exports_container}/{archive}", "size": size,
-            "sha256": archive_sha.hexdigest(), "expires_at": expires,
+            "sha256": await archive_sha.hexdigest(), "expires_at": expires,
         },
     )

@@ -54,20 +54,26 @@ def _by_ref(receipt: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {item["ref"].rsplit("/", 1)[-1] if item["kind"] != "blob" else item["ref"]: (item["status"], item["reason"]) for item in receipt["items"]}
 
 
+def _link_message(harness: Harness, request_id: str) -> dict[str, Any] | None:
+    posted = harness.thread(request_id) + harness.direct_messages(harness.request(request_id).requester)
+    return next((m for m in posted if "Export ready" in str(m.get("blocks")) and request_id in m["text"] + str(m["blocks"])), None)
+
+
+async def _archive(harness: Harness, request_id: str) -> bytes:
+    """The archive behind the export's link: read-only and expiring."""
+    message = await harness.slack.wait_for(lambda: _link_message(harness, request_id))
+    link = str(message["blocks"][0]["text"]["text"]).split("<", 1)[1].split("|", 1)[0]
+    assert "sp=r" in link and "se=" in link
+    async with aiohttp.ClientSession() as session, session.get(link) as response:
+        assert response.status == 200
+        return await response.read()
+
+
 async def _download(harness: Harness, request_id: str) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The export posted in the thread, or sent to its requester alone (an export about a person):
     its manifest and members, each checked against the manifest."""
-
-    def link_message() -> dict[str, Any] | None:
-        posted = harness.thread(request_id) + harness.direct_messages(harness.request(request_id).requester)
-        return next((m for m in posted if "Export ready" in str(m.get("blocks")) and request_id in m["text"] + str(m["blocks"])), None)
-
-    message = await harness.slack.wait_for(link_message)
-    link = str(message["blocks"][0]["text"]["text"]).split("<", 1)[1].split("|", 1)[0]
-    assert "sp=r" in link and "se=" in link  # read-only, expiring
-    async with aiohttp.ClientSession() as session, session.get(link) as response:
-        assert response.status == 200
-        archive = await response.read()
+    message = await harness.slack.wait_for(lambda: _link_message(harness, request_id))
+    archive = await _archive(harness, request_id)
     assert hashlib.sha256(archive).hexdigest() in str(message["blocks"])
     with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
         manifest = json.loads(zipped.read("manifest.json"))
@@ -115,11 +121,22 @@ async def test_delete_experiment_takes_finished_runs_and_keeps_the_running_one(
 
 async def test_export_experiment_links_its_runs_files_and_records(azure_harness: Harness, azure: AzureStandIn) -> None:
     files = await _seed_experiments(azure_harness, azure)
+    # Bigger than two of the door's 4 MiB ranges, read several at once: they must come back in order
+    # (each line is numbered). Compressible, yet big: it is stored, as deflate would cost more than it saves.
+    weights = "ExperimentRun/dcid.churn-train-1/outputs/weights.pt"
+    files[weights] = b"".join(b"%09d\n" % line for line in range(950_000))
+    await azure_harness.seed({weights: files[weights]})
 
     request, _ = await _approve(azure_harness, "export experiment churn", State.SUCCEEDED)
 
     manifest, members = await _download(azure_harness, request.id)
     container = azure_harness.container
+    archive = await _archive(azure_harness, request.id)
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        stored = zipped.getinfo(f"{container}/{weights}")
+        logs = zipped.getinfo(f"{container}/ExperimentRun/dcid.churn-train-1/user_logs/std_log.txt")
+    assert stored.compress_size >= stored.file_size  # stored, not deflated
+    assert logs.compress_size < logs.file_size  # text is deflated
     churn = {name: data for name, data in files.items() if "/dcid.churn-" in name}
     assert {f"{container}/{name}": data for name, data in churn.items()} == {k: v for k, v in members.items() if k.startswith(container)}
     record = json.loads(members["churn-train-1/run.json"])
