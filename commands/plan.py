@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -28,7 +29,7 @@ class ItemKind(StrEnum):
     SCHEDULE = "schedule"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a plan may hold 100 000 of these
 class PlanItem:
     kind: ItemKind
     ref: str  # blob name, file or folder path, or an ARM resource id
@@ -45,9 +46,10 @@ class PlanItem:
 def _item_dict(item: PlanItem) -> dict[str, Any]:
     """An item's stored form. Without an ETag the key is left out, so plans stored before ETags
     were planned keep their hash."""
-    data = asdict(item) | {"kind": item.kind.value}
-    if item.etag is None:
-        del data["etag"]
+    # Field by field: dataclasses.asdict deep-copies through every field, ~50× slower on a big plan.
+    data: dict[str, Any] = {"kind": item.kind.value, "ref": item.ref, "size": item.size, "container": item.container}
+    if item.etag is not None:
+        data["etag"] = item.etag
     return data
 
 
@@ -65,10 +67,14 @@ class Plan:
         return sum(item.size or 0 for item in self.items)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["items"] = [_item_dict(item) for item in self.items]
-        data["warnings"] = list(self.warnings)
-        return data
+        return {
+            "action": self.action,
+            "workspace": self.workspace,
+            "target": self.target,
+            "items": [_item_dict(item) for item in self.items],
+            "warnings": list(self.warnings),
+            "notes": copy.deepcopy(self.notes),  # as asdict did: the caller's dict is its own
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
