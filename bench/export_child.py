@@ -1,12 +1,15 @@
 """One export (or its raw baseline) in a process of its own, so its peak memory is its own.
 
-    python -m bench.export_child export|raw CONNECTION_STRING CONTAINER RUN ARM_ENDPOINT
+    python -m bench.export_child export|raw|preview|list CONNECTION_STRING CONTAINER RUN ARM_ENDPOINT
 
 Prints one JSON line: seconds, bytes, items, the RSS when the work started and its peak during it.
 `export` is the real ExportRun (preview, then execute: download, zip, SHA-256 manifest, upload to
 the exports container, link), its control plane the stand-in at ARM_ENDPOINT (run in its
 environment). `raw` downloads the same blobs with azure-storage-blob directly, as fast as it goes:
-32 small blobs at once, a large one with the SDK's parallel ranged reads.
+32 small blobs at once, a large one with the SDK's parallel ranged reads. `preview` is the real
+ExportRun's preview (the run's job read, its blobs listed and planned) with the plan's stored form
+and hash, as the bot makes them before the card; `list` lists the same
+blobs with azure-storage-blob, keeping nothing.
 """
 
 from __future__ import annotations
@@ -72,6 +75,50 @@ async def export(connection: str, container: str, run: str, arm_endpoint: str) -
     }
 
 
+async def preview(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
+    from commands.azure.blobs import WorkspaceBlobs
+    from commands.operations import operation_for
+
+    config = workspace_config(connection, container, arm_endpoint)
+    door = WorkspaceBlobs(config)
+    ctx = context(config, door)
+    operation = operation_for("export run")
+    assert operation is not None
+    start_rss = proc_status()["VmRSS"]
+    try:
+        with PeakRss() as peak:
+            watch = Stopwatch()
+            plan = await operation.preview(intent(f"export run {run}"), ctx)
+            preview_s = watch.seconds
+            stored = json.dumps(plan.to_dict())  # what the bot stores with the request, and the hash it shows
+            digest = plan.hash
+            seconds = watch.seconds
+    finally:
+        await door.close()
+    return {
+        "items": len(plan.items), "bytes": plan.total_bytes, "seconds": seconds, "preview_s": preview_s,
+        "stored_bytes": len(stored), "plan_hash": digest, "rss_start": start_rss, "rss_peak": peak.peak,
+    }
+
+
+async def listing(connection: str, container: str, run: str) -> dict[str, Any]:
+    from azure.storage.blob.aio import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(connection)
+    client = service.get_container_client(container)
+    start_rss = proc_status()["VmRSS"]
+    try:
+        with PeakRss() as peak:
+            watch = Stopwatch()
+            count = 0
+            async for _ in client.list_blobs(name_starts_with=f"ExperimentRun/dcid.{run}/"):
+                count += 1
+            seconds = watch.seconds
+    finally:
+        await service.close()
+    return {"items": count, "seconds": seconds, "rss_start": start_rss, "rss_peak": peak.peak}
+
+
 async def raw(connection: str, container: str, run: str) -> dict[str, Any]:
     from azure.storage.blob.aio import BlobServiceClient
 
@@ -108,7 +155,13 @@ async def raw(connection: str, container: str, run: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     mode, connection, container, run, arm_endpoint = argv
-    result = asyncio.run(export(connection, container, run, arm_endpoint) if mode == "export" else raw(connection, container, run))
+    work = {
+        "export": lambda: export(connection, container, run, arm_endpoint),
+        "raw": lambda: raw(connection, container, run),
+        "preview": lambda: preview(connection, container, run, arm_endpoint),
+        "list": lambda: listing(connection, container, run),
+    }[mode]
+    result = asyncio.run(work())
     print(json.dumps(result))
     return 0
 

@@ -7,6 +7,8 @@ import json
 import subprocess
 from typing import Any
 
+from azure.core import MatchConditions
+
 from bench.common import (
     MB,
     PYTHON,
@@ -63,50 +65,84 @@ async def export_throughput(connection: str, small_count: int, big_bytes: int, l
     return results
 
 
-async def delete_throughput(connection: str, count: int, one_by_one_count: int, log: Any) -> dict[str, Any]:
+async def preview_cost(connection: str, count: int, log: Any) -> dict[str, Any]:
+    """The preview (plan) of one run of `count` blobs, in a process of its own for its memory,
+    beside a bare listing of the same blobs."""
+    from azure.storage.blob.aio import BlobServiceClient
+
+    run = "bench_preview"
+    service = BlobServiceClient.from_connection_string(connection)
+    try:
+        watch = Stopwatch()
+        await seed_small(service, CONTAINER, f"ExperimentRun/dcid.{run}/", count, size=16)
+        log(f"seeded {count} blobs to preview in {watch.seconds:.1f} s")
+    finally:
+        await service.close()
+    async with control_plane([run]) as (azure, env):
+        listed = await asyncio.to_thread(_child, "list", connection, run, azure.url, env)
+        log(f"listing: {listed['items']} blobs in {listed['seconds']:.1f} s, peak RSS {listed['rss_peak'] / MB:.0f} MiB")
+        planned = await asyncio.to_thread(_child, "preview", connection, run, azure.url, env)
+        log(f"preview: {planned['items']} items in {planned['seconds']:.1f} s, peak RSS {planned['rss_peak'] / MB:.0f} MiB")
+    return {"list": listed, "preview": planned}
+
+
+async def delete_throughput(connection: str, count: int, latency: float, log: Any) -> dict[str, Any]:
+    """`DeleteRun` and one request a blob, each on `count` blobs of their own: on loopback, then
+    through a proxy that adds `latency` seconds to every request, as a network would."""
+    from tests.support.storage_proxy import StorageFaultProxy
+
+    results = {"loopback": await _delete_both(connection, count, "loop", log)}
+    async with StorageFaultProxy(connection, latency=latency) as proxy:
+        results["latency"] = await _delete_both(proxy.connection_string, count, "late", log)
+    results["latency"]["latency_s"] = latency
+    return results
+
+
+async def _delete_both(connection: str, count: int, tag: str, log: Any) -> dict[str, Any]:
     from azure.storage.blob.aio import BlobServiceClient
 
     from commands.azure.blobs import WorkspaceBlobs
     from commands.operations import operation_for
 
+    run, batch_container, single_container = f"bench_delete_{tag}", f"{BATCH_CONTAINER}-{tag}", f"{SINGLE_CONTAINER}-{tag}"
     service = BlobServiceClient.from_connection_string(connection)
     try:
         watch = Stopwatch()
         # Each set in a container of its own: Azurite's deletes cost more the more blobs a container holds.
-        await seed_small(service, BATCH_CONTAINER, "ExperimentRun/dcid.bench_delete_batch/", count, size=512)
-        await seed_small(service, SINGLE_CONTAINER, "ExperimentRun/dcid.bench_delete_single/", one_by_one_count, size=512)
-        log(f"seeded {count + one_by_one_count} blobs to delete in {watch.seconds:.1f} s")
+        await seed_small(service, batch_container, f"ExperimentRun/dcid.{run}/", count, size=512)
+        await seed_small(service, single_container, f"ExperimentRun/dcid.{run}/", count, size=512)
+        log(f"seeded {2 * count} blobs to delete ({tag}) in {watch.seconds:.1f} s")
 
         operation = operation_for("delete run")
         assert operation is not None
-        async with control_plane(["bench_delete_batch"]) as (azure, env):
-            config = workspace_config(connection, BATCH_CONTAINER, azure.url)
+        async with control_plane([run]) as (azure, env):
+            config = workspace_config(connection, batch_container, azure.url)
             door = WorkspaceBlobs(config)
             ctx = context(config, door, "R-BENCHDEL")
             try:
                 with environment(env):
-                    plan = await operation.preview(intent("delete run bench_delete_batch"), ctx)
+                    plan = await operation.preview(intent(f"delete run {run}"), ctx)
                     watch = Stopwatch()
                     execution = await operation.execute(plan, ctx, NullCheckpoint())
                     batch_s = watch.seconds
             finally:
                 await door.close()
         deleted = sum(1 for r in execution.results.values() if r.status.value == "deleted")
-        log(f"DeleteRun: {deleted} blobs in {batch_s:.1f} s")
+        log(f"DeleteRun ({tag}): {deleted} blobs in {batch_s:.1f} s")
 
-        client = service.get_container_client(SINGLE_CONTAINER)
-        names = [b.name async for b in client.list_blobs(name_starts_with="ExperimentRun/dcid.bench_delete_single/")]
+        client = service.get_container_client(single_container)
+        blobs = [(b.name, b.etag) async for b in client.list_blobs(name_starts_with=f"ExperimentRun/dcid.{run}/")]
         watch = Stopwatch()
-        for name in names:
-            await client.delete_blob(name)
+        for name, etag in blobs:  # conditional, as DeleteRun's are
+            await client.delete_blob(name, etag=etag, match_condition=MatchConditions.IfNotModified)
         single_s = watch.seconds
-        log(f"one-by-one: {len(names)} blobs in {single_s:.1f} s")
+        log(f"one-by-one ({tag}): {len(blobs)} blobs in {single_s:.1f} s")
         left = [b async for b in client.list_blobs()]
-        left += [b async for b in service.get_container_client(BATCH_CONTAINER).list_blobs()]
+        left += [b async for b in service.get_container_client(batch_container).list_blobs()]
     finally:
         await service.close()
     return {
         "batch": {"items": len(plan.items), "deleted": deleted, "seconds": batch_s},
-        "one_by_one": {"items": len(names), "seconds": single_s},
+        "one_by_one": {"items": len(blobs), "seconds": single_s},
         "left_behind": len(left),
     }

@@ -13,6 +13,9 @@ It can also keep one request waiting, to act while a job is in the middle of som
 
     held = proxy.hold("GET", r"/part-000\.txt$")
     ... await held.reached.wait(); cancel the job; held.release.set() ...
+
+and add a network's round trip to every request (`latency`, seconds), so that what loopback hides
+(one request per blob against one request per batch) shows in the bench.
 """
 
 from __future__ import annotations
@@ -76,12 +79,13 @@ def _blob_endpoint(connection_string: str) -> str:
 
 
 class StorageFaultProxy:
-    def __init__(self, connection_string: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, connection_string: str, host: str = "127.0.0.1", latency: float = 0.0) -> None:
         self._upstream_connection = connection_string
         endpoint = URL(_blob_endpoint(connection_string))
         self._upstream = f"{endpoint.scheme}://{endpoint.host}:{endpoint.port}"
         self._account_path = endpoint.path  # /devstoreaccount1
         self._host = host
+        self._latency = latency
         self._rules: list[_Rule] = []
         self._holds: list[Hold] = []
         self.exchanges: list[Exchange] = []
@@ -169,6 +173,8 @@ class StorageFaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path_qs = request.raw_path
         body = await request.read()
+        if self._latency:
+            await asyncio.sleep(self._latency)
         held = next((h for h in self._holds if h.method == request.method and h.pattern.search(path_qs)), None)
         if held is not None:
             self._holds.remove(held)
