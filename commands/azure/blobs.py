@@ -43,7 +43,7 @@ TRANSFER_SIZES = {
     "max_single_put_size": CHUNK,
     "max_block_size": CHUNK,
 }
-RANGES_AHEAD = 4  # ranged reads of one big blob in flight: what the raw baseline's max_concurrency is
+RANGES_AHEAD = 2  # ranged reads of one big blob in flight (each holds a CHUNK until it is zipped)
 
 
 def _credential() -> Any:
@@ -182,7 +182,7 @@ class WorkspaceBlobs:
                 total += len(chunk)
                 yield chunk
 
-        await blob.upload_blob(counted(), overwrite=True, max_concurrency=4)
+        await blob.upload_blob(counted(), overwrite=True, max_concurrency=2)
         return total
 
     async def read_link(self, container: str, name: str, expiry: timedelta) -> str:
@@ -244,8 +244,9 @@ async def _ranges(blob: Any, etag: str, start: int, end: int) -> AsyncIterator[b
         part = await blob.download_blob(
             offset=offset, length=min(CHUNK, end - offset), etag=etag, match_condition=MatchConditions.IfNotModified
         )
-        data: bytes = await part.readall()
-        return data
+        # One answer (a range is at most the single-get size): its bytes as they came, where
+        # readall() would copy them through a BytesIO.
+        return b"".join([chunk async for chunk in part.chunks()])
 
     offsets = iter(range(start, end, CHUNK))
     pending = deque(asyncio.ensure_future(get(offset)) for offset in islice(offsets, RANGES_AHEAD))

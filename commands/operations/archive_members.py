@@ -27,7 +27,7 @@ COMPRESSED = frozenset({
 # as the deflated ones are, whatever size the blob turns out to have by its turn.
 _STORED = ZIP_AUTO(1 << 32, level=0)
 HASH_OFF_LOOP = 256 * 1024  # chunks at least this big are hashed in a thread (hashlib frees the GIL)
-HASH_AHEAD = 2  # chunks handed to a hashing thread and not yet hashed, per digest
+HASH_AHEAD = 1  # chunks handed to a hashing thread and not yet hashed, per digest (each holds its bytes)
 # One thread each for members' and the archive's digests: each digest's chunks are hashed in the
 # order given, and the two run beside each other, and beside the zip writer and the transfers.
 _MEMBER_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-member-sha256")
