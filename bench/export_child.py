@@ -48,15 +48,20 @@ class NullSink:
         return self.position
 
 
-async def export(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
+def _export_run(connection: str, container: str, arm_endpoint: str) -> tuple[Any, Any, Any]:
+    """The real ExportRun, its context and its storage door (to close) on the bench's workspace."""
     from commands.azure.blobs import WorkspaceBlobs
     from commands.operations import operation_for
 
     config = workspace_config(connection, container, arm_endpoint)
     door = WorkspaceBlobs(config)
-    ctx = context(config, door)
     operation = operation_for("export run")
     assert operation is not None
+    return operation, context(config, door), door
+
+
+async def export(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
+    operation, ctx, door = _export_run(connection, container, arm_endpoint)
     try:
         watch = Stopwatch()
         plan = await operation.preview(intent(f"export run {run}"), ctx)
@@ -76,14 +81,7 @@ async def export(connection: str, container: str, run: str, arm_endpoint: str) -
 
 
 async def preview(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
-    from commands.azure.blobs import WorkspaceBlobs
-    from commands.operations import operation_for
-
-    config = workspace_config(connection, container, arm_endpoint)
-    door = WorkspaceBlobs(config)
-    ctx = context(config, door)
-    operation = operation_for("export run")
-    assert operation is not None
+    operation, ctx, door = _export_run(connection, container, arm_endpoint)
     start_rss = proc_status()["VmRSS"]
     try:
         with PeakRss() as peak:
