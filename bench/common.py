@@ -202,17 +202,12 @@ def workspace_config(connection_string: str, container: str, arm_endpoint: str |
 
 
 def context(config: Any, door: Any, request_id: str = "R-BENCH001") -> Any:
-    from datetime import timedelta
-
     from commands.azure.control import WorkspaceControl
     from commands.operations.base import Context
     from sandbox.standins.azure.client import TEST_CLIENT_KWARGS, FakeCredential
 
     control = WorkspaceControl(config, FakeCredential(), TEST_CLIENT_KWARGS) if config.arm_endpoint else WorkspaceControl(config)
-    return Context(
-        alias="bench", config=config, door=door, control=control,
-        settings={"request_id": request_id, "link_expiry": timedelta(days=7)},
-    )
+    return Context(alias="bench", config=config, door=door, control=control, request_id=request_id)
 
 
 class NullCheckpoint:

@@ -98,6 +98,6 @@ def build_app(services: Services, client: AsyncWebClient) -> tuple[AsyncApp, Flo
     app.middleware(dedupe_middleware(services.store))
     flow = Flow(services, client)
     commands.register(app, flow)
-    home.register(app, flow)  # before the card buttons: a click on the Home tab is matched here first
+    home.register(app, flow)
     actions.register(app, flow)
     return app, flow

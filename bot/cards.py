@@ -14,12 +14,13 @@ from bot.lifecycle import State
 from bot.plan_words import human_bytes
 from bot.store.store import RequestRecord
 from commands.azure.door import label
-from commands.intents import Intent, Verb
+from commands.intents import Action, Intent, Verb
 from commands.plan import ItemKind, Plan, PlanItem
 
 
 class ActionId(StrEnum):
-    """Every action_id and callback_id the bot's blocks and views carry, in one place."""
+    """Every action_id and callback_id the bot's blocks and views carry, in one place: the card,
+    the Home tab and the listeners all name them from here."""
 
     APPROVE = "amlbot.approve"
     REJECT = "amlbot.reject"
@@ -28,9 +29,8 @@ class ActionId(StrEnum):
     REJECT_REASON = "amlbot.reject_reason"  # the modal that asks why (callback_id), and its input
 
 
-APPROVE, REJECT, CANCEL, RUN_NOW = ActionId.APPROVE, ActionId.REJECT, ActionId.CANCEL, ActionId.RUN_NOW
-ACTION_IDS = (APPROVE, REJECT, CANCEL, RUN_NOW)
-ACTION_PATTERN = re.compile("^(" + "|".join(re.escape(a) for a in ACTION_IDS) + ")$")  # what listeners match
+ACTION_IDS = (ActionId.APPROVE, ActionId.REJECT, ActionId.CANCEL, ActionId.RUN_NOW)  # the buttons
+ACTION_PATTERN = re.compile("^(" + "|".join(re.escape(a) for a in ACTION_IDS) + ")$")  # exactly those, no prefix
 
 MAX_NAMED_APPROVERS = 20  # named on the card; a bigger pool is counted, not pinged
 SECTION_LIMIT = 3000
@@ -248,13 +248,13 @@ def approve_button(request: RequestRecord) -> Block:
     intent = plan_words.intent_of(request.intent.get("text"))
     consequence = plan_words.consequence(plan, intent) if plan else "It runs exactly what the card lists."
     if intent is not None and intent.verb is Verb.EXPORT:
-        button = _button(APPROVE, "Approve", "primary", ("Approve this export?", consequence))
+        button = _button(ActionId.APPROVE, "Approve", "primary", ("Approve this export?", consequence))
     elif plan_words.severe(intent):
         assert intent is not None
         label = "Approve purge" if intent.purge else "Approve workspace deletion"
-        button = _button(APPROVE, label, "danger", (f"{'Purge' if intent.purge else 'Delete'} workspace {request.workspace}?", consequence))
+        button = _button(ActionId.APPROVE, label, "danger", (f"{'Purge' if intent.purge else 'Delete'} workspace {request.workspace}?", consequence))
     else:
-        button = _button(APPROVE, "Approve deletion", "danger", ("Delete for good?", consequence))
+        button = _button(ActionId.APPROVE, "Approve deletion", "danger", ("Delete for good?", consequence))
     return button | {"value": request.id}
 
 
@@ -262,9 +262,11 @@ def _simple(action_id: str, label: str, style: str | None = None, confirm: tuple
     return lambda request: _button(action_id, label, style, confirm) | {"value": request.id}
 
 
-_REJECT_BUTTON = _simple(REJECT, "Reject")
-_CANCEL_BUTTON = _simple(CANCEL, "Cancel")
-_RUN_NOW_BUTTON = _simple(RUN_NOW, "Run now", "danger", ("Run it now?", "It skips the rest of the cooling-off: the deletion starts at once."))
+_REJECT_BUTTON = _simple(ActionId.REJECT, "Reject")
+_CANCEL_BUTTON = _simple(ActionId.CANCEL, "Cancel")
+_RUN_NOW_BUTTON = _simple(
+    ActionId.RUN_NOW, "Run now", "danger", ("Run it now?", "It skips the rest of the cooling-off: the deletion starts at once.")
+)
 
 # What may still be done to a request in each state; a decided one shows nothing to click.
 _BUTTONS: dict[State, tuple[Callable[[RequestRecord], Block], ...]] = {
@@ -349,7 +351,7 @@ def approvers_notice(request: RequestRecord, card_link: str | None) -> str:
     """The one short post in the approvers' channel: what waits, and where its card is."""
     where = f"<{card_link}|its card> in <#{request.channel_id}>" if card_link else f"its card in <#{request.channel_id}>"
     return (
-        f":raising_hand: {request.id} needs {request.approvals_required} approval(s): `{escape(request.action)}` "
+        f":raising_hand: {request.id} needs {request.approvals_required} approval(s): `{escape(str(request.action))}` "
         f"on `{escape(request.workspace)}` for <@{request.requester}> — see {where}."
     )
 
@@ -396,7 +398,7 @@ def receipt_summary(document: dict[str, Any]) -> list[Block]:
     for note in ("stopped", "unverified"):
         if document.get(note):
             lines.append(escape(document[note]))
-    base = Plan(action=document["action"], workspace=document["workspace"], target=document.get("target", ""))
+    base = Plan(action=Action.parse(document["action"]), workspace=document["workspace"], target=document.get("target", ""))
     present = [st for st in _OUTCOME_WORDS if st in document["totals"]] + [st for st in document["totals"] if st not in _OUTCOME_WORDS]
     for status in present:
         words = _OUTCOME_WORDS.get(status) or label(status).capitalize()

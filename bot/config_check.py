@@ -14,11 +14,11 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from commands.durations import format_duration
-from commands.intents import KINDS_BY_VERB, Verb
+from commands.intents import ALL_ACTIONS, Verb
 
 Path = tuple[str | int, ...]
 
-ACTIONS = tuple(f"{verb.value} {kind.value}" for verb, kinds in KINDS_BY_VERB.items() for kind in kinds)
+ACTIONS = tuple(str(action) for action in ALL_ACTIONS)
 # Every way an action may be written in the policy: one action, every action of a verb, or everything.
 ACTION_KEYS = ("*", *(f"{verb.value} *" for verb in Verb), *ACTIONS)
 USER_ID = re.compile(r"[UW][A-Z0-9]+")  # W…: Enterprise Grid

@@ -36,6 +36,7 @@ from commands.azure.sdk import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
+from commands.intents import Action, Kind, Verb
 from commands.operations import OPERATIONS, touches_storage
 from commands.operations.base import OperationError
 
@@ -261,17 +262,16 @@ def check_audit_key(settings: Settings, entries: list[audit.AuditEntry], head: a
 # ---- Azure ------------------------------------------------------------------------------------
 
 
-def reads_for(actions: Iterable[str]) -> dict[str, list[str]]:
+def reads_for(actions: Iterable[Action]) -> dict[str, list[str]]:
     """Each harmless read the actions need, with the actions that need it."""
     reads: dict[str, list[str]] = {}
     for action in actions:
-        verb, kind = action.split(" ", 1)
-        kind_reads = KIND_READS.get(kind, ())
+        kind_reads = KIND_READS.get(action.kind, ())
         bound = ("storage account",) if touches_storage(action) else ()
         # A deletion of files also reads what storage keeps of them (commands.operations.retention).
-        settings = ("storage settings",) if verb == "delete" and "storage" in kind_reads else ()
-        for read in (*bound, *kind_reads, *settings, *(("exports",) if verb == "export" else ())):
-            reads.setdefault(read, []).append(action)
+        settings = ("storage settings",) if action.verb is Verb.DELETE and "storage" in kind_reads else ()
+        for read in (*bound, *kind_reads, *settings, *(("exports",) if action.verb is Verb.EXPORT else ())):
+            reads.setdefault(read, []).append(str(action))
     return reads
 
 
@@ -381,7 +381,7 @@ async def check_workspace(alias: str, config: AppConfig, doors: Doors) -> list[C
 
 # ---- Microsoft Graph -----------------------------------------------------------------------------
 
-PEOPLE_KINDS = ("user", "notebooks")
+PEOPLE_KINDS = (Kind.USER, Kind.NOTEBOOKS)
 GRAPH_FIX = (
     f"grant amlbot's identity the Microsoft Graph application permission {PERMISSION}, with admin consent "
     "(Entra ID → Enterprise applications → amlbot's identity → Permissions). Without it people are matched only by "
@@ -393,7 +393,7 @@ GRAPH_FIX = (
 async def check_graph(config: AppConfig, doors: Doors) -> list[Check]:
     """Microsoft Graph, when the policy allows an action on people somewhere."""
     actions = {a for alias in config.workspaces for a in policy.actions_on_workspace(config.policy, OPERATIONS, alias)}
-    on_people = sorted(a for a in actions if a.split(" ", 1)[1] in PEOPLE_KINDS)
+    on_people = sorted(str(a) for a in actions if a.kind in PEOPLE_KINDS)
     if not on_people:
         return []
     directory = doors.directory()

@@ -30,7 +30,8 @@ from commands import grammar
 from commands.azure.door import Status
 from commands.azure.sdk import AzureError
 from commands.intents import (
-    KINDS_BY_VERB,
+    ALL_ACTIONS,
+    Action,
     CancelCommand,
     FreezeCommand,
     HelpCommand,
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 
 # What a Slack call raises when Slack refuses it, or cannot be reached once the client's retries are spent.
 SLACK_TROUBLE = (SlackApiError, aiohttp.ClientError, TimeoutError)
-ALL_ACTIONS = [f"{verb.value} {kind.value}" for verb, kinds in KINDS_BY_VERB.items() for kind in kinds]
 OPEN = frozenset(State) - FINAL  # requests whose card can still change
 LISTED = 20  # requests one `/aml list` shows
 PENDING_SCAN = 500  # pending requests compared with a new one; more than that waiting is an incident anyway
@@ -160,7 +160,7 @@ class Flow:
         if alias is None:
             return cards.error_text(
                 "Which workspace? This channel has no default.",
-                f"{grammar.USAGE.get(intent.action, '')}\nWorkspaces: {', '.join(sorted(config.workspaces))}",
+                f"{grammar.USAGE.get(str(intent.action), '')}\nWorkspaces: {', '.join(sorted(config.workspaces))}",
             )
         if alias not in config.workspaces:
             known = ", ".join(f"`{a}`" for a in sorted(config.workspaces))
@@ -168,7 +168,7 @@ class Flow:
         actor = await self.s.groups.actor(where.user)
         decision = policy.may_request(config.policy, actor, intent.action, where.channel, alias)
         if not decision.allowed:
-            return await self._refuse(where, "request.refused", decision.reason, action=intent.action, workspace=alias)
+            return await self._refuse(where, "request.refused", decision.reason, action=str(intent.action), workspace=alias)
         if earlier := await self._same_pending(intent, alias, where):
             return earlier
         operation = operation_for(intent.action)
@@ -183,7 +183,7 @@ class Flow:
         except OperationError as error:
             return cards.error_text(str(error))
         except AzureError as error:  # Azure's own words (an XML or JSON body) stay in the log
-            log.exception("preview failed", extra={"action": intent.action, "workspace": alias})
+            log.exception("preview failed", extra={"action": str(intent.action), "workspace": alias})
             return cards.error_text(
                 f"Could not plan `{intent.action}` on `{alias}`: {wording.failure_reason(error)}. "
                 "Nothing was requested; the details are in amlbot's log."
@@ -191,7 +191,7 @@ class Flow:
         members = await self.s.groups.all_members()
         can = policy.can_be_approved(config.policy, actor, intent.action, alias, len(plan.items), members)
         if not can.allowed:
-            return await self._refuse(where, "request.refused", can.reason, action=intent.action, workspace=alias)
+            return await self._refuse(where, "request.refused", can.reason, action=str(intent.action), workspace=alias)
         record = await asyncio.to_thread(
             self.store.create_request,
             team_id=where.team,
@@ -282,11 +282,9 @@ class Flow:
             door=self.s.doors.get(alias),
             control=self.s.doors.control(alias),
             directory=self.s.doors.directory(),
-            settings={
-                "request_id": request_id,
-                "link_expiry": self.s.config.export_link_expiry,
-                "user_email": user_email,
-            },
+            request_id=request_id,
+            link_expiry=self.s.config.export_link_expiry,
+            user_email=user_email,
         )
 
     async def _email_of(self, intent: Intent) -> str | None:
@@ -310,7 +308,7 @@ class Flow:
         actions, may_cancel, admin = await self._may_run(where)
         return help.help_text(actions, may_cancel=may_cancel, admin=admin)
 
-    async def _may_run(self, where: Where) -> tuple[list[str], bool, bool]:
+    async def _may_run(self, where: Where) -> tuple[list[Action], bool, bool]:
         """What this person may ask for in this channel; whether they may cancel; whether admin."""
         rules = self.s.config.policy
         actor = await self.s.groups.actor(where.user)
@@ -443,10 +441,10 @@ class Flow:
     async def click(self, action_id: str, value: object, where: Where, trigger_id: str | None = None) -> str | None:
         """A button on a card; returns the private reply, if any. Nothing here trusts the payload."""
         handlers: dict[str, Callable[[RequestRecord, Where], Awaitable[str | None]]] = {
-            cards.APPROVE: self._approve,
-            cards.REJECT: lambda record, at: self._ask_reason(record, at, trigger_id),
-            cards.CANCEL: self._cancel,
-            cards.RUN_NOW: self._run_now,
+            cards.ActionId.APPROVE: self._approve,
+            cards.ActionId.REJECT: lambda record, at: self._ask_reason(record, at, trigger_id),
+            cards.ActionId.CANCEL: self._cancel,
+            cards.ActionId.RUN_NOW: self._run_now,
         }
         handler = handlers.get(action_id)
         found = await self._named_request(value if handler else None, where, "click.refused", "That button")

@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Sequence
 
 from commands.grammar import USAGE
+from commands.intents import Action, Verb
 
 DESCRIPTIONS: dict[str, str] = {
     "export run": "a zip of the run's history, logs and outputs, with a SHA-256 manifest",
@@ -37,9 +38,9 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 _GROUPS = (
-    ("Ask for an export (an approver confirms)", "export"),
-    ("Ask for a deletion (approvers decide; a receipt for each)", "delete"),
-    ("Clean up", "cleanup"),
+    ("Ask for an export (an approver confirms)", Verb.EXPORT),
+    ("Ask for a deletion (approvers decide; a receipt for each)", Verb.DELETE),
+    ("Clean up", Verb.CLEANUP),
 )
 
 
@@ -47,19 +48,19 @@ def _line(command: str) -> str:
     return f"`{USAGE[command]}` — {DESCRIPTIONS[command]}"
 
 
-def allowed_commands(actions: Sequence[str], *, may_cancel: bool, admin: bool) -> list[str]:
+def allowed_commands(actions: Sequence[Action], *, may_cancel: bool, admin: bool) -> list[str]:
     """Every command this person may run here, in the order help lists them."""
-    return [*actions, *_follow(may_cancel), *(["freeze", "unfreeze"] if admin else [])]
+    return [*map(str, actions), *_follow(may_cancel), *(["freeze", "unfreeze"] if admin else [])]
 
 
 def _follow(may_cancel: bool) -> list[str]:
     return ["status", *(["cancel", "revoke"] if may_cancel else []), "list", "help"]
 
 
-def help_text(actions: Sequence[str], *, may_cancel: bool, admin: bool) -> str:
+def help_text(actions: Sequence[Action], *, may_cancel: bool, admin: bool) -> str:
     parts = ["*What you can run here*"]
     for title, verb in _GROUPS:
-        mine = [a for a in actions if a.split()[0] == verb]
+        mine = [str(a) for a in actions if a.verb is verb]
         if mine:
             parts.append(f"*{title}*\n" + "\n".join(_line(a) for a in mine))
     parts.append("*Follow requests*\n" + "\n".join(_line(c) for c in _follow(may_cancel)))

@@ -34,7 +34,7 @@ def _header(text: str) -> cards.Block:
 
 
 def _line(request: RequestRecord) -> str:
-    line = f"*{request.id}* `{cards.escape(request.action)}` on `{cards.escape(request.workspace)}`"
+    line = f"*{request.id}* `{cards.escape(str(request.action))}` on `{cards.escape(request.workspace)}`"
     return line if len(line) <= LINE_LIMIT else line[: LINE_LIMIT - 1] + "…"
 
 

@@ -83,12 +83,12 @@ def approved() -> None:
 def job_finished(record: RequestRecord, started: datetime) -> None:
     """A job ended (any way): its duration, what happened to its items, and what it exported."""
     result = record.result or {}
-    JOB_SECONDS.labels(record.action, record.state.value).observe((now() - started).total_seconds())
+    JOB_SECONDS.labels(str(record.action), record.state.value).observe((now() - started).total_seconds())
     for outcome, count in (result.get("summary") or {}).items():
-        JOB_ITEMS.labels(record.action, outcome).inc(count)
+        JOB_ITEMS.labels(str(record.action), outcome).inc(count)
     size = (result.get("extras") or {}).get("size")
     if isinstance(size, int):
-        EXPORTED_BYTES.labels(record.action).inc(size)
+        EXPORTED_BYTES.labels(str(record.action)).inc(size)
 
 
 # ---- Slack --------------------------------------------------------------------------------------

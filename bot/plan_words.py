@@ -98,10 +98,10 @@ def _place(item: PlanItem, plan: Plan) -> tuple[str, str]:
     match item.kind:
         case ItemKind.BLOB if (run := _RUN_BLOB.match(item.ref)):
             return "run", run.group(1)
-        case ItemKind.BLOB if plan.action == "cleanup exports":
+        case ItemKind.BLOB if plan.action.kind is Kind.EXPORTS:
             return "export archive", item.ref.split("/")[0]
-        case ItemKind.BLOB if plan.action.endswith((" model", " data")):
-            return ("model" if plan.action.endswith("model") else "data asset"), plan.target
+        case ItemKind.BLOB if plan.action.kind in (Kind.MODEL, Kind.DATA):
+            return ("model" if plan.action.kind is Kind.MODEL else "data asset"), plan.target
         case ItemKind.FILE | ItemKind.DIRECTORY:
             person = _NOTEBOOK.match(item.ref)
             return "notebooks", person.group(1) if person else (item.container or "files")

@@ -8,12 +8,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.settings import PolicyConfig, Rule
+from commands.intents import Action, Kind, Verb
 
 if TYPE_CHECKING:
     from bot.store.store import RequestRecord
 
 # A workspace deletion takes two approvers whatever the file says.
-MIN_APPROVALS = {"delete workspace": 2}
+MIN_APPROVALS = {Action(Verb.DELETE, Kind.WORKSPACE): 2}
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,9 @@ class Decision:
 ALLOW = Decision(True)
 
 
-def _matches(key: str, action: str) -> bool:
-    if key == "*" or key == action:
-        return True
-    return key.endswith(" *") and action.split(" ", 1)[0] == key[:-2]
+def _matches(key: str, action: Action) -> bool:
+    """Whether a policy key (`delete run`, `delete *`, `*`) covers `action`."""
+    return key in ("*", str(action), f"{action.verb.value} *")
 
 
 def _rule_has(rule: Rule, actor: Actor) -> bool:
@@ -53,7 +53,7 @@ def _on_workspace(rule: Rule, workspace: str) -> bool:
     return not rule.workspaces or workspace in rule.workspaces
 
 
-def may_request(policy: PolicyConfig, actor: Actor, action: str, channel: str, workspace: str) -> Decision:
+def may_request(policy: PolicyConfig, actor: Actor, action: Action, channel: str, workspace: str) -> Decision:
     rules = [rule for key, rule in policy.requesters.items() if _matches(key, action)]
     if not rules:
         return Decision(False, f"Nobody may request `{action}` under the current policy.")
@@ -69,19 +69,19 @@ def may_request(policy: PolicyConfig, actor: Actor, action: str, channel: str, w
     return ALLOW
 
 
-def approvals_required(policy: PolicyConfig, action: str) -> int:
-    exact = policy.approvals_required.get(action)
+def approvals_required(policy: PolicyConfig, action: Action) -> int:
+    exact = policy.approvals_required.get(str(action))
     if exact is None:
         wildcard = [n for key, n in policy.approvals_required.items() if _matches(key, action)]
         exact = max(wildcard) if wildcard else 1
     return max(exact, MIN_APPROVALS.get(action, 1))
 
 
-def self_approvable(policy: PolicyConfig, actor: Actor, action: str, item_count: int) -> bool:
+def self_approvable(policy: PolicyConfig, actor: Actor, action: Action, item_count: int) -> bool:
     """Never for a deletion, except an on-call engineer's cleanup within the cap."""
-    if action.startswith("cleanup ") and _rule_has(policy.oncall, actor):
+    if action.verb is Verb.CLEANUP and _rule_has(policy.oncall, actor):
         return item_count <= policy.oncall_self_approval_cap
-    if action.startswith(("delete ", "cleanup ")):
+    if action.destructive:
         return False
     return any(_matches(key, action) for key in policy.self_approval)
 
@@ -103,7 +103,7 @@ def may_approve(
     actor: Actor,
     *,
     requester: str,
-    action: str,
+    action: Action,
     workspace: str,
     item_count: int,
 ) -> Decision:
@@ -145,13 +145,13 @@ def may_see(
 
 
 # Exports about a person: personal data, whose link only ever reaches its requester.
-PERSONAL_EXPORTS = frozenset({"export user", "export notebooks"})
+PERSONAL_EXPORTS = frozenset({Action(Verb.EXPORT, Kind.USER), Action(Verb.EXPORT, Kind.NOTEBOOKS)})
 
 
-def link_is_private(action: str, every_export: bool) -> bool:
+def link_is_private(action: Action, every_export: bool) -> bool:
     """Whether an export's link goes to its requester alone (a DM, their own Home tab), never to a
     channel or an approver; `every_export` is the config's `private_export_links`."""
-    return action in PERSONAL_EXPORTS or (every_export and action.startswith("export "))
+    return action in PERSONAL_EXPORTS or (every_export and action.verb is Verb.EXPORT)
 
 
 def may_cancel(policy: PolicyConfig, actor: Actor, *, requester: str, workspace: str, verb: str = "cancel") -> Decision:
@@ -195,7 +195,7 @@ def whom_to_ask(policy: PolicyConfig, workspace: str, requester: str, approved: 
 def can_be_approved(
     policy: PolicyConfig,
     actor: Actor,
-    action: str,
+    action: Action,
     workspace: str,
     item_count: int,
     group_members: Mapping[str, Iterable[str]],
@@ -213,7 +213,7 @@ def can_be_approved(
     return ALLOW
 
 
-def cooling_off(policy: PolicyConfig, action: str) -> timedelta:
+def cooling_off(policy: PolicyConfig, action: Action) -> timedelta:
     """How long an approved request waits before it is queued: a last chance to stop a mistake."""
     if any(_matches(key, action) for key in policy.cooling_off_actions):
         return policy.cooling_off
@@ -226,7 +226,7 @@ def groups_named(policy: PolicyConfig) -> frozenset[str]:
     return frozenset(group for rule in rules for group in rule.groups)
 
 
-def requestable_actions(policy: PolicyConfig, actor: Actor, actions: Iterable[str], channel: str) -> list[str]:
+def requestable_actions(policy: PolicyConfig, actor: Actor, actions: Iterable[Action], channel: str) -> list[Action]:
     """The actions `help` lists for this user in this channel (on some workspace)."""
     return [
         action
@@ -238,7 +238,7 @@ def requestable_actions(policy: PolicyConfig, actor: Actor, actions: Iterable[st
     ]
 
 
-def actions_on_workspace(policy: PolicyConfig, actions: Iterable[str], workspace: str) -> list[str]:
+def actions_on_workspace(policy: PolicyConfig, actions: Iterable[Action], workspace: str) -> list[Action]:
     """The actions someone may request on `workspace` (anyone, anywhere): what its set-up must allow."""
     return [
         action

@@ -28,6 +28,7 @@ from bot import config_check
 from commands.azure.config import USER_DELEGATION_LIMIT, WorkspaceConfig
 from commands.azure.graph import PUBLIC_GRAPH
 from commands.durations import format_duration, parse_duration
+from commands.intents import DESTRUCTIVE_VERBS
 
 ALIAS_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -133,7 +134,7 @@ class PolicyConfig(_Strict):
     @classmethod
     def _no_self_approved_deletion(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for action in value:
-            if action.startswith(("delete", "cleanup")) or action == "*":
+            if action.split(" ", 1)[0] in DESTRUCTIVE_VERBS or action == "*":
                 raise ValueError(
                     f"{action!r}: a deletion can never be approved by its requester (on-call cleanups: see `oncall`)"
                 )

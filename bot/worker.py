@@ -336,7 +336,7 @@ class Worker:
             execution, error, gave_up = Execution(checkpoint.done), tampered, True
         else:
             execution, error, gave_up = await self._execute(record, plan, ctx, checkpoint, claim.attempts)
-        deletion = record.action.startswith(("delete ", "cleanup "))
+        deletion = record.action.destructive
         if deletion and ctx is not None and not tampered:
             from commands.operations.reconcile import reconcile  # the storage SDKs: loaded on first use, not at start
 

@@ -540,7 +540,7 @@ def _intent_target(verb: Verb, kind: Kind, positionals: list[str]) -> Intent:
 
 
 def _intent_options(intent: Intent, options: dict[str, str | None]) -> Intent:
-    action = intent.action
+    action = str(intent.action)
     changes: dict[str, Any] = {  # Intent's fields by name: booleans, a workspace alias, a duration
         "with_dependents": "--with-dependents" in options,
         "purge": "--purge" in options,

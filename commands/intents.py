@@ -47,6 +47,37 @@ KINDS_BY_VERB: dict[Verb, tuple[Kind, ...]] = {
 }
 
 
+DESTRUCTIVE_VERBS = frozenset({Verb.DELETE, Verb.CLEANUP})
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a request does, e.g. `delete run`: the policy's key, and its stored form as text."""
+
+    verb: Verb
+    kind: Kind
+
+    @classmethod
+    def parse(cls, text: str) -> Action:
+        """The action written as `verb kind`; ValueError for anything else."""
+        verb, _, kind = text.partition(" ")
+        action = cls(Verb(verb), Kind(kind))
+        if kind not in KINDS_BY_VERB[action.verb]:
+            raise ValueError(f"no action {text!r}")
+        return action
+
+    def __str__(self) -> str:
+        return f"{self.verb.value} {self.kind.value}"
+
+    @property
+    def destructive(self) -> bool:
+        return self.verb in DESTRUCTIVE_VERBS
+
+
+# Every action, in the order `help` lists them.
+ALL_ACTIONS = tuple(Action(verb, kind) for verb, kinds in KINDS_BY_VERB.items() for kind in kinds)
+
+
 class UserRefType(StrEnum):
     SLACK = "slack"  # a Slack mention: <@U123ABC>
     SLACK_NAME = "slack_name"  # `@alice` as plain text (no escaping): looked up among the workspace's people
@@ -87,13 +118,12 @@ class Intent:
     older_than: timedelta | None = None
 
     @property
-    def action(self) -> str:
-        """The policy key: 'delete run', 'export user', 'cleanup computes'."""
-        return f"{self.verb.value} {self.kind.value}"
+    def action(self) -> Action:
+        return Action(self.verb, self.kind)
 
     @property
     def destructive(self) -> bool:
-        return self.verb in (Verb.DELETE, Verb.CLEANUP)
+        return self.action.destructive
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from commands.intents import Action
+
 
 def canonical_json(value: Any) -> bytes:
     """One byte form per value, so hashes over it are stable across processes and versions."""
@@ -55,7 +57,7 @@ def _item_dict(item: PlanItem) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Plan:
-    action: str  # "delete run"
+    action: Action
     workspace: str  # alias
     target: str  # what the intent named, for people to read
     items: tuple[PlanItem, ...] = ()
@@ -68,7 +70,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "action": self.action,
+            "action": str(self.action),
             "workspace": self.workspace,
             "target": self.target,
             "items": [_item_dict(item) for item in self.items],
@@ -79,7 +81,7 @@ class Plan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         return cls(
-            action=data["action"],
+            action=Action.parse(data["action"]),
             workspace=data["workspace"],
             target=data["target"],
             items=tuple(

@@ -56,7 +56,7 @@ def build(ctx: ReceiptContext, plan: Plan, results: dict[str, ItemResult], appea
     return {
         "schema": SCHEMA,
         "request_id": ctx.request_id,
-        "action": plan.action,
+        "action": str(plan.action),
         "workspace": plan.workspace,
         "target": plan.target,
         "requester": ctx.requester,

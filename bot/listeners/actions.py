@@ -10,13 +10,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import cards, replies
 from bot.flow import Flow, Where
-from bot.listeners.payload import DATABASE_DOWN, form_value, id_of, metadata, trigger_of
+from bot.listeners.payload import DATABASE_DOWN, form_value, from_message, id_of, metadata, trigger_of
 
 log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, flow: Flow) -> None:
-    @app.action(cards.ACTION_PATTERN)
+    @app.action(cards.ACTION_PATTERN, matchers=[from_message])
     async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         since = replies.received()
         await ack()

@@ -14,7 +14,7 @@ from bot import cards, policy
 from bot.flow import HOME_TAB, SLACK_TROUBLE, Flow, Where, slack_error
 from bot.home import MAX_MINE, MAX_WAITING, HomeContent, home_view
 from bot.lifecycle import FINAL, State
-from bot.listeners.payload import id_of, trigger_of
+from bot.listeners.payload import from_home, id_of, trigger_of
 from bot.store.store import RequestRecord, now
 
 log = logging.getLogger(__name__)
@@ -96,11 +96,6 @@ class HomeTab:
             log.exception("home tab refresh failed", extra={"request_id": record.id})
 
 
-async def _from_home(body: dict[str, Any]) -> bool:
-    container, view = body.get("container"), body.get("view")
-    return isinstance(container, dict) and container.get("type") == "view" and isinstance(view, dict) and view.get("type") == "home"
-
-
 def register(app: AsyncApp, flow: Flow) -> HomeTab:
     tab = HomeTab(flow)
     flow.on_change.append(tab.changed)
@@ -112,7 +107,7 @@ def register(app: AsyncApp, flow: Flow) -> HomeTab:
             tab.viewers[event["user"]] = str(body.get("team_id") or "")
             await tab.publish(event["user"])
 
-    @app.action(cards.ACTION_PATTERN, matchers=[_from_home])
+    @app.action(cards.ACTION_PATTERN, matchers=[from_home])
     async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         # A click on the tab has no channel and no response_url: the answer goes on top of the tab.
         await ack()

@@ -35,6 +35,17 @@ def form_value(view: Any, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+async def from_home(body: dict[str, Any]) -> bool:
+    """Whether a click came from the App Home tab rather than a message: the card's listener and the
+    tab's each take only their own, so the order they are registered in does not matter."""
+    container, view = body.get("container"), body.get("view")
+    return isinstance(container, dict) and container.get("type") == "view" and isinstance(view, dict) and view.get("type") == "home"
+
+
+async def from_message(body: dict[str, Any]) -> bool:
+    return not await from_home(body)
+
+
 def trigger_of(body: dict[str, Any]) -> str | None:
     """The trigger id of a click, which lets the bot open a form in answer to it."""
     trigger = body.get("trigger_id")

@@ -22,6 +22,7 @@ from bot.audit import AuditEntry, Head, VerifyResult
 from bot.lifecycle import FINAL, IllegalTransition, RequestExpired, State, is_legal
 from bot.store import schema as t
 from bot.store.db import create_store_engine, migrate_engine, sqlite_file, transaction
+from commands.intents import Action
 from commands.signing import Keyring
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class RequestRecord:
     channel_id: str
     requester: str
     text: str
-    action: str
+    action: Action
     workspace: str
     intent: dict[str, Any]
     plan: dict[str, Any] | None
@@ -297,6 +298,7 @@ class Store:
         for key in ("created_at", "updated_at", "expires_at", "not_before", "decided_at"):
             data[key] = _aware(data[key])
         data["state"] = State(data["state"])
+        data["action"] = Action.parse(data["action"])
         return RequestRecord(**data, approvers=approvers)
 
     def get(self, request_id: str) -> RequestRecord | None:
@@ -310,7 +312,7 @@ class Store:
         channel_id: str,
         requester: str,
         text: str,
-        action: str,
+        action: Action,
         workspace: str,
         intent: dict[str, Any],
         plan: dict[str, Any] | None,
@@ -330,7 +332,7 @@ class Store:
                     channel_id=channel_id,
                     requester=requester,
                     text=text,
-                    action=action,
+                    action=str(action),
                     workspace=workspace,
                     intent=intent,
                     plan=plan,
@@ -350,7 +352,7 @@ class Store:
                 outcome=State.PENDING.value,
                 request_id=request_id,
                 channel_id=channel_id,
-                detail={"action": action, "workspace": workspace, "text": text, "plan_hash": plan_hash},
+                detail={"action": str(action), "workspace": workspace, "text": text, "plan_hash": plan_hash},
             )
             record = self._load(conn, request_id)
         assert record is not None

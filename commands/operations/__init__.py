@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from commands.intents import Action, Kind
+
 if TYPE_CHECKING:
     from commands.operations.base import Operation
 
@@ -20,15 +22,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def operation_for(action: str) -> Operation | None:
+def operation_for(action: Action) -> Operation | None:
     from commands.operations.registry import OPERATIONS
 
     return OPERATIONS.get(action)
 
 
 # Kinds of action that read or delete blobs in the workspace's storage account.
-STORAGE_KINDS = frozenset({"run", "experiment", "model", "data", "user", "notebooks", "exports"})
+STORAGE_KINDS = frozenset({Kind.RUN, Kind.EXPERIMENT, Kind.MODEL, Kind.DATA, Kind.USER, Kind.NOTEBOOKS, Kind.EXPORTS})
 
 
-def touches_storage(action: str) -> bool:
-    return action.split(" ", 1)[-1] in STORAGE_KINDS
+def touches_storage(action: Action) -> bool:
+    return action.kind in STORAGE_KINDS

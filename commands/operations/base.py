@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from commands.azure.config import WorkspaceConfig
 from commands.azure.control import WorkspaceControl
 from commands.azure.door import ItemResult, ShareDoor, Status, WorkspaceDoor
 from commands.azure.graph import Directory
-from commands.intents import Intent
+from commands.intents import Action, Intent
 from commands.plan import Plan
 
 
@@ -19,11 +20,15 @@ class OperationError(Exception):
 
 @dataclass(frozen=True)
 class Context:
+    """What an operation works with: one workspace's doors to Azure, and the request it serves."""
+
     alias: str
     config: WorkspaceConfig
     door: WorkspaceDoor  # blob storage
     control: WorkspaceControl  # Azure ML control plane and the resource manager
-    settings: dict[str, Any] = field(default_factory=dict)  # e.g. link expiry
+    request_id: str | None = None  # the request a job runs for; None while previewing
+    link_expiry: timedelta = timedelta(days=7)  # how long an export's download link works
+    user_email: str | None = None  # the email Slack has for a mentioned person, if Slack shares it
     files: ShareDoor | None = None  # file shares: opened by the operations that reach notebooks
     directory: Directory | None = None  # Microsoft Graph: who a person is; None when not set up
 
@@ -53,7 +58,7 @@ class Execution:
 
 class Operation(Protocol):
     @property
-    def action(self) -> str: ...  # read-only: a wrapper (retention's StorageTruth) passes its inner one's on
+    def action(self) -> Action: ...  # read-only: a wrapper (retention's StorageTruth) passes its inner one's on
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan: ...
 

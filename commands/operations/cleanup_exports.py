@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from commands.azure.door import ItemResult
 from commands.durations import format_duration
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.run_data import archive_of, delete_planned_blobs, stored_item
 from commands.plan import ItemKind, Plan
@@ -15,7 +15,7 @@ EXPORTS_PREFIX = "exports/"
 
 
 class CleanupExports:
-    action = "cleanup exports"
+    action = Action(Verb.CLEANUP, Kind.EXPORTS)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         assert intent.older_than is not None

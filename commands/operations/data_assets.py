@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.assets import DATA, catalog, delete_version, holders, keep_shared, plan_assets, sharing, users_of, versions
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
@@ -54,14 +54,14 @@ class _DataVersions:
 
 
 class DeleteData(_DataVersions):
-    action = "delete data"
+    action = Action(Verb.DELETE, Kind.DATA)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await delete_planned(plan, ctx, checkpoint, delete_version(ctx))
 
 
 class ExportData(_DataVersions):
-    action = "export data"
+    action = Action(Verb.EXPORT, Kind.DATA)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await export_planned(plan, ctx, checkpoint)

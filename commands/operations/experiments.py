@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.run_data import delete_job, delete_planned, export_planned, list_jobs
@@ -24,14 +24,14 @@ class _ExperimentRuns:
 
 
 class DeleteExperiment(_ExperimentRuns):
-    action = "delete experiment"
+    action = Action(Verb.DELETE, Kind.EXPERIMENT)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await delete_planned(plan, ctx, checkpoint, delete_job(ctx))
 
 
 class ExportExperiment(_ExperimentRuns):
-    action = "export experiment"
+    action = Action(Verb.EXPORT, Kind.EXPERIMENT)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await export_planned(plan, ctx, checkpoint)

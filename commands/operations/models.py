@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.assets import MODEL, Catalog, catalog, delete_version, keep_what_others_use, plan_assets, versions
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
@@ -54,14 +54,14 @@ class _ModelVersions:
 
 
 class DeleteModel(_ModelVersions):
-    action = "delete model"
+    action = Action(Verb.DELETE, Kind.MODEL)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await delete_planned(plan, ctx, checkpoint, delete_version(ctx))
 
 
 class ExportModel(_ModelVersions):
-    action = "export model"
+    action = Action(Verb.EXPORT, Kind.MODEL)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await export_planned(plan, ctx, checkpoint)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from commands.azure.files import WorkspaceFiles
 from commands.azure.sdk import AzureError
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.datastores import Stores
 from commands.operations.people import Identity, identify
@@ -94,7 +94,7 @@ class _PersonNotebooks:
 
 
 class DeleteNotebooks(_PersonNotebooks):
-    action = "delete notebooks"
+    action = Action(Verb.DELETE, Kind.NOTEBOOKS)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         async with with_shares(ctx) as opened:
@@ -102,7 +102,7 @@ class DeleteNotebooks(_PersonNotebooks):
 
 
 class ExportNotebooks(_PersonNotebooks):
-    action = "export notebooks"
+    action = Action(Verb.EXPORT, Kind.NOTEBOOKS)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         async with with_shares(ctx) as opened:

@@ -171,7 +171,7 @@ async def identify(intent: Intent, ctx: Context) -> Identity:
     assert ref is not None
     object_id = ref.value.lower() if ref.type is UserRefType.OBJECT_ID else None
     # A mention is looked up to the email Slack has for it, if Slack shares it.
-    address = ref.value if ref.type is UserRefType.EMAIL else ctx.settings.get("user_email")
+    address = ref.value if ref.type is UserRefType.EMAIL else ctx.user_email
     if not (object_id or address):
         raise OperationError(
             f"I can't tell who {ref} is in Azure. Name them by email or Entra object id, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from commands.intents import Action
 from commands.operations.base import Operation
 from commands.operations.cleanup_exports import CleanupExports
 from commands.operations.data_assets import DeleteData, ExportData
@@ -36,5 +37,5 @@ _ALL: tuple[Operation, ...] = (
     DeleteSchedule(),
 )
 # Every deletion plan and receipt says what storage keeps of the files it deletes (retention.py).
-OPERATIONS: dict[str, Operation] = {op.action: StorageTruth(op) for op in _ALL}
+OPERATIONS: dict[Action, Operation] = {op.action: StorageTruth(op) for op in _ALL}
 

@@ -12,7 +12,7 @@ from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult, Status
 from commands.azure.sdk import ResourceNotFoundError
 from commands.durations import format_duration
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.compute_activity import ComputeActivity, compute_activity
 from commands.operations.run_data import RecordDelete, delete_planned
@@ -25,7 +25,7 @@ def _deleting(delete: Callable[[PlanItem], Any]) -> RecordDelete:
 
 
 class DeleteCompute:
-    action = "delete compute"
+    action = Action(Verb.DELETE, Kind.COMPUTE)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         resource_id = ctx.control.child_id("computes", intent.target or "")
@@ -69,7 +69,7 @@ DETACHED = "detached from the workspace; the resource behind it is kept"
 
 
 class DeleteEndpoint:
-    action = "delete endpoint"
+    action = Action(Verb.DELETE, Kind.ENDPOINT)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         ml = ctx.control.ml()
@@ -104,7 +104,7 @@ class CleanupComputes:
     """`cleanup computes --idle <duration>`: AmlCompute clusters at zero nodes whose allocation has
     not changed for that long."""
 
-    action = "cleanup computes"
+    action = Action(Verb.CLEANUP, Kind.COMPUTES)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         assert intent.idle is not None

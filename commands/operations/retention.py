@@ -17,7 +17,7 @@ from typing import Any
 
 from commands.azure.door import ItemResult, Retention, Status
 from commands.azure.sdk import HttpResponseError
-from commands.intents import Intent
+from commands.intents import Action, Intent
 from commands.operations.base import Checkpoint, Context, Execution, Operation
 from commands.operations.run_data import keep
 from commands.plan import ItemKind, Plan
@@ -25,7 +25,7 @@ from commands.plan import ItemKind, Plan
 
 def _blob_containers(plan: Plan) -> list[str]:
     """The containers a deletion plan deletes blobs in (none for exports)."""
-    if not plan.action.startswith(("delete", "cleanup")):
+    if not plan.action.destructive:
         return []
     return sorted({item.container or "" for item in plan.items if item.kind is ItemKind.BLOB})
 
@@ -101,7 +101,7 @@ class StorageTruth:
     inner: Operation
 
     @property
-    def action(self) -> str:
+    def action(self) -> Action:
         return self.inner.action
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:

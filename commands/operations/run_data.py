@@ -14,7 +14,7 @@ import json
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from stream_zip import ZIP_64, AsyncMemberFile
@@ -403,7 +403,8 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
     members abandons the archive."""
     # One archive, written in one pass: a resumed export starts the archive again (it
     # overwrites the same blob), so it never yields two links.
-    request_id = ctx.settings["request_id"]
+    assert ctx.request_id is not None, "an export runs for a stored request"
+    request_id = ctx.request_id
     archive = archive_of(request_id)
     records = await _records(plan, ctx)
     manifest: list[dict[str, object]] = []
@@ -481,14 +482,13 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
         if stop.cause is not None:
             raise stop.cause from None
         return Execution({}, stopped_early=True)  # nothing committed: no archive, no link
-    expiry: timedelta = ctx.settings.get("link_expiry", timedelta(days=7))
-    link = await ctx.door.read_link(ctx.config.exports_container, archive, expiry)
+    link = await ctx.door.read_link(ctx.config.exports_container, archive, ctx.link_expiry)
     results = {
         item.key: skipped.get(item.key) or ItemResult(Status.EXPORTED if item.kind in CONTENT or item.key in records else Status.ALREADY_ABSENT)
         for item in plan.items
     }
     await checkpoint.record(results)
-    expires = (datetime.now(UTC) + expiry).isoformat(timespec="seconds")
+    expires = (datetime.now(UTC) + ctx.link_expiry).isoformat(timespec="seconds")
     return Execution(
         results,
         extras={

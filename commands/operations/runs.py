@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.assets import catalog, keep_what_others_use
 from commands.operations.base import Checkpoint, Context, Execution
 from commands.operations.datastores import URI, Stores, files_at
@@ -157,7 +157,7 @@ class _OneRun:
 
 
 class DeleteRun(_OneRun):
-    action = "delete run"
+    action = Action(Verb.DELETE, Kind.RUN)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         """The job is asked again first: one running again since the approval (resumed, or queued
@@ -169,7 +169,7 @@ class DeleteRun(_OneRun):
 
 
 class ExportRun(_OneRun):
-    action = "export run"
+    action = Action(Verb.EXPORT, Kind.RUN)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         return await export_planned(plan, ctx, checkpoint)

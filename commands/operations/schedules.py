@@ -12,7 +12,7 @@ from typing import Any
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import ItemResult
 from commands.azure.sdk import ResourceNotFoundError
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.run_data import RecordDelete, delete_planned, record_name
 from commands.plan import ItemKind, Plan, PlanItem
@@ -53,7 +53,7 @@ def delete_schedule(ctx: Context) -> RecordDelete:
 
 
 class DeleteSchedule:
-    action = "delete schedule"
+    action = Action(Verb.DELETE, Kind.SCHEDULE)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         assert intent.target

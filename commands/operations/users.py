@@ -17,7 +17,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.assets import (
     COMPONENT,
     DATA,
@@ -150,7 +150,7 @@ class _UserData:
 
 
 class DeleteUser(_UserData):
-    action = "delete user"
+    action = Action(Verb.DELETE, Kind.USER)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         async with with_shares(ctx) as opened:
@@ -166,7 +166,7 @@ class DeleteUser(_UserData):
 
 
 class ExportUser(_UserData):
-    action = "export user"
+    action = Action(Verb.EXPORT, Kind.USER)
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
         async with with_shares(ctx) as opened:

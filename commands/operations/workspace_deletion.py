@@ -22,7 +22,7 @@ from commands.azure.sdk import (
     ResourceNotFoundError,
     subscription_scope,
 )
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
 from commands.operations.run_data import delete_planned
 from commands.plan import ItemKind, Plan, PlanItem
@@ -102,7 +102,7 @@ def deleted_outcome(resource_id: str, recovery: dict[str, Any], at: datetime) ->
 
 
 class DeleteWorkspace:
-    action = "delete workspace"
+    action = Action(Verb.DELETE, Kind.WORKSPACE)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         ml = ctx.control.ml()

@@ -117,7 +117,7 @@ class Harness:
     async def open_reject_form(self, request_id: str, user: str) -> dict[str, Any]:
         """Press Reject and wait for the form asking why, as Slack opens it for `user`."""
         before = len(self.slack.modals)
-        assert (await self.click(cards.REJECT, request_id, user))[0] == 200
+        assert (await self.click(cards.ActionId.REJECT, request_id, user))[0] == 200
         return await self.slack.wait_for(
             lambda: next((m for m in self.slack.modals[before:] if m["user"] == user), None),
             description=f"the reject form of {request_id} for {user}",

@@ -45,7 +45,7 @@ def _job_names(azure: AzureStandIn) -> set[str]:
 
 async def _approve(harness: Harness, text: str, *final: State) -> tuple[Any, dict[str, Any]]:
     request = await harness.submit(text)
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, *final)
     return request, harness.card(request.id)
 
@@ -203,9 +203,9 @@ async def test_delete_one_model_version_keeps_files_another_version_uses(azure_h
 
     assert set(request.plan["notes"]["retained"].values()) == {"also used by model churn:3"}
     assert "2 file(s) are also used by `model churn:3`: they are kept" in str(azure_harness.card(request.id)["blocks"])
-    status, _ = await azure_harness.click(cards.APPROVE, request.id, REQUESTER)  # never one's own deletion
+    status, _ = await azure_harness.click(cards.ActionId.APPROVE, request.id, REQUESTER)  # never one's own deletion
     assert status == 200 and azure_harness.request(request.id).state is State.PENDING
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.PARTIALLY_SUCCEEDED)
     assert _versions(azure, "churn") == {"1": False, "3": False}
     remaining = azure_harness.blobs.get_container_client(blob_container).list_blobs()

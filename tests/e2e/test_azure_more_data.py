@@ -116,7 +116,7 @@ async def test_erasure_plan_lists_all_they_made_and_the_receipt_gives_each_an_ou
     assert "`alice-nightly` (cron `0 3 * * *`, experiment `churn`, enabled)" in card and "bob-weekly" not in card
     assert "1 file(s) are also used by `run bob-1`: they are kept" in card
     assert "alice-model:1 (a model version they registered" in card
-    await bot.click(cards.APPROVE, request.id, APPROVER_1)
+    await bot.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await bot.wait_state(request.id, State.PARTIALLY_SUCCEEDED)
 
     receipt = await bot.receipt(request.id)
@@ -231,7 +231,7 @@ async def test_notebooks_export_then_delete_leaves_late_arrivals_alone(bot: Harn
     request = await bot.submit("delete notebooks alice@contoso.com")
     assert "`Users/alice/` is the folder of every account whose UPN starts `alice@`" in str(bot.card(request.id)["blocks"])
     files.add_file(NOTEBOOKS_SHARE, "Users/alice/scratch/late.txt", b"written after the plan")
-    await bot.click(cards.APPROVE, request.id, APPROVER_1)
+    await bot.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await bot.wait_state(request.id, State.PARTIALLY_SUCCEEDED)
 
     receipt = await bot.receipt(request.id)

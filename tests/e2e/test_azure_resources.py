@@ -15,7 +15,7 @@ async def test_delete_compute_end_to_end(azure_harness: Harness, azure: AzureSta
     workspace.add_compute("cpu-keep")
     request = await azure_harness.submit("delete compute gpu-old")
     assert request.plan["items"][0]["ref"].endswith("/computes/gpu-old")
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
     receipt = await azure_harness.receipt(request.id)
     assert [item["status"] for item in receipt["items"]] == ["deleted"]
@@ -33,7 +33,7 @@ async def test_delete_endpoint_end_to_end(azure_harness: Harness, azure: AzureSt
     workspace = azure.state.workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
     workspace.add_online_endpoint("churn-scoring")
     request = await azure_harness.submit("delete endpoint churn-scoring")
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
     assert any(path.endswith("/onlineEndpoints/churn-scoring") for path in azure.state.deleted)
 
@@ -41,9 +41,9 @@ async def test_delete_endpoint_end_to_end(azure_harness: Harness, azure: AzureSt
 async def _approved_twice(harness: Harness, text: str) -> RequestRecord:
     request = await harness.submit(text)
     assert request.approvals_required == 2
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     assert harness.request(request.id).state is State.PENDING
-    await harness.click(cards.APPROVE, request.id, APPROVER_2)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_2)
     return request
 
 
@@ -150,7 +150,7 @@ async def test_oncall_cleans_up_computes_idle_by_their_allocation_not_their_sett
     workspace.add_compute("scaling-up", created_on=created, allocation_state="Resizing", allocation_changed=long_ago)
     request = await azure_harness.submit("cleanup computes --idle 7d", user=ONCALL)
     assert [item["ref"].rsplit("/", 1)[1] for item in request.plan["items"]] == ["idle-cluster"]
-    await azure_harness.click(cards.APPROVE, request.id, ONCALL)  # on-call, within the cap
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, ONCALL)  # on-call, within the cap
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
     gone = {path.rsplit("/", 1)[1] for path in azure.state.deleted if "/computes/" in path}
     assert gone == {"idle-cluster"}
@@ -172,7 +172,7 @@ async def test_attached_compute_is_detached_and_the_machine_behind_it_kept(azure
     workspace.add_attached_compute("team-vm", vm)
     request = await azure_harness.submit("delete compute team-vm")
     assert "it is detached from the workspace; the resource behind it is kept" in " ".join(request.plan["warnings"])
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
     (delete,) = [c for c in azure.calls if c.method == "DELETE" and c.path.endswith("/computes/team-vm")]
     assert delete.query["underlyingResourceAction"] == "Detach"
@@ -197,6 +197,6 @@ async def test_delete_run_reaches_its_outputs_on_the_default_datastore(azure_har
         (blobstore, f"azureml/{run}/model_output/model.pkl"),
         (blobstore, f"dataset/{run}/prepared/part-0"),
     }
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
     assert await azure_harness.blob_names("", container_name=blobstore) == {"azureml/other-run/x"}

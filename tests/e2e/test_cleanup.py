@@ -36,7 +36,7 @@ async def test_oncall_cleans_up_old_exports_with_self_approval(harness: Harness,
 
     request = await harness.submit("cleanup exports --older-than 1h", user=ONCALL)
     assert len(request.plan["items"]) == 2
-    await harness.click(cards.APPROVE, request.id, ONCALL)  # on-call, 2 items <= cap of 5
+    await harness.click(cards.ActionId.APPROVE, request.id, ONCALL)  # on-call, 2 items <= cap of 5
     await harness.wait_state(request.id, State.SUCCEEDED)
     assert {b.name async for b in container.list_blobs()} == {"keep/not-an-export.txt"}
 

@@ -241,7 +241,7 @@ async def test_a_deletion_survives_sigterm_then_kill_9_and_posts_one_receipt(
     request = await h.submit(f"delete run {RUN}")
     await h.seed({LATE: b"appeared after the plan"})
     first_step = [proxy.hold("POST", r"comp=batch") for _ in range(STEP // BATCH_SIZE)]  # sent at once
-    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
 
     # SIGTERM while the first step's batches are in flight: the process ends the step, hands the
     # job back and exits 0. The batches are let go once the process says it is shutting down.
@@ -319,7 +319,7 @@ async def test_kill_9_mid_export_the_other_replica_posts_one_link(pg_database: s
     on_a, on_b = d.harness(a), d.harness(b)
     await on_a.seed(planned | {OUTSIDER: b"not in the plan"})
     request = await on_a.submit(f"export run {RUN}")
-    await on_b.click(cards.APPROVE, request.id, APPROVER_1)
+    await on_b.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
 
     await on_a.slack.wait_for(lambda: ((d.store.job(request.id) or {}).get("progress") or {}).get("done", 0) >= 1, timeout=30)
     doomed = d.owned_by(request.id)
@@ -354,7 +354,7 @@ async def test_two_replicas_share_a_burst_and_run_each_job_exactly_once(
     await replicas[0].seed({f"ExperimentRun/dcid.{run}/logs/{n}.txt": b"x" * 100 for run in runs for n in range(40)})
     requests = [await replicas[i % 2].submit(f"delete run {run}") for i, run in enumerate(runs)]
     # Approved all at once, each on the replica that did not take the request.
-    await asyncio.gather(*(replicas[(i + 1) % 2].click(cards.APPROVE, r.id, APPROVER_1) for i, r in enumerate(requests)))
+    await asyncio.gather(*(replicas[(i + 1) % 2].click(cards.ActionId.APPROVE, r.id, APPROVER_1) for i, r in enumerate(requests)))
 
     for request in requests:
         await replicas[0].wait_state(request.id, State.SUCCEEDED, timeout=60)
@@ -377,7 +377,7 @@ async def queued_while_frozen(harness: Harness, files: int = 3) -> RequestRecord
     await harness.seed({f"{PREFIX}logs/{i}.txt": b"line\n" for i in range(files)})
     harness.store.set_frozen(True, ADMIN)
     request = await harness.submit(f"delete run {RUN}")
-    await harness.click(cards.APPROVE, request.id, APPROVER_2)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_2)
     return await harness.wait_state(request.id, State.QUEUED)
 
 

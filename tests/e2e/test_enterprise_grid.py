@@ -70,7 +70,7 @@ async def submit_in(h: Harness, team: str) -> RequestRecord:
 
 
 async def click_from(h: Harness, record: RequestRecord, team: str, org: str = ORG) -> None:
-    await h.click(cards.APPROVE, record.id, GRID_APPROVER, **in_org(team, org))
+    await h.click(cards.ActionId.APPROVE, record.id, GRID_APPROVER, **in_org(team, org))
 
 
 async def test_grid_ids_request_and_approve_in_their_workspace(grid: Harness) -> None:

@@ -58,7 +58,7 @@ async def test_storage_busy_bursts_are_retried_and_the_deletion_completes(
     # Then the batch deletes: two "server busy" answers and one "operation timed out".
     proxy.fail_next("POST", r"comp=batch", status=503, times=2, retry_after=1)
     proxy.fail_next("POST", r"comp=batch", status=500, times=1)
-    await proxied.click(cards.APPROVE, request.id, APPROVER_1)
+    await proxied.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await proxied.wait_state(request.id, State.SUCCEEDED)
 
     assert proxy.pending() == 0 and proxy.injected == 5
@@ -86,7 +86,7 @@ async def test_storage_busy_during_an_export_is_retried_and_the_archive_is_whole
     # Reads of the run's blobs and writes of the archive each meet a burst of busy answers.
     proxy.fail_next("GET", r"/dcid\.[^?]*$", status=503, times=2)
     proxy.fail_next("PUT", r"/exports/R-", status=503, times=2)
-    await proxied.click(cards.APPROVE, request.id, APPROVER_1)
+    await proxied.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await proxied.wait_state(request.id, State.SUCCEEDED)
     assert proxy.pending() == 0 and proxy.injected == 4
 
@@ -125,7 +125,7 @@ async def test_control_plane_429_and_503_bursts_are_retried_and_the_job_finishes
     # Each job's delete meets the service unavailable twice.
     azure.fail_next("DELETE", r"/jobs/faults-train-1$", status=503, times=2)
     azure.fail_next("DELETE", r"/jobs/faults-train-2$", status=503, times=2)
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED)
 
     statuses = [(e.method, e.path.rsplit("/", 1)[-1], e.status) for e in azure.exchanges]
@@ -165,7 +165,7 @@ async def test_slack_rate_limits_are_honoured_and_nothing_is_lost(harness: Harne
     # The decision, the progress line, the receipt: each Web API method is throttled once.
     for method in ("chat.postMessage", "chat.update", "files.completeUploadExternal"):
         harness.slack.rate_limit(method, times=1, retry_after=1)
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     receipt = await harness.receipt(request.id)
     assert receipt["totals"] == {"deleted": 3}
@@ -255,7 +255,7 @@ async def test_database_locked_briefly_during_a_command_is_waited_out(harness: H
     assert harness.store.verify_audit().ok
 
     lock_database(_database_path(harness), 1.0)  # a click meets the lock too
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED)
     assert done.approvers == (APPROVER_1,)
     assert harness.events(request.id).count("request.approval") == 1
@@ -300,7 +300,7 @@ async def test_database_locked_while_a_job_checkpoints_is_waited_out_and_the_rec
         original(request_id, outcomes)
 
     store.record_items = record_items  # type: ignore[method-assign]
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     assert locked
     receipt = await harness.receipt(request.id)

@@ -66,7 +66,7 @@ async def test_an_approver_sees_what_waits_for_them_with_the_cards_buttons(harne
     view = await open_home(harness, APPROVER_1)
     View(**view).validate_json()  # Slack's own limits, as slack_sdk knows them
     assert view["type"] == "home" and len(view["blocks"]) <= 100
-    assert buttons(view) == [(cards.APPROVE, request.id), (cards.REJECT, request.id)]
+    assert buttons(view) == [(cards.ActionId.APPROVE, request.id), (cards.ActionId.REJECT, request.id)]
     card_buttons = [e for b in harness.card(request.id)["blocks"] if b["type"] == "actions" for e in b["elements"]][:2]
     assert [b for b in view["blocks"] if b["type"] == "actions"][0]["elements"] == card_buttons  # the very same buttons
     # The card's headline and warning, and a link to the card: nobody approves blind.
@@ -88,7 +88,7 @@ async def test_approving_from_the_home_tab_runs_the_request_and_refreshes_the_ta
     await open_home(harness, APPROVER_1)
     seen = publishes(harness, REQUESTER)
 
-    status, _ = await harness.sender.send(home_click(cards.APPROVE, request.id, APPROVER_1))
+    status, _ = await harness.sender.send(home_click(cards.ActionId.APPROVE, request.id, APPROVER_1))
     assert status == 200
     done = await harness.wait_state(request.id, State.SUCCEEDED)
     assert done.approvers == (APPROVER_1,)
@@ -110,7 +110,7 @@ async def test_a_click_on_the_tab_is_checked_like_any_other_and_answered_on_the_
     await harness.seed({f"{PREFIX}logs/a.txt": b"a"})
     request = await harness.submit(f"delete run {RUN}")
     seen = publishes(harness, STRANGER)
-    await harness.sender.send(home_click(cards.APPROVE, request.id, STRANGER))
+    await harness.sender.send(home_click(cards.ActionId.APPROVE, request.id, STRANGER))
     view = await next_home(harness, STRANGER, seen)
     assert view["blocks"][1] == cards.section(":no_entry: You are not an approver.")  # on top, under the title
     assert harness.request(request.id).state is State.PENDING
@@ -118,7 +118,7 @@ async def test_a_click_on_the_tab_is_checked_like_any_other_and_answered_on_the_
     assert [(e.actor, e.channel_id) for e in refused] == [(STRANGER, "app_home")]
 
     seen = publishes(harness, STRANGER)
-    await harness.sender.send(home_click(cards.APPROVE, "R-NOTHERE", STRANGER))
+    await harness.sender.send(home_click(cards.ActionId.APPROVE, "R-NOTHERE", STRANGER))
     assert "does not name a request" in text_of(await next_home(harness, STRANGER, seen))
 
 
@@ -134,7 +134,7 @@ async def test_a_partial_approval_says_so_on_the_tab(two_approvals: Harness) -> 
     await h.seed({f"{PREFIX}logs/a.txt": b"a"})
     request = await h.submit(f"delete run {RUN}")
     seen = publishes(h, APPROVER_1)
-    await h.sender.send(home_click(cards.APPROVE, request.id, APPROVER_1))
+    await h.sender.send(home_click(cards.ActionId.APPROVE, request.id, APPROVER_1))
     answer = f"Your approval of {request.id} is recorded: 1 of 2."
 
     def answered() -> bool:
@@ -142,14 +142,14 @@ async def test_a_partial_approval_says_so_on_the_tab(two_approvals: Harness) -> 
         return any(answer in text_of(c.args["view"]) for c in calls)
 
     await h.slack.wait_for(answered, description="the answer on the approver's tab")
-    assert buttons(await open_home(h, APPROVER_2)) == [(cards.APPROVE, request.id), (cards.REJECT, request.id)]
+    assert buttons(await open_home(h, APPROVER_2)) == [(cards.ActionId.APPROVE, request.id), (cards.ActionId.REJECT, request.id)]
     assert buttons(await open_home(h, APPROVER_1)) == []  # approved once already
 
 
 async def test_export_links_are_shown_to_those_who_may_see_them(harness: Harness) -> None:
     await harness.seed({f"{PREFIX}outputs/model.bin": b"m" * 2048})
     request = await harness.submit(f"export run {RUN}")
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     link = harness.request(request.id).result["extras"]["link"]  # type: ignore[index]
 

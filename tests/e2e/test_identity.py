@@ -97,7 +97,7 @@ async def test_an_erasure_finds_every_form_of_their_name_and_flags_display_name_
     ]
     assert REGISTRY.get_sample_value("amlbot_azure_call_seconds_count", {"service": "graph", "method": "GET"}) == graph_tries + 3
 
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED)
     for gone in ("dana-1", "dana-2"):
         assert await azure_harness.blob_names(f"ExperimentRun/dcid.{gone}/") == set()

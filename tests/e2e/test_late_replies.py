@@ -77,7 +77,7 @@ async def test_a_late_answer_to_a_click_comes_by_postephemeral(
     await harness.seed({f"ExperimentRun/dcid.{RUN}/logs/a.txt": b"a"})
     request = await harness.submit(f"delete run {RUN}")
     held = hold(monkeypatch, "click")
-    await harness.click(cards.APPROVE, request.id, REQUESTER)  # the requester may not approve their own deletion
+    await harness.click(cards.ActionId.APPROVE, request.id, REQUESTER)  # the requester may not approve their own deletion
     await half_an_hour_later(harness, held, clock)
     [refusal] = await harness.slack.wait_for(lambda: ephemerals(harness, REQUESTER), description="the late refusal")
     assert ":no_entry:" in refusal

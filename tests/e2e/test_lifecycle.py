@@ -26,7 +26,7 @@ from bot.lifecycle import FINAL, State
 from bot.worker import StoreCheckpoint
 from commands import receipts
 from commands.azure.door import ItemResult, Status
-from commands.intents import Intent
+from commands.intents import Action, Intent, Kind, Verb
 from commands.operations import OPERATIONS, run_data
 from commands.operations.base import Checkpoint, Context, Execution
 from commands.plan import ItemKind, Plan, PlanItem
@@ -141,7 +141,7 @@ async def test_each_state_is_committed_before_the_card_shows_it(harness: Harness
     problems = watch_card_edits(harness, monkeypatch)
     await seed_run(harness)
     request = await harness.submit(f"delete run {RUN}")
-    await click(harness, cards.APPROVE, request.id, APPROVER_1)
+    await click(harness, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     await harness.slack.wait_for(lambda: "Done" in card_says(harness, request.id))
 
@@ -160,7 +160,7 @@ async def test_illegal_moves_are_refused_clearly_and_change_nothing(harness: Har
     await harness.reject(request.id, APPROVER_2)
     before = harness.store.audit_entries(request.id)
 
-    assert await click(harness, cards.APPROVE, request.id, APPROVER_1) == 200
+    assert await click(harness, cards.ActionId.APPROVE, request.id, APPROVER_1) == 200
     assert f"{request.id} was already rejected by <@{APPROVER_2}>." in await harness.wait_reply(APPROVER_1, request.id)
     await harness.command(f"cancel {request.id}")
     assert f"{request.id} was already rejected by <@{APPROVER_2}>." in await harness.wait_reply(REQUESTER, ":no_entry:")
@@ -180,9 +180,9 @@ async def test_racing_decisions_leave_one_consistent_outcome(harness: Harness, m
     forms = [await harness.open_reject_form(request.id, APPROVER_2) for _ in range(4)]
     decided = count_decided(harness, monkeypatch)
     clicks = [
-        *(click(harness, cards.APPROVE, request.id, APPROVER_1) for _ in range(4)),
+        *(click(harness, cards.ActionId.APPROVE, request.id, APPROVER_1) for _ in range(4)),
         *(harness.send_form(form, APPROVER_2, "racing") for form in forms),
-        *(click(harness, cards.CANCEL, request.id, REQUESTER) for _ in range(4)),
+        *(click(harness, cards.ActionId.CANCEL, request.id, REQUESTER) for _ in range(4)),
     ]
     assert set(await asyncio.gather(*clicks)) == {200}
     final = await harness.wait_state(request.id, *FINAL)
@@ -218,7 +218,7 @@ async def test_a_slack_failure_after_a_commit_never_undoes_it(harness: Harness) 
 
     request = await harness.submit(f"delete run {RUN}")
     harness.slack.fail("chat.update", times=1)
-    await click(harness, cards.APPROVE, request.id, APPROVER_1)
+    await click(harness, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)  # the lost card edit did not stop the job
     await harness.slack.wait_for(lambda: "Done" in card_says(harness, request.id))  # and a later edit told the truth
 
@@ -262,9 +262,9 @@ async def test_approvers_by_group_and_never_the_requester_of_a_deletion(make_har
     # The card asks the approvers' group, not each member (and not APPROVER_2, who is in no rule).
     assert "Approvers: <!subteam^SAPPROVERS>" in card_says(h, request.id) and f"<@{APPROVER_2}>" not in card_says(h, request.id)
 
-    await click(h, cards.APPROVE, request.id, REQUESTER)
+    await click(h, cards.ActionId.APPROVE, request.id, REQUESTER)
     assert "You cannot approve your own request" in await h.wait_reply(REQUESTER, ":no_entry:")
-    await click(h, cards.APPROVE, request.id, APPROVER_2)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_2)
     assert "You are not an approver" in await h.wait_reply(APPROVER_2, ":no_entry:")
     assert h.request(request.id).state is State.PENDING
 
@@ -274,7 +274,7 @@ async def test_approvers_by_group_and_never_the_requester_of_a_deletion(make_har
     assert "needs 1 approval(s) from someone other than you" in await h.wait_reply(APPROVER_1, ":no_entry:")
     assert len(h.store.list_requests()) == 1
 
-    await click(h, cards.APPROVE, request.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.wait_state(request.id, State.SUCCEEDED)
     events = h.events()
     assert events.count("approve.refused") == 2 and events.count("request.refused") == 1
@@ -286,12 +286,12 @@ async def test_n_distinct_approvals(make_harness: MakeHarness) -> None:
     await seed_run(h)
     request = await h.submit(f"delete run {RUN}")
     assert "0 of 2" in card_says(h, request.id)
-    await click(h, cards.APPROVE, request.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_1)
     assert "1 of 2" in await h.wait_reply(APPROVER_1, "recorded")
-    await click(h, cards.APPROVE, request.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.wait_reply(APPROVER_1, "You have already approved")
     assert h.request(request.id).state is State.PENDING and "1 of 2" in card_says(h, request.id)
-    await click(h, cards.APPROVE, request.id, APPROVER_2)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_2)
     done = await h.wait_state(request.id, State.SUCCEEDED)
     assert done.approvers == (APPROVER_1, APPROVER_2)
 
@@ -299,7 +299,7 @@ async def test_n_distinct_approvals(make_harness: MakeHarness) -> None:
 class FakeComputeCleanup:
     """A stand-in cleanup whose plan has as many items as `--idle` has days: the cap is the point."""
 
-    action = "cleanup computes"
+    action = Action(Verb.CLEANUP, Kind.COMPUTES)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         assert intent.idle is not None
@@ -313,22 +313,22 @@ class FakeComputeCleanup:
 
 
 async def test_oncall_self_approves_cleanups_only_under_the_cap(make_harness: MakeHarness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(OPERATIONS, "cleanup computes", FakeComputeCleanup())
+    monkeypatch.setitem(OPERATIONS, FakeComputeCleanup.action, FakeComputeCleanup())
     h = await make_harness(oncall_self_approval_cap=2)
 
     small = await h.submit("cleanup computes --idle 2d", user=ONCALL)
-    await click(h, cards.APPROVE, small.id, ONCALL)
+    await click(h, cards.ActionId.APPROVE, small.id, ONCALL)
     assert (await h.wait_state(small.id, State.SUCCEEDED)).approvers == (ONCALL,)
 
     big = await h.submit("cleanup computes --idle 3d", user=ONCALL)
-    await click(h, cards.APPROVE, big.id, ONCALL)
+    await click(h, cards.ActionId.APPROVE, big.id, ONCALL)
     assert "You cannot approve your own request" in await h.wait_reply(ONCALL, ":no_entry:")
     others = await h.submit("cleanup computes --idle 1d", user=REQUESTER)  # not on call: no self-approval
-    await click(h, cards.APPROVE, others.id, REQUESTER)
+    await click(h, cards.ActionId.APPROVE, others.id, REQUESTER)
     await h.slack.wait_for(lambda: len([r for r in h.replies(REQUESTER) if ":no_entry:" in r]) == 1)
     assert h.request(big.id).state is State.PENDING and h.request(others.id).state is State.PENDING
 
-    await click(h, cards.APPROVE, big.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, big.id, APPROVER_1)
     await h.wait_state(big.id, State.SUCCEEDED)
     await h.wait_thread(big.id, "deletion receipt")
 
@@ -348,7 +348,7 @@ async def test_help_lists_only_what_each_user_may_run_here(make_harness: MakeHar
     assert "/aml delete run" in mine and "/aml export run" in mine and "/aml cancel" in mine
     assert "/aml freeze" not in mine and "/aml delete compute" not in mine
     listed = re.findall(r"/aml (\w+ \w+)", mine)
-    assert all(action in OPERATIONS for action in listed)  # allowed but not available: not offered
+    assert all(Action.parse(action) in OPERATIONS for action in listed)  # allowed but not available: not offered
     elsewhere = await help_for(REQUESTER, OTHER_CHANNEL)
     assert "/aml delete run" not in elsewhere and "/aml export run" in elsewhere
     stranger = await help_for(STRANGER)
@@ -380,12 +380,12 @@ async def test_cards_tell_the_truth_and_the_requester_hears_each_decision(make_h
         assert fact in card
     asked = card.split("Approvers: ")[1].split('"')[0]
     assert asked == f"<@{APPROVER_1}> <@{APPROVER_2}>"  # those who may approve it: not its requester, not the admin
-    assert buttons(h, request.id) == [cards.APPROVE, cards.REJECT, cards.CANCEL]
+    assert buttons(h, request.id) == [cards.ActionId.APPROVE, cards.ActionId.REJECT, cards.ActionId.CANCEL]
 
-    await click(h, cards.APPROVE, request.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.slack.wait_for(lambda: "1 of 2" in card_says(h, request.id))
     assert f"approved so far by <@{APPROVER_1}>" in card_says(h, request.id)
-    await click(h, cards.APPROVE, request.id, APPROVER_2)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_2)
     await h.wait_state(request.id, State.SUCCEEDED)
     await h.slack.wait_for(lambda: "Done" in card_says(h, request.id))
     card = card_says(h, request.id)
@@ -413,7 +413,7 @@ async def test_approvers_channel_gets_one_short_post_linking_to_the_card(make_ha
     assert request.id in notice[0]["text"] and f"<#{CHANNEL}>" in notice[0]["text"]
     assert f"/archives/{CHANNEL}/p{card_ts.replace('.', '')}" in notice[0]["text"]  # chat.getPermalink's link
 
-    await click(h, cards.APPROVE, request.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.wait_state(request.id, State.SUCCEEDED)
     await h.wait_thread(request.id, "deletion receipt")
     assert len(h.slack.messages(APPROVERS_CHANNEL)) == 1  # one post, not a stream
@@ -434,7 +434,7 @@ async def test_a_retried_delivery_never_runs_work_twice(harness: Harness) -> Non
     await harness.wait_reply(REQUESTER, "is waiting for approval")
     [request] = harness.store.list_requests()
 
-    approve = harness.click_body(cards.APPROVE, request.id, APPROVER_1, card_ts=harness.request(request.id).card_ts or "")
+    approve = harness.click_body(cards.ActionId.APPROVE, request.id, APPROVER_1, card_ts=harness.request(request.id).card_ts or "")
     sends = [harness.sender.send(approve, retry_num=n or None) for n in range(4)]  # the first and three retries, at once
     assert {status for status, _ in await asyncio.gather(*sends)} == {200}
     await harness.wait_state(request.id, State.SUCCEEDED)
@@ -451,7 +451,7 @@ async def test_thirty_concurrent_clicks_give_exactly_one_job(make_harness: MakeH
     request = await h.submit(f"delete run {RUN}")
     decided = count_decided(h, monkeypatch)
     clickers = [APPROVER_1, APPROVER_2] * 14 + [REQUESTER, STRANGER]
-    statuses = await asyncio.gather(*(click(h, cards.APPROVE, request.id, user) for user in clickers))
+    statuses = await asyncio.gather(*(click(h, cards.ActionId.APPROVE, request.id, user) for user in clickers))
     assert set(statuses) == {200}
     done = await h.wait_state(request.id, State.SUCCEEDED)
     await h.wait_thread(request.id, "deletion receipt")
@@ -481,7 +481,7 @@ async def test_a_pending_request_is_reminded_then_expires(make_harness: MakeHarn
     await h.slack.wait_for(lambda: "Expired — nothing was run" in card_says(h, request.id))
     assert buttons(h, request.id) == []
     await h.wait_thread(request.id, f"<@{REQUESTER}> {request.id} expired — nothing was run.")
-    await click(h, cards.APPROVE, request.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_1)
     assert f"{request.id} expired at" in await h.wait_reply(APPROVER_1, ":no_entry:")
     assert sum("Reminder:" in t for t in h.thread_texts(request.id)) == 1
     assert h.store.count_jobs() == 0 and len(await h.blob_names(PREFIX)) == 3
@@ -491,29 +491,29 @@ async def test_cooling_off_waits_is_cancellable_and_an_approver_may_run_now(make
     h = await make_harness(cooling_off="1h", cooling_off_actions=["delete run"])
     await seed_run(h)
     request = await h.submit(f"delete run {RUN}")
-    await click(h, cards.APPROVE, request.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.wait_state(request.id, State.APPROVED)
     await h.slack.wait_for(lambda: "cooling off" in card_says(h, request.id))
-    assert "unless cancelled" in card_says(h, request.id) and buttons(h, request.id) == [cards.RUN_NOW, cards.CANCEL]
+    assert "unless cancelled" in card_says(h, request.id) and buttons(h, request.id) == [cards.ActionId.RUN_NOW, cards.ActionId.CANCEL]
     await h.wait_thread(request.id, "unless cancelled")
     await h.bot.worker.tick()  # the sweep that ends the cooling-offs that are due: not this one
     assert h.request(request.id).state is State.APPROVED and h.store.count_jobs() == 0
 
-    await click(h, cards.RUN_NOW, request.id, REQUESTER)
+    await click(h, cards.ActionId.RUN_NOW, request.id, REQUESTER)
     assert "cut short the cooling-off of your own request" in await h.wait_reply(REQUESTER, ":no_entry:")
-    await click(h, cards.RUN_NOW, request.id, STRANGER)
+    await click(h, cards.ActionId.RUN_NOW, request.id, STRANGER)
     assert "not an approver" in await h.wait_reply(STRANGER, ":no_entry:")
     assert h.request(request.id).state is State.APPROVED
-    await click(h, cards.RUN_NOW, request.id, APPROVER_2)
+    await click(h, cards.ActionId.RUN_NOW, request.id, APPROVER_2)
     await h.wait_state(request.id, State.SUCCEEDED)
     await h.wait_thread(request.id, f"is queued by <@{APPROVER_2}>, before the end of its cooling-off")
     assert "request.run_now" in h.events(request.id)
 
     await seed_run(h)
     second = await h.submit(f"delete run {RUN}")
-    await click(h, cards.APPROVE, second.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, second.id, APPROVER_1)
     await h.wait_state(second.id, State.APPROVED)
-    await click(h, cards.CANCEL, second.id, REQUESTER)
+    await click(h, cards.ActionId.CANCEL, second.id, REQUESTER)
     await h.wait_state(second.id, State.CANCELLED)
     await h.slack.wait_for(lambda: "Cancelled" in card_says(h, second.id))
     assert buttons(h, second.id) == [] and f"by <@{REQUESTER}>" in card_says(h, second.id)
@@ -524,7 +524,7 @@ async def test_cooling_off_ends_by_itself(make_harness: MakeHarness) -> None:
     h = await make_harness(cooling_off="1s", cooling_off_actions=["delete run"])
     await seed_run(h)
     request = await h.submit(f"delete run {RUN}")
-    await click(h, cards.APPROVE, request.id, APPROVER_1)
+    await click(h, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.wait_state(request.id, State.APPROVED)
     started = time.monotonic()
     await h.wait_state(request.id, State.SUCCEEDED, timeout=5)
@@ -547,8 +547,8 @@ async def test_freeze_holds_jobs_until_an_admin_unfreezes(harness: Harness) -> N
     await harness.seed({"ExperimentRun/dcid.other_run/a.txt": b"a"})
     held = await harness.submit("delete run other_run")
     assert "amlbot is frozen" in card_says(harness, held.id)
-    await click(harness, cards.APPROVE, waiting.id, APPROVER_1)
-    await click(harness, cards.APPROVE, held.id, APPROVER_2)
+    await click(harness, cards.ActionId.APPROVE, waiting.id, APPROVER_1)
+    await click(harness, cards.ActionId.APPROVE, held.id, APPROVER_2)
     await harness.wait_state(waiting.id, State.QUEUED)
     await harness.wait_state(held.id, State.QUEUED)
     assert harness.store.claim_job("another-worker", timedelta(minutes=1)) is None  # what each sweep asks: nothing while frozen
@@ -594,9 +594,9 @@ async def test_cancelling_a_running_deletion_stops_between_steps_with_a_partial_
     monkeypatch.setattr(StoreCheckpoint, "record", record_then_hold)
     await seed_run(harness, files=5)
     request = await harness.submit(f"delete run {RUN}")
-    await click(harness, cards.APPROVE, request.id, APPROVER_1)
+    await click(harness, cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.slack.wait_for(lambda: len(harness.store.item_outcomes(request.id)) == 1)
-    assert harness.request(request.id).state is State.RUNNING and buttons(harness, request.id) == [cards.CANCEL]
+    assert harness.request(request.id).state is State.RUNNING and buttons(harness, request.id) == [cards.ActionId.CANCEL]
 
     await harness.command(f"cancel {request.id}")
     assert "stops after the current step" in await harness.wait_reply(REQUESTER, "stops after")
@@ -645,7 +645,7 @@ async def test_audit_cli_verifies_the_chain_and_the_receipts(harness: Harness, c
     await harness.command(f"delete run {RUN}", user=STRANGER)
     await harness.wait_reply(STRANGER, ":no_entry:")
     request = await harness.submit(f"delete run {RUN}")
-    await click(harness, cards.APPROVE, request.id, APPROVER_1)
+    await click(harness, cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED)
     [receipt] = await harness.slack.wait_for(
         lambda: [f for f in harness.slack.files if f.thread_ts == done.card_ts and f.filename.endswith("-receipt.json")]
@@ -689,10 +689,10 @@ async def test_bad_clicks_get_a_private_answer_and_change_nothing(harness: Harne
     request = await harness.submit(f"delete run {RUN}")
     card_ts = request.card_ts or ""
     bodies = [
-        harness.click_body(cards.APPROVE, "R-ZZZZZZZZ", APPROVER_1, card_ts=card_ts),  # no such request
-        harness.click_body(cards.APPROVE, request.id, APPROVER_1, card_ts=card_ts, channel=OTHER_CHANNEL),
-        harness.click_body(cards.APPROVE, "<!channel> R-1", APPROVER_1, card_ts=card_ts),  # malformed
-        harness.click_body(cards.RUN_NOW, "", APPROVER_1, card_ts=card_ts),
+        harness.click_body(cards.ActionId.APPROVE, "R-ZZZZZZZZ", APPROVER_1, card_ts=card_ts),  # no such request
+        harness.click_body(cards.ActionId.APPROVE, request.id, APPROVER_1, card_ts=card_ts, channel=OTHER_CHANNEL),
+        harness.click_body(cards.ActionId.APPROVE, "<!channel> R-1", APPROVER_1, card_ts=card_ts),  # malformed
+        harness.click_body(cards.ActionId.RUN_NOW, "", APPROVER_1, card_ts=card_ts),
     ]
     for body in bodies:
         status, _ = await harness.sender.send(body)

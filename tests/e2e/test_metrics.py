@@ -49,13 +49,13 @@ async def test_metrics_move_through_a_deletion_an_export_and_a_refusal(harness: 
     before = await scrape(harness)
     await harness.seed({f"{PREFIX}logs/{i}.txt": b"x" * 100 for i in range(3)})
     deletion = await harness.submit(f"delete run {RUN}")
-    await harness.click(cards.APPROVE, deletion.id, REQUESTER)  # refused: one's own deletion
+    await harness.click(cards.ActionId.APPROVE, deletion.id, REQUESTER)  # refused: one's own deletion
     await harness.wait_reply(REQUESTER, "You cannot approve your own request")
-    await harness.click(cards.APPROVE, deletion.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, deletion.id, APPROVER_1)
     await harness.wait_state(deletion.id, State.SUCCEEDED)
     await harness.seed({f"ExperimentRun/dcid.export_{RUN}/a.bin": os.urandom(5000)})  # incompressible
     export = await harness.submit(f"export run export_{RUN}")
-    await harness.click(cards.APPROVE, export.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, export.id, APPROVER_1)
     await harness.wait_state(export.id, State.SUCCEEDED)
     after = await scrape(harness)
 

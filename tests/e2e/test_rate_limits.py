@@ -49,7 +49,7 @@ async def test_ten_jobs_at_once_deliver_every_post_in_order_within_slack_rate_li
     requests = [await harness.submit(f"{verb} run {run_id(n)}") for n, verb in enumerate(verbs)]
 
     harness.slack.rate_limits = SlackRateLimits(scale=SCALE)
-    await asyncio.gather(*(harness.click(cards.APPROVE, r.id, APPROVER_1) for r in requests))
+    await asyncio.gather(*(harness.click(cards.ActionId.APPROVE, r.id, APPROVER_1) for r in requests))
     for request in requests:
         await harness.wait_state(request.id, State.QUEUED)
     assert (await harness.command("unfreeze", ADMIN))[0] == 200

@@ -314,7 +314,7 @@ async def test_the_console_speaks_slack_to_the_bot() -> None:
         assert reply in [m["text"] for m in await view(demo.REQUESTER) if m.get("ephemeral")]
         assert not [m for m in await view(demo.APPROVER_1) if m.get("ephemeral")]  # private: the requester's only
 
-        await post("/console/action", user=demo.APPROVER_1.id, channel=demo.CHANNEL, ts=posted["ts"], action_id=cards.APPROVE)
+        await post("/console/action", user=demo.APPROVER_1.id, channel=demo.CHANNEL, ts=posted["ts"], action_id=cards.ActionId.APPROVE)
         # An export about a person: its link goes to the requester's DM, the thread says where.
         dm = console.dm_channel(demo.REQUESTER.id)
         await console.wait_for(lambda: "Export ready" in json.dumps(console.messages(dm)), timeout=30)
@@ -327,7 +327,7 @@ async def test_the_console_speaks_slack_to_the_bot() -> None:
         deletion = await console.wait_for(
             lambda: next((m for m in console.messages(demo.CHANNEL) if "forecast-train-01" in json.dumps(m.get("blocks"))), None), timeout=30
         )
-        await post("/console/action", user=demo.APPROVER_1.id, channel=demo.CHANNEL, ts=deletion["ts"], action_id=cards.REJECT)
+        await post("/console/action", user=demo.APPROVER_1.id, channel=demo.CHANNEL, ts=deletion["ts"], action_id=cards.ActionId.REJECT)
         # The bot opens the form after its ack: wait for it, then the page shows it to Avery alone.
         await console.wait_for(lambda: [m for m in console.modals if m["user"] == demo.APPROVER_1.id])
         async with http.get("/console/state", params={"user": demo.APPROVER_1.id}) as response:

@@ -98,7 +98,7 @@ async def test_forged_stale_and_future_deliveries_get_401_change_nothing_and_are
     request = await harness.submit(f"delete run {RUN}")
     before, audit_before, replies_before = _snapshot(harness), len(harness.store.audit_entries()), len(harness.replies())
     command = harness.command_body("help")
-    click = harness.click_body(cards.APPROVE, request.id, APPROVER_1, card_ts=request.card_ts or "")
+    click = harness.click_body(cards.ActionId.APPROVE, request.id, APPROVER_1, card_ts=request.card_ts or "")
     forgeries = [(f"{what}: {kind}", body, kind) for what, body in (("command", command), ("click", click)) for kind in _forgeries(body)]
     for name, body, kind in forgeries:
         assert await _post(harness, body, _forgeries(body)[kind]) == 401, name
@@ -150,7 +150,7 @@ async def test_a_replayed_command_creates_one_request(harness: Harness, duplicat
 async def test_a_replayed_click_is_acted_on_once(harness: Harness, duplicates_ignored: Callable[[], int]) -> None:
     await harness.seed({f"{PREFIX}a.txt": b"a"})
     request = await harness.submit(f"delete run {RUN}")
-    body = harness.click_body(cards.REJECT, request.id, APPROVER_1, card_ts=request.card_ts or "")
+    body = harness.click_body(cards.ActionId.REJECT, request.id, APPROVER_1, card_ts=request.card_ts or "")
     now = int(time.time())
     signature = sign(SIGNING_SECRET, body, now)
     for _ in range(3):
@@ -175,9 +175,9 @@ async def test_clicks_by_people_outside_the_policy_change_nothing(harness: Harne
     await harness.seed({f"{PREFIX}a.txt": b"a"})
     request = await harness.submit(f"delete run {RUN}")
     before, audit_before = _snapshot(harness), len(harness.store.audit_entries())
-    for action in (cards.APPROVE, cards.REJECT, cards.CANCEL, cards.RUN_NOW):
+    for action in (cards.ActionId.APPROVE, cards.ActionId.REJECT, cards.ActionId.CANCEL, cards.ActionId.RUN_NOW):
         assert (await harness.click(action, request.id, STRANGER))[0] == 200
-    assert (await harness.click(cards.APPROVE, request.id, REQUESTER))[0] == 200  # never one's own deletion
+    assert (await harness.click(cards.ActionId.APPROVE, request.id, REQUESTER))[0] == 200  # never one's own deletion
     def refusals() -> list[str]:
         return [r for r in harness.replies() if r.startswith(":no_entry:")]
 
@@ -201,7 +201,7 @@ async def test_a_click_decides_only_the_request_its_card_names(harness: Harness)
 
     # A stale card: a second decision on `mine` is refused and touches neither request.
     before = _snapshot(harness)
-    await harness.click(cards.APPROVE, mine.id, APPROVER_2)
+    await harness.click(cards.ActionId.APPROVE, mine.id, APPROVER_2)
     await harness.wait_reply(APPROVER_2, "already rejected")
     assert _snapshot(harness) == before
 
@@ -225,7 +225,7 @@ async def test_clicks_naming_a_request_elsewhere_or_nowhere_are_refused(harness:
     before, audit_before = _snapshot(harness), len(harness.store.audit_entries())
     url = harness.slack.response_url_for(channel, request.card_ts, user=APPROVER_1)
     status, _ = await harness.sender.click(
-        cards.APPROVE, value, APPROVER_1, channel, request.card_ts or "", team_id=team, response_url=url
+        cards.ActionId.APPROVE, value, APPROVER_1, channel, request.card_ts or "", team_id=team, response_url=url
     )
     assert status == 200
     reply = await harness.wait_reply(APPROVER_1, ":no_entry:")
@@ -398,7 +398,7 @@ async def test_user_delegation_links_have_the_same_terms(monkeypatch: pytest.Mon
 async def test_the_posted_export_link_reads_that_archive_and_nothing_else(harness: Harness) -> None:
     await harness.seed({f"{PREFIX}a.txt": b"a" * 100, "ExperimentRun/dcid.other_run/b.txt": b"b"})
     request = await harness.submit(f"export run {RUN}")
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     message = await harness.slack.wait_for(
         lambda: next((m for m in harness.thread(request.id) if "Export ready" in str(m.get("blocks"))), None)

@@ -34,9 +34,9 @@ async def test_delete_run_end_to_end(harness: Harness) -> None:
     assert "outputs/model.joblib" not in text
     plan_file = next(f for f in harness.slack.files if f.filename == f"{request.id}-plan.json")
     assert plan_file.thread_ts == request.card_ts and b"outputs/model.joblib" in plan_file.content
-    assert [e["action_id"] for e in card["blocks"][-1]["elements"]] == [cards.APPROVE, cards.REJECT, cards.CANCEL]
+    assert [e["action_id"] for e in card["blocks"][-1]["elements"]] == [cards.ActionId.APPROVE, cards.ActionId.REJECT, cards.ActionId.CANCEL]
 
-    status, _ = await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    status, _ = await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     assert status == 200
     done = await harness.wait_state(request.id, State.SUCCEEDED)
     assert done.approvers == (APPROVER_1,)
@@ -85,7 +85,7 @@ async def test_export_run_link_downloads_the_run_with_a_true_manifest(harness: H
     }
     await harness.seed(files | {"ExperimentRun/dcid.someone_else/x.txt": b"not mine"})
     request = await harness.submit(f"export run {RUN}")
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
 
     def link_message() -> dict | None:

@@ -36,7 +36,7 @@ async def test_the_bot_connects_with_its_app_token_and_acks_every_envelope(socke
     assert [c.headers["Authorization"] for c in opened] == [f"Bearer {APP_TOKEN}"]
     await seed(socket)
     request = await socket.submit(f"delete run {RUN}")
-    await socket.click(cards.APPROVE, request.id, APPROVER_1)
+    await socket.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await socket.wait_state(request.id, State.SUCCEEDED)
     # The command and the click were envelopes, each acked once, by its id.
     acked = [a["envelope_id"] for a in socket.slack.socket.acks]
@@ -73,7 +73,7 @@ async def test_a_dropped_connection_mid_job_the_job_goes_on_and_the_bot_reconnec
     monkeypatch.setattr(StoreCheckpoint, "record", record_then_hold)
     await seed(socket)
     request = await socket.submit(f"delete run {RUN}")
-    await socket.click(cards.APPROVE, request.id, APPROVER_1)
+    await socket.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await socket.slack.wait_for(lambda: len(socket.store.item_outcomes(request.id)) == 1)
 
     socket.slack.socket.drop()  # no close frame: the network went away

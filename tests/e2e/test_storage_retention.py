@@ -40,7 +40,7 @@ async def test_soft_delete_on_is_warned_in_the_plan_and_told_with_a_date_in_the_
 
     assert "the deleted files and their snapshots stay recoverable for 7 days" in " ".join(request.plan["warnings"])
     assert "recoverable for 7 days" in str(harness.card(request.id)["blocks"])
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     receipt = await harness.receipt(request.id)
     until = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
@@ -58,7 +58,7 @@ async def test_soft_delete_off_says_deleted_and_nothing_about_recovery(harness: 
     request = await harness.submit(f"delete run {RUN}")
 
     assert not [w for w in request.plan["warnings"] if "recoverable" in w]
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     receipt = await harness.receipt(request.id)
     assert {(i["status"], i["reason"]) for i in receipt["items"]} == {("deleted", "")}
@@ -81,7 +81,7 @@ async def test_versioning_on_is_warned_in_the_plan_and_told_per_file_in_the_rece
 
     assert any(w.startswith("Blob versioning is on for this storage account: versions kept") for w in request.plan["warnings"])
     assert "versions kept" in str(harness.card(request.id)["blocks"])
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.SUCCEEDED)
     receipt = await harness.receipt(request.id)
     assert {(i["status"], i["reason"]) for i in receipt["items"]} == {("deleted", "previous versions kept (blob versioning)")}

@@ -15,6 +15,7 @@ from bot import audit
 from bot.store import schema
 from bot.store.store import Store
 from commands import receipts
+from commands.intents import Action
 from commands.plan import canonical_json
 from commands.signing import BadKey, Keyring, PublicKey, SigningKey
 
@@ -79,7 +80,7 @@ def test_a_receipt_of_an_earlier_version_verifies_with_its_hmac_secret_only() ->
 
 def _request(store: Store) -> None:
     store.create_request(
-        team_id="T1", channel_id="C1", requester="UREQ", text="delete run r1", action="delete run", workspace="dev",
+        team_id="T1", channel_id="C1", requester="UREQ", text="delete run r1", action=Action.parse("delete run"), workspace="dev",
         intent={}, plan={"items": []}, plan_hash="sha256:x", approvals_required=1, expires_in=timedelta(hours=1),
     )
 

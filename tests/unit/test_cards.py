@@ -13,6 +13,7 @@ from slack_sdk.models.blocks import Block as SdkBlock
 from bot import cards
 from bot.lifecycle import FINAL, State
 from bot.store.store import RequestRecord
+from commands.intents import Action
 from commands.plan import ItemKind, Plan, PlanItem
 
 AT = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -21,7 +22,7 @@ REQUESTER, APPROVER_1, APPROVER_2 = "UREQ", "UAPP1", "UAPP2"
 
 def plan(items: int = 3, ref: str = "ExperimentRun/dcid.r1/logs/part-{i}.txt", warnings: tuple[str, ...] = ()) -> Plan:
     return Plan(
-        action="delete run",
+        action=Action.parse("delete run"),
         workspace="dev",
         target="r1",
         items=tuple(PlanItem(ItemKind.BLOB, ref.format(i=i), 1024 * i, "azureml") for i in range(items)),
@@ -32,7 +33,8 @@ def plan(items: int = 3, ref: str = "ExperimentRun/dcid.r1/logs/part-{i}.txt", w
 def record(state: State = State.PENDING, **fields: Any) -> RequestRecord:
     base = RequestRecord(
         id="R-ABCD2345", team_id="T1", channel_id="C1", requester=REQUESTER, text="delete run r1",
-        action="delete run", workspace="dev", intent={"text": "delete run r1 --workspace dev"}, plan=plan().to_dict(), plan_hash=plan().hash,
+        action=Action.parse("delete run"), workspace="dev", intent={"text": "delete run r1 --workspace dev"},
+        plan=plan().to_dict(), plan_hash=plan().hash,
         state=state, approvals_required=2, created_at=AT, updated_at=AT, expires_at=AT + timedelta(hours=24),
         reminded=False, not_before=None, card_ts="1.0", decided_by=None, decided_at=None, result=None,
     )
@@ -81,10 +83,10 @@ def test_every_state_renders_a_valid_card(state: State) -> None:
 @pytest.mark.parametrize(
     "state, expected",
     [
-        (State.PENDING, [cards.APPROVE, cards.REJECT, cards.CANCEL]),
-        (State.APPROVED, [cards.RUN_NOW, cards.CANCEL]),
-        (State.QUEUED, [cards.CANCEL]),
-        (State.RUNNING, [cards.CANCEL]),
+        (State.PENDING, [cards.ActionId.APPROVE, cards.ActionId.REJECT, cards.ActionId.CANCEL]),
+        (State.APPROVED, [cards.ActionId.RUN_NOW, cards.ActionId.CANCEL]),
+        (State.QUEUED, [cards.ActionId.CANCEL]),
+        (State.RUNNING, [cards.ActionId.CANCEL]),
         *((state, []) for state in sorted(FINAL)),
     ],
 )
@@ -206,12 +208,12 @@ def _blobs(run: str, files: int, size: int) -> list[PlanItem]:
 
 
 def _request(action: str, intent: str, items: list[PlanItem], workspace: str = "prod", **plan_fields: Any) -> RequestRecord:
-    p = Plan(action=action, workspace=workspace, target="t", items=tuple(items), **plan_fields)
-    return record(action=action, text=intent, intent={"text": intent}, plan=p.to_dict(), plan_hash=p.hash, workspace=workspace)
+    p = Plan(action=Action.parse(action), workspace=workspace, target="t", items=tuple(items), **plan_fields)
+    return record(action=Action.parse(action), text=intent, intent={"text": intent}, plan=p.to_dict(), plan_hash=p.hash, workspace=workspace)
 
 
 def _approve(blocks: list[cards.Block]) -> dict[str, Any]:
-    return next(e for b in blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == cards.APPROVE)
+    return next(e for b in blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == cards.ActionId.APPROVE)
 
 
 def test_an_experiment_deletion_reads_as_runs_files_and_size_with_a_danger_confirmation() -> None:
@@ -273,7 +275,7 @@ def test_a_workspace_purge_says_so_in_red() -> None:
 
 
 def test_a_small_plan_is_named_whole_and_a_big_one_points_to_the_plan_file() -> None:
-    compute = Plan(action="delete compute", workspace="dev", target="gpu", items=(PlanItem(ItemKind.RESOURCE, f"{SUB}/computes/gpu"),))
+    compute = Plan(action=Action.parse("delete compute"), workspace="dev", target="gpu", items=(PlanItem(ItemKind.RESOURCE, f"{SUB}/computes/gpu"),))
     assert cards.names_every_item(compute)
     assert not cards.names_every_item(plan(items=2))  # blobs: only the plan file names them
 

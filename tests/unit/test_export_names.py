@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from commands.intents import Action
 from commands.operations.run_data import member_name
 from commands.plan import ItemKind, Plan, PlanItem
 
@@ -30,5 +31,5 @@ def test_a_plan_without_etags_keeps_the_hash_it_was_approved_with() -> None:
     old = {"action": "delete run", "workspace": "dev", "target": "r", "warnings": [], "notes": {},
            "items": [{"kind": "blob", "ref": "a", "size": 1, "container": "c"}]}
     assert Plan.from_dict(old).to_dict() == old
-    with_etag = Plan("delete run", "dev", "r", (PlanItem(ItemKind.BLOB, "a", 1, "c", '"0x1"'),))
+    with_etag = Plan(Action.parse("delete run"), "dev", "r", (PlanItem(ItemKind.BLOB, "a", 1, "c", '"0x1"'),))
     assert Plan.from_dict(with_etag.to_dict()) == with_etag and with_etag.hash != Plan.from_dict(old).hash

@@ -11,6 +11,7 @@ from slack_sdk.models.views import View
 from bot import cards
 from bot.home import MAX_RESULTS, MAX_WAITING, HomeContent, home_view
 from bot.lifecycle import State
+from commands.intents import Action
 from tests.unit.test_cards import AT, REQUESTER, record
 
 EXPORT = {"link": "https://acct.blob.core.windows.net/exports/x.zip?sp=r&sig=abc", "size": 2048, "expires_at": (AT + timedelta(days=7)).isoformat()}
@@ -32,7 +33,7 @@ def test_much_waiting_stays_within_the_tabs_100_blocks() -> None:
 
 
 def test_an_expired_link_is_not_offered_and_a_receipt_says_where_it_is() -> None:
-    export = record(State.SUCCEEDED, action="export run", result={"summary": {"exported": 3}, "extras": EXPORT})
+    export = record(State.SUCCEEDED, action=Action.parse("export run"), result={"summary": {"exported": 3}, "extras": EXPORT})
     deletion = record(State.PARTIALLY_SUCCEEDED, result={"summary": {"deleted": 2, "failed": 1}, "receipt_sha256": "sha256:x"})
     view = home_view(HomeContent(REQUESTER, [], [], [export, deletion]), AT + timedelta(days=8))
     assert "Download the archive" not in texts(view) and "the download link has expired" in texts(view)

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from bot import cards
 from bot.lifecycle import State
+from commands.intents import Action
 from sandbox.standins.azurite import connection_string
 from sandbox.standins.slack_signing import SlackSender, block_actions_payload
 from tests.e2e.harness import (
@@ -55,7 +56,7 @@ class World:
 
 def _create(harness: Harness, channel: str, requester: str) -> str:
     record = harness.store.create_request(
-        team_id=TEAM, channel_id=channel, requester=requester, text="delete run fuzz_run", action="delete run",
+        team_id=TEAM, channel_id=channel, requester=requester, text="delete run fuzz_run", action=Action.parse("delete run"),
         workspace="dev", intent={"text": "delete run fuzz_run --workspace dev"},
         plan={"action": "delete run", "workspace": "dev", "target": "fuzz_run", "items": []},
         plan_hash="sha256:" + "0" * 64, approvals_required=1, expires_in=timedelta(hours=24),
@@ -207,7 +208,7 @@ async def test_signed_malformed_payloads_are_a_400(world: World, raw: bytes) -> 
 
 @pytest.mark.parametrize("actions", [[], {"0": {}}, "amlbot.approve", 7, [{"value": "R-AAAAAAAA"}]])
 async def test_signed_payloads_with_actions_of_the_wrong_type_are_refused_without_a_500(world: World, actions: Any) -> None:
-    payload = block_actions_payload(cards.APPROVE, world.closed, APPROVER_1, CHANNEL, "1700000000.000100")
+    payload = block_actions_payload(cards.ActionId.APPROVE, world.closed, APPROVER_1, CHANNEL, "1700000000.000100")
     payload["actions"] = actions
     status, _ = await world.sender.send(_body(payload))
     assert status in (400, 404)
@@ -219,22 +220,22 @@ async def test_signed_payloads_with_actions_of_the_wrong_type_are_refused_withou
      ("container", False), ("container", "C0AMLBOT1"), ("container", [1])],
 )
 async def test_signed_payloads_with_objects_of_the_wrong_type_are_refused_without_a_500(world: World, key: str, wrong: Any) -> None:
-    payload = block_actions_payload(cards.APPROVE, world.closed, APPROVER_1, CHANNEL, "1700000000.000100")
+    payload = block_actions_payload(cards.ActionId.APPROVE, world.closed, APPROVER_1, CHANNEL, "1700000000.000100")
     payload[key] = wrong
     status, _ = await world.sender.send(_body(payload))
     assert status in (400, 404)
 
 
 async def test_foreign_action_ids_are_ignored(world: World) -> None:
-    for actions in ([{"action_id": "someone.else", "value": world.closed}], [{"action_id": "x", "value": 1}, {"action_id": cards.APPROVE}]):
-        payload = block_actions_payload(cards.APPROVE, world.closed, APPROVER_1, CHANNEL, "1700000000.000100")
+    for actions in ([{"action_id": "someone.else", "value": world.closed}], [{"action_id": "x", "value": 1}, {"action_id": cards.ActionId.APPROVE}]):
+        payload = block_actions_payload(cards.ActionId.APPROVE, world.closed, APPROVER_1, CHANNEL, "1700000000.000100")
         payload["actions"] = actions
         # Bolt matches the first action: 404 when no listener takes it, so none ran.
         assert await _send_and_check(world, _body(payload), expect_refusal=False) == 404
 
 
 async def test_a_huge_body_is_refused_before_anything_runs(world: World) -> None:
-    payload = block_actions_payload(cards.APPROVE, "R-" + "A" * (2 * 1024 * 1024), APPROVER_1, CHANNEL, "1700000000.000100")
+    payload = block_actions_payload(cards.ActionId.APPROVE, "R-" + "A" * (2 * 1024 * 1024), APPROVER_1, CHANNEL, "1700000000.000100")
     status, _ = await world.sender.send(_body(payload))
     assert status == 413
 
@@ -249,7 +250,7 @@ async def fresh(tmp_path: Any) -> AsyncIterator[Harness]:
 
 @pytest.mark.parametrize(("key", "wrong"), [("user", 5), ("user", 1.5), ("user", True), ("channel", 5)])
 async def test_a_click_with_a_non_string_id_keeps_the_audit_chain_verifiable(fresh: Harness, key: str, wrong: Any) -> None:
-    payload = block_actions_payload(cards.APPROVE, "R-AAAAAAAA", APPROVER_1, CHANNEL, "1700000000.000100",
+    payload = block_actions_payload(cards.ActionId.APPROVE, "R-AAAAAAAA", APPROVER_1, CHANNEL, "1700000000.000100",
                                     response_url=fresh.slack.response_url_for(CHANNEL, user="fuzz"))
     payload[key]["id"] = wrong
     status, _ = await fresh.sender.send(_body(payload))
@@ -259,7 +260,7 @@ async def test_a_click_with_a_non_string_id_keeps_the_audit_chain_verifiable(fre
 
 
 async def test_a_click_with_a_null_user_id_is_refused_clearly(fresh: Harness) -> None:
-    payload = block_actions_payload(cards.APPROVE, "R-AAAAAAAA", APPROVER_1, CHANNEL, "1700000000.000100",
+    payload = block_actions_payload(cards.ActionId.APPROVE, "R-AAAAAAAA", APPROVER_1, CHANNEL, "1700000000.000100",
                                     response_url=fresh.slack.response_url_for(CHANNEL, user="fuzz"))
     payload["user"]["id"] = None
     status, _ = await fresh.sender.send(_body(payload))

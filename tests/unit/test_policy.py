@@ -11,9 +11,12 @@ import pytest
 from bot import policy
 from bot.policy import Actor
 from bot.settings import ConfigError, PolicyConfig, parse_config
+from commands.intents import Action
 
 LEAD, OTHER_LEAD, ADMIN, ONCALL, DATA, STRANGER = "ULEAD", "UOTHER", "UADMIN", "UONCALL", "UDATA", "USTRANGER"
 OPS_CHANNEL, ELSEWHERE = "COPS", "CELSE"
+A = Action.parse
+DELETE_RUN = A("delete run")
 
 
 def rules(**overrides: Any) -> PolicyConfig:
@@ -42,17 +45,17 @@ def actor(user: str, *groups: str) -> Actor:
 
 def test_request_allowed_by_user_and_by_group() -> None:
     p = rules()
-    assert policy.may_request(p, actor(LEAD), "delete run", OPS_CHANNEL, "prod").allowed
-    assert policy.may_request(p, actor(DATA, "SDATA"), "export model", ELSEWHERE, "dev").allowed
+    assert policy.may_request(p, actor(LEAD), A("delete run"), OPS_CHANNEL, "prod").allowed
+    assert policy.may_request(p, actor(DATA, "SDATA"), A("export model"), ELSEWHERE, "dev").allowed
 
 
 @pytest.mark.parametrize(
     "who, action, channel, workspace, reason",
     [
-        (actor(STRANGER), "delete run", OPS_CHANNEL, "dev", "You are not allowed to request `delete run`"),
-        (actor(DATA, "SDATA"), "delete run", OPS_CHANNEL, "dev", "You are not allowed"),
-        (actor(LEAD), "delete run", ELSEWHERE, "dev", "cannot be requested in this channel"),
-        (actor(LEAD), "delete run", OPS_CHANNEL, "staging", "on workspace `staging`"),
+        (actor(STRANGER), A("delete run"), OPS_CHANNEL, "dev", "You are not allowed to request `delete run`"),
+        (actor(DATA, "SDATA"), A("delete run"), OPS_CHANNEL, "dev", "You are not allowed"),
+        (actor(LEAD), A("delete run"), ELSEWHERE, "dev", "cannot be requested in this channel"),
+        (actor(LEAD), A("delete run"), OPS_CHANNEL, "staging", "on workspace `staging`"),
     ],
 )
 def test_request_refused_with_the_reason(who: Actor, action: str, channel: str, workspace: str, reason: str) -> None:
@@ -62,7 +65,7 @@ def test_request_refused_with_the_reason(who: Actor, action: str, channel: str, 
 
 def test_an_action_no_rule_names_is_refused_for_everyone() -> None:
     p = rules(requesters={"export run": {"users": [LEAD]}})
-    decision = policy.may_request(p, actor(ADMIN), "delete workspace", OPS_CHANNEL, "dev")
+    decision = policy.may_request(p, actor(ADMIN), A("delete workspace"), OPS_CHANNEL, "dev")
     assert not decision.allowed and "Nobody may request `delete workspace`" in decision.reason
 
 
@@ -74,18 +77,18 @@ def test_two_half_rules_do_not_add_up_to_a_whole_one() -> None:
             "delete *": {"users": [LEAD], "channels": [ELSEWHERE], "workspaces": ["prod"]},
         }
     )
-    assert not policy.may_request(p, actor(LEAD), "delete run", OPS_CHANNEL, "prod").allowed
-    assert policy.may_request(p, actor(LEAD), "delete run", OPS_CHANNEL, "dev").allowed
-    assert policy.may_request(p, actor(LEAD), "delete run", ELSEWHERE, "prod").allowed
+    assert not policy.may_request(p, actor(LEAD), A("delete run"), OPS_CHANNEL, "prod").allowed
+    assert policy.may_request(p, actor(LEAD), A("delete run"), OPS_CHANNEL, "dev").allowed
+    assert policy.may_request(p, actor(LEAD), A("delete run"), ELSEWHERE, "prod").allowed
 
 
 def test_help_lists_what_this_user_may_request_in_this_channel() -> None:
     p = rules()
-    actions = ["export run", "export model", "delete run", "cleanup computes"]
-    assert policy.requestable_actions(p, actor(LEAD), actions, OPS_CHANNEL) == ["delete run"]
+    actions = [A("export run"), A("export model"), A("delete run"), A("cleanup computes")]
+    assert policy.requestable_actions(p, actor(LEAD), actions, OPS_CHANNEL) == [A("delete run")]
     assert policy.requestable_actions(p, actor(LEAD), actions, ELSEWHERE) == []
     assert policy.requestable_actions(p, actor(DATA, "SDATA", "SONCALL"), actions, ELSEWHERE) == [
-        "export run", "export model", "cleanup computes"
+        A("export run"), A("export model"), A("cleanup computes")
     ]
     assert policy.requestable_actions(p, actor(STRANGER), actions, OPS_CHANNEL) == []
 
@@ -95,19 +98,19 @@ def test_help_lists_what_this_user_may_request_in_this_channel() -> None:
 
 def test_approvals_required_exact_then_wildcard_then_one() -> None:
     p = rules()
-    assert policy.approvals_required(p, "delete user") == 2
-    assert policy.approvals_required(p, "delete run") == 1
-    assert policy.approvals_required(p, "export run") == 1
+    assert policy.approvals_required(p, A("delete user")) == 2
+    assert policy.approvals_required(p, A("delete run")) == 1
+    assert policy.approvals_required(p, A("export run")) == 1
 
 
 def test_a_workspace_deletion_takes_two_whatever_the_file_says() -> None:
-    assert policy.approvals_required(rules(approvals_required={"delete workspace": 1}), "delete workspace") == 2
-    assert policy.approvals_required(rules(approvals_required={}), "delete workspace") == 2
-    assert policy.approvals_required(rules(approvals_required={"delete *": 3}), "delete workspace") == 3
+    assert policy.approvals_required(rules(approvals_required={"delete workspace": 1}), A("delete workspace")) == 2
+    assert policy.approvals_required(rules(approvals_required={}), A("delete workspace")) == 2
+    assert policy.approvals_required(rules(approvals_required={"delete *": 3}), A("delete workspace")) == 3
 
 
 def approve(
-    p: PolicyConfig, who: Actor, *, requester: str = DATA, action: str = "delete run", workspace: str = "dev", items: int = 1
+    p: PolicyConfig, who: Actor, *, requester: str = DATA, action: Action = DELETE_RUN, workspace: str = "dev", items: int = 1
 ) -> policy.Decision:
     return policy.may_approve(p, who, requester=requester, action=action, workspace=workspace, item_count=items)
 
@@ -126,14 +129,14 @@ def test_a_requester_never_approves_their_own_deletion() -> None:
     for who in (actor(LEAD), actor(ADMIN)):
         decision = approve(p, who, requester=who.user_id)
         assert not decision.allowed and "your own request" in decision.reason
-    oncall_deletion = approve(p, actor(ONCALL, "SONCALL", "SAPPROVERS"), requester=ONCALL, action="delete run")
+    oncall_deletion = approve(p, actor(ONCALL, "SONCALL", "SAPPROVERS"), requester=ONCALL, action=A("delete run"))
     assert not oncall_deletion.allowed
 
 
 def test_self_approval_only_where_the_file_allows_it_and_never_for_a_deletion() -> None:
     p = rules()
-    assert approve(p, actor(DATA, "SDATA"), requester=DATA, action="export run").allowed
-    assert not approve(p, actor(DATA, "SDATA"), requester=DATA, action="export model").allowed
+    assert approve(p, actor(DATA, "SDATA"), requester=DATA, action=A("export run")).allowed
+    assert not approve(p, actor(DATA, "SDATA"), requester=DATA, action=A("export model")).allowed
     for deletion in ("delete run", "cleanup computes", "*"):
         with pytest.raises(ValueError, match="never be approved by its requester"):
             rules(self_approval=[deletion])
@@ -142,9 +145,9 @@ def test_self_approval_only_where_the_file_allows_it_and_never_for_a_deletion() 
 def test_oncall_self_approves_a_cleanup_up_to_the_cap() -> None:
     p = rules(oncall_self_approval_cap=3)
     oncall = actor(ONCALL, "SONCALL")
-    assert approve(p, oncall, requester=ONCALL, action="cleanup computes", items=3).allowed
-    assert not approve(p, oncall, requester=ONCALL, action="cleanup computes", items=4).allowed
-    assert not approve(p, actor(DATA), requester=DATA, action="cleanup exports", items=1).allowed
+    assert approve(p, oncall, requester=ONCALL, action=A("cleanup computes"), items=3).allowed
+    assert not approve(p, oncall, requester=ONCALL, action=A("cleanup computes"), items=4).allowed
+    assert not approve(p, actor(DATA), requester=DATA, action=A("cleanup exports"), items=1).allowed
 
 
 def test_approvers_limited_to_workspaces() -> None:
@@ -172,23 +175,23 @@ def test_a_card_asks_the_approvers_of_its_workspace_by_group_not_every_admin() -
 
 def test_a_request_nobody_else_could_approve_is_refused_at_submission() -> None:
     only_lead = rules(admins=[], approvers={"users": [LEAD]})
-    refused = policy.can_be_approved(only_lead, actor(LEAD), "delete run", "dev", 1, {})
+    refused = policy.can_be_approved(only_lead, actor(LEAD), A("delete run"), "dev", 1, {})
     assert not refused.allowed and "needs 1 approval(s) from someone other than you" in refused.reason
-    assert policy.can_be_approved(only_lead, actor(OTHER_LEAD), "delete run", "dev", 1, {}).allowed
+    assert policy.can_be_approved(only_lead, actor(OTHER_LEAD), A("delete run"), "dev", 1, {}).allowed
     # Two approvers, one of them asking: a workspace deletion (2) cannot be approved.
     two = rules(admins=[], approvers={"users": [LEAD, OTHER_LEAD]})
-    assert not policy.can_be_approved(two, actor(LEAD), "delete workspace", "dev", 1, {}).allowed
-    assert policy.can_be_approved(two, actor(DATA), "delete workspace", "dev", 1, {}).allowed
+    assert not policy.can_be_approved(two, actor(LEAD), A("delete workspace"), "dev", 1, {}).allowed
+    assert policy.can_be_approved(two, actor(DATA), A("delete workspace"), "dev", 1, {}).allowed
     # Approvers who may not touch this workspace do not count.
     elsewhere = rules(admins=[], approvers={"users": [OTHER_LEAD], "workspaces": ["prod"]})
-    assert not policy.can_be_approved(elsewhere, actor(LEAD), "delete run", "dev", 1, {}).allowed
+    assert not policy.can_be_approved(elsewhere, actor(LEAD), A("delete run"), "dev", 1, {}).allowed
 
 
 def test_an_oncall_self_approval_counts_at_submission() -> None:
     nobody_else = rules(admins=[], approvers={"users": []})
     oncall = actor(ONCALL, "SONCALL")
-    assert policy.can_be_approved(nobody_else, oncall, "cleanup computes", "dev", 5, {}).allowed
-    assert not policy.can_be_approved(nobody_else, oncall, "cleanup computes", "dev", 6, {}).allowed
+    assert policy.can_be_approved(nobody_else, oncall, A("cleanup computes"), "dev", 5, {}).allowed
+    assert not policy.can_be_approved(nobody_else, oncall, A("cleanup computes"), "dev", 6, {}).allowed
 
 
 def test_cancel_and_run_now() -> None:
@@ -204,11 +207,11 @@ def test_cancel_and_run_now() -> None:
 
 def test_cooling_off_applies_to_the_configured_actions() -> None:
     default = rules(cooling_off="1h")
-    assert policy.cooling_off(default, "delete user") == timedelta(hours=1)
-    assert policy.cooling_off(default, "delete run") == timedelta(0)
+    assert policy.cooling_off(default, A("delete user")) == timedelta(hours=1)
+    assert policy.cooling_off(default, A("delete run")) == timedelta(0)
     wide = rules(cooling_off="30m", cooling_off_actions=["delete *"])
-    assert policy.cooling_off(wide, "delete run") == timedelta(minutes=30)
-    assert policy.cooling_off(wide, "export run") == timedelta(0)
+    assert policy.cooling_off(wide, A("delete run")) == timedelta(minutes=30)
+    assert policy.cooling_off(wide, A("export run")) == timedelta(0)
 
 
 def test_groups_named_are_the_ones_to_resolve() -> None:
@@ -240,7 +243,7 @@ def test_a_request_is_seen_in_its_channel_by_its_requester_and_its_approvers_and
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     request = RequestRecord(
         id="R-ABCD2345", team_id="T1", channel_id=OPS_CHANNEL, requester=LEAD, text="delete run r1",
-        action="delete run", workspace="dev", intent={}, plan={"items": []}, plan_hash=None, state=State.PENDING,
+        action=A("delete run"), workspace="dev", intent={}, plan={"items": []}, plan_hash=None, state=State.PENDING,
         approvals_required=1, created_at=moment, updated_at=moment, expires_at=moment, reminded=False,
         not_before=None, card_ts="1.0", decided_by=None, decided_at=None, result=None,
     )
@@ -268,11 +271,11 @@ def test_a_request_is_seen_in_its_channel_by_its_requester_and_its_approvers_and
 @pytest.mark.parametrize(
     ("action", "every_export", "private"),
     [
-        ("export user", False, True), ("export notebooks", False, True), ("export run", False, False),
-        ("export run", True, True), ("export model", True, True), ("delete user", True, False),
+        (A("export user"), False, True), (A("export notebooks"), False, True), (A("export run"), False, False),
+        (A("export run"), True, True), (A("export model"), True, True), (A("delete user"), True, False),
     ],
 )
 def test_links_of_exports_about_a_person_are_always_private_and_every_exports_when_configured(
-    action: str, every_export: bool, private: bool
+    action: Action, every_export: bool, private: bool
 ) -> None:
     assert policy.link_is_private(action, every_export) is private

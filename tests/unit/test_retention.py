@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from commands.azure.door import ItemResult, Retention, Status
+from commands.intents import Action
 from commands.operations.retention import VERSIONS_KEPT, told, with_retention, with_versioning
 from commands.plan import ItemKind, Plan, PlanItem
 
 HELD, FREE = PlanItem(ItemKind.BLOB, "a/1.txt", 1, "held"), PlanItem(ItemKind.BLOB, "a/2.txt", 1, "free")
-PLAN = Plan(action="delete run", workspace="dev", target="a", items=(HELD, FREE))
+PLAN = Plan(action=Action.parse("delete run"), workspace="dev", target="a", items=(HELD, FREE))
 
 
 def test_files_under_a_legal_hold_are_kept_with_the_reason() -> None:

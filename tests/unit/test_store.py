@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.lifecycle import WAITING, IllegalTransition, RequestExpired, State
 from bot.store.store import LeaseLost, Store, now
+from commands.intents import Action
 from tests.conftest import AUDIT_KEY
 
 LEASE = timedelta(seconds=60)
@@ -22,7 +23,7 @@ PAST = {"past": "2000-01-01 00:00:00+00:00"}
 def _request(store: Store, approvals: int = 1):
     return store.create_request(
         team_id="T1", channel_id="C1", requester="UREQ", text="delete run r1",
-        action="delete run", workspace="dev", intent={"verb": "delete"}, plan={"items": []},
+        action=Action.parse("delete run"), workspace="dev", intent={"verb": "delete"}, plan={"items": []},
         plan_hash="sha256:x", approvals_required=approvals, expires_in=timedelta(hours=1),
     )
 

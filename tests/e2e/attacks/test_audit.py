@@ -198,7 +198,7 @@ async def test_an_entry_altered_after_the_head_is_caught_at_the_next_append(harn
 async def _deleted_with_receipt(harness: Harness) -> tuple[str, bytes]:
     await harness.seed({f"{PREFIX}a.txt": b"a", f"{PREFIX}b.txt": b"b"})
     request = await harness.submit(f"delete run {RUN}")
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED)
     [receipt] = await harness.slack.wait_for(
         lambda: [f for f in harness.slack.files if f.thread_ts == done.card_ts and f.filename.endswith("-receipt.json")]

@@ -63,7 +63,7 @@ async def test_a_plan_altered_in_the_database_after_approval_does_not_run(harnes
     with harness.store.engine.begin() as conn:
         conn.execute(update(schema.requests).where(schema.requests.c.id == request.id).values(plan=altered))
 
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.FAILED, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED)
 
     assert done.state is State.FAILED
@@ -87,7 +87,7 @@ async def test_a_blob_rewritten_after_approval_is_kept_and_reported_changed(harn
     # After the approvers saw the plan, a job writes new bytes under the same name.
     await harness.seed({rewritten: b"new results, never approved for deletion"})
 
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     assert await harness.blob_names(PREFIX) == {rewritten}
@@ -124,7 +124,7 @@ async def test_a_database_blip_while_checkpointing_is_retried_and_the_job_succee
     await harness.seed(_files(5))
     request = await harness.submit(f"delete run {RUN}")
     served = _failing_checkpoints(harness, 2)
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     assert served == [2] and done.state is State.SUCCEEDED
@@ -140,7 +140,7 @@ async def test_a_database_down_for_good_while_checkpointing_still_gets_a_receipt
     await harness.seed(_files(4))
     request = await harness.submit(f"delete run {RUN}")
     _failing_checkpoints(harness, 1000)
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     assert await harness.blob_names(PREFIX) == set()
@@ -162,7 +162,7 @@ async def test_a_503_storm_on_the_final_listing_leaves_state_receipt_and_thread_
     await proxied.seed(_files(3))
     request = await proxied.submit(f"delete run {RUN}")
     proxy.fail_next("GET", r"comp=list", status=503, times=10_000)  # every listing from now on
-    await proxied.click(cards.APPROVE, request.id, APPROVER_1)
+    await proxied.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await proxied.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     assert [e.status for e in proxy.exchanges if "comp=batch" in e.path_qs] == [202]
@@ -189,7 +189,7 @@ async def test_an_export_lists_a_blob_gone_before_its_turn_as_missing_and_comple
     gone = f"{PREFIX}outputs/part-001.txt"
     await harness.blobs.get_blob_client(harness.container, gone).delete_blob()
 
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     assert done.state is State.SUCCEEDED
@@ -221,7 +221,7 @@ async def test_an_export_keeps_every_member_inside_the_archive_root_whatever_the
     assert climber in await harness.blob_names(PREFIX)
     request = await harness.submit(f"export run {RUN}")
 
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     manifest, members = await _download(harness, request.id)
@@ -245,7 +245,7 @@ async def _export_held_at_its_first_member(harness: Harness, proxy: StorageFault
     await harness.seed(_files(30))
     request = await harness.submit(f"export run {RUN}")
     held = proxy.hold("GET", r"/part-000\.txt$")
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await held.reached.wait()
     return request.id, held
 
@@ -309,7 +309,7 @@ async def test_a_cleanup_keeps_a_compute_that_got_busy_after_the_plan(azure_harn
     # A job lands on one of them while the request waits.
     workspace.add_compute("quiet-cluster", created_on=long_ago, current_nodes=2, running_nodes=2, allocation_changed=datetime.now(UTC))
 
-    await azure_harness.click(cards.APPROVE, request.id, ONCALL)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, ONCALL)
     done = await azure_harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     assert {path.rsplit("/", 1)[1] for path in azure.state.deleted if "/computes/" in path} == {"idle-cluster"}
@@ -327,7 +327,7 @@ async def test_a_compute_approved_idle_but_busy_when_the_job_runs_is_kept(azure_
     assert request.plan["warnings"] == []  # approvers are told nothing runs on it
     workspace.add_compute("gpu-cluster", current_nodes=1, preparing_nodes=1)
 
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     assert not [path for path in azure.state.deleted if "/computes/" in path]
@@ -345,7 +345,7 @@ async def test_a_notebook_rewritten_after_approval_is_kept_and_reported_changed(
     rewritten = "Users/alice/churn analysis.ipynb"
     files.add_file(NOTEBOOKS_SHARE, rewritten, b'{"cells": ["saved after the plan"]}')
 
-    await bot.click(cards.APPROVE, request.id, APPROVER_1)
+    await bot.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await bot.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
 
     assert files.files(NOTEBOOKS_SHARE) == {rewritten: b'{"cells": ["saved after the plan"]}'}

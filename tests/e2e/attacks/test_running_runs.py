@@ -38,7 +38,7 @@ async def test_delete_run_of_an_unfinished_job_keeps_its_record_and_files(
     request = await azure_harness.submit("delete run live-train-1")
     assert any(f"still {status.lower()}" in warning for warning in request.plan["warnings"])
     assert f"still {status.lower()}" in str(azure_harness.card(request.id))
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await azure_harness.wait_state(request.id, *FINAL)
 
     assert await azure_harness.blob_names() == set(_files("live-train-1"))
@@ -96,7 +96,7 @@ async def test_a_job_running_again_when_the_approved_plan_runs_keeps_every_file(
     assert len(request.plan["items"]) == 3  # its job record and its two files
     _set_status(azure, "flaky-train-1", "Running")  # resumed while the request waited
 
-    await azure_harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await azure_harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await azure_harness.wait_state(request.id, *FINAL)
 
     assert await azure_harness.blob_names() == set(_files("flaky-train-1"))

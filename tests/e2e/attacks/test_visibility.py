@@ -64,7 +64,7 @@ async def test_a_request_past_its_deadline_cannot_be_approved_before_the_sweep_r
     await stop_timers(harness)
     set_columns(harness, request.id, expires_at=now() - timedelta(minutes=1))
 
-    status, _ = await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    status, _ = await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     assert status == 200
     reply = await harness.wait_reply(APPROVER_1, request.id)
     assert reply.startswith(":no_entry:") and f"{request.id} expired at" in reply and "nothing will run" in reply
@@ -127,7 +127,7 @@ async def test_a_refused_plan_file_still_confirms_to_the_requester_and_notifies_
     await h.wait_thread(request.id, f"The full plan of {request.id} could not be attached here")
     assert not [f for f in h.slack.files if f.filename == f"{request.id}-plan.json"]
     # The request goes on as if the file were there.
-    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.wait_state(request.id, State.SUCCEEDED)
     assert await h.blob_names(PREFIX) == set()
 
@@ -208,7 +208,7 @@ async def test_an_export_about_a_person_sends_its_link_to_the_requester_alone(az
     await h.seed({"ExperimentRun/dcid.alice-private-1/logs/out.txt": b"hers"})
 
     request = await h.submit(f"export user {ALICE.object_id}")
-    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.wait_state(request.id, State.SUCCEEDED)
 
     private = await h.slack.wait_for(lambda: export_message(h.direct_messages(REQUESTER), request.id), description="the DM")
@@ -237,7 +237,7 @@ async def test_private_export_links_sends_every_exports_link_privately(private_l
     h = private_links
     await h.seed(FILES)
     request = await h.submit(f"export run {RUN}")
-    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     private = await h.slack.wait_for(lambda: export_message(h.direct_messages(REQUESTER), request.id), description="the DM")
     await h.wait_thread(request.id, f"sent privately to <@{REQUESTER}>")
     assert channel_leaks(h, request.id, link_in(private)) == []
@@ -246,7 +246,7 @@ async def test_private_export_links_sends_every_exports_link_privately(private_l
 async def exported(h: Harness) -> tuple[RequestRecord, str]:
     await h.seed(FILES)
     request = await h.submit(f"export run {RUN}")
-    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     message = await h.slack.wait_for(lambda: export_message(h.thread(request.id), request.id), description="the link")
     return h.request(request.id), link_in(message)
 
@@ -296,10 +296,10 @@ async def test_revoke_of_a_request_without_an_archive_deletes_nothing(harness: H
 async def test_a_click_on_a_decided_card_says_who_decided_in_plain_words(harness: Harness) -> None:
     await harness.seed(FILES)
     request = await harness.submit(f"delete run {RUN}")
-    await harness.click(cards.APPROVE, request.id, APPROVER_1)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await harness.wait_state(request.id, State.QUEUED, State.RUNNING, State.SUCCEEDED)
 
-    await harness.click(cards.APPROVE, request.id, APPROVER_2)
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_2)
     reply = await harness.wait_reply(APPROVER_2, request.id)
     assert f"{request.id} was already approved by <@{APPROVER_1}>" in reply
     assert "cannot become" not in reply and "is already" not in reply
@@ -322,7 +322,7 @@ async def test_a_failed_job_posts_a_short_reason_and_never_azures_error_body(
     await h.seed(FILES)
     request = await h.submit(f"export run {RUN}")
     proxy.fail_next("PUT", r"/exports/R-", status=403, times=100, code="AuthorizationFailure")
-    await h.click(cards.APPROVE, request.id, APPROVER_1)
+    await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     await h.wait_state(request.id, State.FAILED)
 
     posted = await h.wait_thread(request.id, f"{request.id} failed")
