@@ -294,7 +294,9 @@ class Worker:
     @contextlib.asynccontextmanager
     async def _held(self, renew: Callable[[], bool], what: str) -> AsyncIterator[None]:
         """The lease is renewed while inside; losing it cancels the task inside."""
-        keeper = asyncio.create_task(self._hold(renew, asyncio.current_task(), what))  # type: ignore[arg-type]
+        holder = asyncio.current_task()
+        assert holder is not None, "a lease is held by a task"
+        keeper = asyncio.create_task(self._hold(renew, holder, what))
         try:
             yield
         finally:
