@@ -349,14 +349,13 @@ class Flow:
 
     async def list(self, scope: str, where: Where) -> str:
         rules = self.s.config.policy
-        # The org's requests when the policy shares them across its workspaces, else this workspace's.
-        among = {"enterprise": where.enterprise} if rules.org_wide and where.enterprise else {"team": where.team}
+        team, org = policy.listed_from(rules, team=where.team, enterprise=where.enterprise)
         if scope == "pending":
             records = await asyncio.to_thread(
-                partial(self.store.list_requests, states=frozenset({State.PENDING}), limit=None, **among)
+                partial(self.store.list_requests, states=frozenset({State.PENDING}), limit=None, team=team, enterprise=org)
             )
         else:
-            records = await asyncio.to_thread(partial(self.store.list_requests, requester=where.user, **among))
+            records = await asyncio.to_thread(partial(self.store.list_requests, requester=where.user, team=team, enterprise=org))
         actor = await self.s.groups.actor(where.user)
         seen = partial(policy.may_see, rules, actor, team=where.team, channel=where.channel, enterprise=where.enterprise)
         shown = [r for r in records if seen(r)][:LISTED]

@@ -131,6 +131,12 @@ def same_place(policy: PolicyConfig, request: RequestRecord, *, team: str, enter
     return policy.org_wide and request.enterprise_id is not None and request.enterprise_id == enterprise
 
 
+def listed_from(policy: PolicyConfig, *, team: str, enterprise: str | None) -> tuple[str | None, str | None]:
+    """The (team, enterprise) filters of `Store.list_requests` for lists shown in workspace `team`:
+    that workspace's requests, or with `org_wide` its whole org's."""
+    return (None, enterprise) if policy.org_wide and enterprise else (team, None)
+
+
 def may_see(
     policy: PolicyConfig, actor: Actor, request: RequestRecord, *, team: str, channel: str, enterprise: str | None = None
 ) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -33,8 +34,8 @@ class HomeTab:
         self.flow = flow
         # Who opened the tab since this process started, and in which workspace (team) they last did:
         # the tabs it keeps fresh after each change. On Enterprise Grid one person (W…) has a tab in
-        # each workspace of the org; each shows that workspace's requests only.
-        self.viewers: dict[str, str] = {}
+        # each workspace of the org; each shows that workspace's requests only (its org's: org_wide).
+        self.viewers: dict[str, tuple[str, str | None]] = {}  # user -> (team, enterprise)
         self._links: dict[str, str] = {}  # request id -> its card's permalink (a card never moves)
 
     async def link(self, record: RequestRecord) -> str | None:
@@ -48,12 +49,14 @@ class HomeTab:
             self._links[record.id] = str(answer.get("permalink") or "")
         return self._links.get(record.id) or None
 
-    async def content(self, user: str, team: str, notice: str | None = None) -> HomeContent:
+    async def content(self, user: str, team: str, notice: str | None = None, enterprise: str | None = None) -> HomeContent:
         store, rules = self.flow.store, self.flow.s.config.policy
         actor = await self.flow.s.groups.actor(user)
-        pending = await asyncio.to_thread(store.list_requests, states=frozenset({State.PENDING}), team=team, limit=PENDING_SCAN)
-        mine = await asyncio.to_thread(store.list_requests, requester=user, team=team, limit=MAX_MINE)
-        finished = await asyncio.to_thread(store.list_requests, states=FINAL, team=team, limit=RESULT_SCAN)
+        listed_team, listed_org = policy.listed_from(rules, team=team, enterprise=enterprise)
+        among = partial(store.list_requests, team=listed_team, enterprise=listed_org)
+        pending = await asyncio.to_thread(among, states=frozenset({State.PENDING}), limit=PENDING_SCAN)
+        mine = await asyncio.to_thread(among, requester=user, limit=MAX_MINE)
+        finished = await asyncio.to_thread(among, states=FINAL, limit=RESULT_SCAN)
         every_export = self.flow.s.config.private_export_links
 
         def private(record: RequestRecord) -> bool:
@@ -79,7 +82,8 @@ class HomeTab:
         )
 
     async def publish(self, user: str, notice: str | None = None) -> None:
-        view = home_view(await self.content(user, self.viewers.get(user, ""), notice), now())
+        team, enterprise = self.viewers.get(user, ("", None))
+        view = home_view(await self.content(user, team, notice, enterprise), now())
         try:
             await self.flow.client.views_publish(user_id=user, view=view)
         except SlackApiError as error:
@@ -104,7 +108,8 @@ def register(app: AsyncApp, flow: Flow) -> HomeTab:
     @app.event("app_home_opened")
     async def opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab") == "home":  # the Messages tab opens with the same event
-            tab.viewers[event["user"]] = str(body.get("team_id") or "")
+            enterprise = body.get("enterprise_id")
+            tab.viewers[event["user"]] = (str(body.get("team_id") or ""), enterprise if isinstance(enterprise, str) and enterprise else None)
             await tab.publish(event["user"])
 
     @app.action(cards.ACTION_PATTERN, matchers=[from_home])
@@ -112,8 +117,8 @@ def register(app: AsyncApp, flow: Flow) -> HomeTab:
         # A click on the tab has no channel and no response_url: the answer goes on top of the tab.
         await ack()
         user = id_of(body.get("user"))
-        where = Where(team=id_of(body.get("team")), channel=HOME_TAB, user=user)
-        tab.viewers[user] = where.team
+        where = Where(team=id_of(body.get("team")), channel=HOME_TAB, user=user, enterprise=id_of(body.get("enterprise")) or None)
+        tab.viewers[user] = (where.team, where.enterprise)
         reply = await flow.click(action["action_id"], action.get("value"), where, trigger_of(body))
         await tab.publish(user, notice=reply)
 

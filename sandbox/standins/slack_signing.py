@@ -203,11 +203,16 @@ def view_submission_body(
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def app_home_opened_body(user: str, team_id: str = "T0001", *, tab: str = "home", api_app_id: str = DEFAULT_API_APP_ID) -> bytes:
-    """An Events API delivery of `app_home_opened`, as Slack posts it: one JSON body."""
+def app_home_opened_body(
+    user: str, team_id: str = "T0001", *, tab: str = "home", api_app_id: str = DEFAULT_API_APP_ID,
+    enterprise_id: str | None = None,
+) -> bytes:
+    """An Events API delivery of `app_home_opened`, as Slack posts it: one JSON body (on a Grid org,
+    `enterprise_id` names the org beside the workspace's `team_id`)."""
     event = {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": tab, "event_ts": f"{time.time():.6f}"}
+    grid = {"enterprise_id": enterprise_id} if enterprise_id else {}
     return json.dumps({
-        "token": DEFAULT_VERIFICATION_TOKEN, "team_id": team_id, "api_app_id": api_app_id, "event": event,
+        "token": DEFAULT_VERIFICATION_TOKEN, "team_id": team_id, "api_app_id": api_app_id, "event": event, **grid,
         "type": "event_callback", "event_id": "Ev" + secrets.token_hex(5).upper(), "event_time": int(time.time()),
     }).encode()
 

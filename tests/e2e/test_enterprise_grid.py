@@ -105,13 +105,13 @@ async def test_from_another_workspace_of_the_org_a_request_is_neither_seen_nor_a
     assert (await grid.wait_state(record.id, State.SUCCEEDED)).approvers == (GRID_APPROVER,)
 
 
-async def open_home(h: Harness, user: str, team: str) -> str:
+async def open_home(h: Harness, user: str, team: str, org: str = ORG) -> str:
     """The Home tab `user` is shown on opening it in workspace `team`, as JSON text."""
     def publishes() -> list[ApiCall]:
         return [c for c in h.slack.calls_to("views.publish") if c.args.get("user_id") == user and c.ok]
 
     seen = len(publishes())
-    status, _ = await h.sender.send(app_home_opened_body(user, team), content_type="application/json")
+    status, _ = await h.sender.send(app_home_opened_body(user, team, enterprise_id=org), content_type="application/json")
     assert status == 200
     calls = await h.slack.wait_for(lambda: publishes()[seen:], description=f"the Home tab of {user} in {team}")
     return json.dumps(calls[0].args["view"])
@@ -135,6 +135,7 @@ async def test_org_wide_a_request_is_seen_and_approved_from_another_workspace_of
     assert "Waiting for approval" in await org_wide.wait_reply(GRID_APPROVER, f"*{record.id}*")
     await org_wide.command("list pending", GRID_APPROVER, **in_org(OTHER_WORKSPACE))
     assert record.id in await org_wide.wait_reply(GRID_APPROVER, f"• *{record.id}*")
+    assert record.id in await open_home(org_wide, GRID_APPROVER, OTHER_WORKSPACE)  # waiting for them there too
     await click_from(org_wide, record, OTHER_WORKSPACE)
     done = await org_wide.wait_state(record.id, State.SUCCEEDED)
     assert done.approvers == (GRID_APPROVER,) and done.team_id == TEAM
@@ -144,6 +145,7 @@ async def test_org_wide_never_reaches_another_org(org_wide: Harness) -> None:
     await org_wide.seed({f"{PREFIX}logs/a.txt": b"a"})
     record = await submit_in(org_wide, TEAM)
 
+    assert record.id not in await open_home(org_wide, GRID_APPROVER, "T0009", org="E0ELSE001")
     await click_from(org_wide, record, "T0009", org="E0ELSE001")  # the same ids, from another org
     assert "does not exist" in await org_wide.wait_reply(GRID_APPROVER, "does not exist")
     await org_wide.command(f"status {record.id}", GRID_APPROVER, **in_org("T0009", "E0ELSE001"))
