@@ -51,11 +51,12 @@ class NullSink:
 def _export_run(connection: str, container: str, arm_endpoint: str) -> tuple[Any, Any, Any]:
     """The real ExportRun, its context and its storage door (to close) on the bench's workspace."""
     from commands.azure.blobs import WorkspaceBlobs
+    from commands.intents import Action
     from commands.operations import operation_for
 
     config = workspace_config(connection, container, arm_endpoint)
     door = WorkspaceBlobs(config)
-    operation = operation_for("export run")
+    operation = operation_for(Action.parse("export run"))
     assert operation is not None
     return operation, context(config, door), door
 

@@ -102,6 +102,7 @@ async def _delete_both(connection: str, count: int, tag: str, log: Any) -> dict[
     from azure.storage.blob.aio import BlobServiceClient
 
     from commands.azure.blobs import WorkspaceBlobs
+    from commands.intents import Action
     from commands.operations import operation_for
 
     run, batch_container, single_container = f"bench_delete_{tag}", f"{BATCH_CONTAINER}-{tag}", f"{SINGLE_CONTAINER}-{tag}"
@@ -113,7 +114,7 @@ async def _delete_both(connection: str, count: int, tag: str, log: Any) -> dict[
         await seed_small(service, single_container, f"ExperimentRun/dcid.{run}/", count, size=512)
         log(f"seeded {2 * count} blobs to delete ({tag}) in {watch.seconds:.1f} s")
 
-        operation = operation_for("delete run")
+        operation = operation_for(Action.parse("delete run"))
         assert operation is not None
         async with control_plane([run]) as (azure, env):
             config = workspace_config(connection, batch_container, azure.url)
