@@ -17,10 +17,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import logs, metrics
+from bot import listeners, logs, metrics
 from bot.deliveries import DeliveryClaims
-from bot.flow import Flow, Services
-from bot.listeners import actions, commands, home
+from bot.listeners.home import HomeTab
+from bot.publisher import Publisher
+from bot.requests import Requests
+from bot.settings import Settings
 from bot.store.store import REQUEST_ID, Store
 
 log = logging.getLogger(__name__)
@@ -86,18 +88,14 @@ async def bind_request_id(req: AsyncBoltRequest, resp: BoltResponse, next: Calla
     return await next()
 
 
-def build_app(services: Services, client: AsyncWebClient) -> tuple[AsyncApp, Flow]:
-    settings = services.settings
+def build_app(settings: Settings, store: Store, requests: Requests, publisher: Publisher, home_tab: HomeTab) -> AsyncApp:
     app = AsyncApp(
         signing_secret=settings.slack_signing_secret,
-        client=client,
+        client=publisher.client,
         logger=logging.getLogger("slack_bolt"),
     )
     app.middleware(metrics.measure_ack)  # first: duplicates are acked too, and timed
     app.middleware(bind_request_id)
-    app.middleware(dedupe_middleware(services.store))
-    flow = Flow(services, client)
-    commands.register(app, flow)
-    home.register(app, flow)
-    actions.register(app, flow)
-    return app, flow
+    app.middleware(dedupe_middleware(store))
+    listeners.register(app, requests, publisher, home_tab)
+    return app

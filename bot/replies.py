@@ -12,7 +12,7 @@ from time import monotonic
 
 from slack_bolt.async_app import AsyncRespond
 
-from bot.flow import SLACK_TROUBLE, Flow, Where, slack_error
+from bot.publisher import SLACK_TROUBLE, Publisher, Where, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def received() -> float:
 
 
 async def answer(
-    flow: Flow, respond: AsyncRespond, where: Where, text: str, since: float, *, replace_original: bool | None = None
+    publisher: Publisher, respond: AsyncRespond, where: Where, text: str, since: float, *, replace_original: bool | None = None
 ) -> None:
     """`text` to `where.user` alone, `since` the delivery was `received()`."""
     if monotonic() - since < RESPONSE_URL_LIFETIME - MARGIN:
@@ -39,4 +39,4 @@ async def answer(
             log.warning("no response_url to answer through")
         except SLACK_TROUBLE as error:
             log.warning("response_url unreachable", extra={"error": slack_error(error)})
-    await flow.answer_privately(where, text)
+    await publisher.answer_privately(where, text)

@@ -13,7 +13,7 @@ import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,13 @@ from sqlalchemy import text
 
 from bot import metrics
 from bot.app import build_app, slack_client
+from bot.contexts import Contexts
 from bot.doors import Doors
-from bot.flow import Flow, Services
+from bot.listeners.home import HomeTab
+from bot.people import SlackPeople
+from bot.publisher import Publisher
 from bot.rejections import Rejections, rejection
+from bot.requests import Desk, Requests
 from bot.settings import AppConfig, Settings
 from bot.store.store import Store
 from bot.usergroups import GroupResolver
@@ -48,10 +52,23 @@ READY_TIMEOUT = 3.0  # seconds the database may take to answer a readiness probe
 
 
 @dataclass
+class Services:
+    """The process's long-lived parts, opened once and closed when it stops."""
+
+    settings: Settings
+    config: AppConfig
+    store: Store
+    doors: Doors
+    groups: GroupResolver
+    wake_worker: asyncio.Event = field(default_factory=asyncio.Event)  # set when a job may start now
+
+
+@dataclass
 class Bot:
     services: Services
     app: AsyncApp
-    flow: Flow
+    requests: Requests
+    publisher: Publisher
     worker: Worker
     rejections: Rejections  # deliveries refused for their signature, audited in aggregate
     worker_task: asyncio.Task[None] | None = None  # while it runs; /readyz looks at it
@@ -68,14 +85,17 @@ def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doo
         doors=doors or Doors(config.workspaces, graph_endpoint=config.graph_endpoint),
         groups=GroupResolver(client, config.policy),
     )
-    app, flow = build_app(services, client)
+    publisher = Publisher(client, store, config.policy, SlackPeople(client))
+    contexts = Contexts(config, services.doors)
+    requests = Requests(Desk(config, store, services.groups, publisher, contexts, services.wake_worker))
+    app = build_app(settings, store, requests, publisher, HomeTab(config, store, services.groups, publisher))
     worker = Worker(
-        flow,
+        config, store, publisher, contexts, requests, services.wake_worker,
         concurrency=settings.amlbot_worker_concurrency,
         lease=timedelta(seconds=settings.amlbot_lease_seconds),
         grace=settings.amlbot_shutdown_grace,
     )
-    return Bot(services, app, flow, worker, Rejections(store))
+    return Bot(services, app, requests, publisher, worker, Rejections(store))
 
 
 @contextlib.asynccontextmanager

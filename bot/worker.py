@@ -24,13 +24,16 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError
 
 from bot import cards, logs, metrics, policy, progress, wording
-from bot.flow import SLACK_TROUBLE, Flow, slack_error
+from bot.contexts import Contexts
 from bot.lifecycle import IllegalTransition, State
 from bot.outbox import retry_after
+from bot.publisher import SLACK_TROUBLE, Publisher, slack_error
+from bot.requests import Requests
+from bot.settings import AppConfig
 from bot.store.store import Claim, RequestRecord, Store, now
 from commands import receipts
 from commands.azure.door import ItemResult, Status
-from commands.operations import operation_for, touches_storage
+from commands.operations import operation_for
 from commands.operations.base import SUCCESS, Context, Execution, OperationError
 from commands.plan import Plan
 
@@ -88,8 +91,11 @@ class ProgressLine:
     (429 past the client's retries) the newest is tried again after Retry-After, until a shutdown.
     An outage is not waited out here: the result's posts are (see `deliver`)."""
 
-    def __init__(self, flow: Flow, record: RequestRecord, ts: str | None, spawn: Spawn, stopping: asyncio.Event) -> None:
-        self.flow = flow
+    def __init__(
+        self, publisher: Publisher, store: Store, record: RequestRecord, ts: str | None, spawn: Spawn, stopping: asyncio.Event
+    ) -> None:
+        self.publisher = publisher
+        self.store = store
         self.request = record
         self.ts = ts
         self._spawn = spawn  # the worker's: a shutdown waits for the line too
@@ -108,18 +114,17 @@ class ProgressLine:
             await self._sender
 
     async def _send(self) -> None:
-        client, request = self.flow.client, self.request
+        request = self.request
         while self._latest is not None:
             text, self._latest = self._latest, None
             try:
                 if self.ts:
-                    await client.chat_update(channel=request.channel_id, ts=self.ts, text=text)
+                    await self.publisher.edit(request, self.ts, text)
                 else:  # its place in the thread: after the posts queued before it
-                    post = partial(client.chat_postMessage, channel=request.channel_id, thread_ts=request.card_ts, text=text)
-                    posted = await self.flow.outbox.post(request.channel_id, request.card_ts, post)
+                    posted = await self.publisher.in_thread(request, self.publisher.thread_message(request, text))
                     self.ts = posted["ts"]
                     # Kept so that whoever resumes the job edits this same message.
-                    await asyncio.to_thread(self.flow.store.set_progress, request.id, progress_ts=self.ts)
+                    await asyncio.to_thread(self.store.set_progress, request.id, progress_ts=self.ts)
             except SLACK_TROUBLE as error:
                 log.warning("progress post failed", extra={"request_id": request.id, "error": slack_error(error)})
                 wait = retry_after(error)
@@ -206,15 +211,24 @@ def final_state(execution: Execution, total: int, error: str | None = None) -> S
 class Worker:
     def __init__(
         self,
-        flow: Flow,
+        config: AppConfig,
+        store: Store,
+        publisher: Publisher,
+        contexts: Contexts,
+        requests: Requests,
+        wake: asyncio.Event,
         *,
         concurrency: int = 2,
         lease: timedelta = timedelta(seconds=60),
         grace: float = 30.0,
         poll: float = 2.0,
     ) -> None:
-        self.flow = flow
-        self.store = flow.store
+        self.config = config
+        self.store = store
+        self.publisher = publisher
+        self.contexts = contexts
+        self.requests = requests  # the timers expire requests through it
+        self.wake = wake  # set when a job may start now
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.concurrency = concurrency
         self.lease = lease
@@ -228,10 +242,10 @@ class Worker:
     def stop(self) -> None:
         """Take no new job; running ones stop at their next step's end (see `_drain`)."""
         self._stopping.set()
-        self.flow.s.wake_worker.set()
+        self.wake.set()
 
     async def run(self) -> None:
-        wake = self.flow.s.wake_worker
+        wake = self.wake
         while not self._stopping.is_set():
             try:
                 await self.tick()
@@ -322,9 +336,9 @@ class Worker:
         record = await asyncio.to_thread(self.store.get, claim.request_id)
         job = await asyncio.to_thread(self.store.job, claim.request_id)
         assert record is not None and record.plan is not None and job is not None
-        self._background(self.flow.refresh_card(record))
+        self._background(self.publisher.refresh_card(record))
         plan = Plan.from_dict(record.plan)
-        line = ProgressLine(self.flow, record, job["progress_ts"], self._background, self._stopping)
+        line = ProgressLine(self.publisher, self.store, record, job["progress_ts"], self._background, self._stopping)
         checkpoint = await asyncio.to_thread(StoreCheckpoint, self.store, record, plan, line, self.pacer, self._stopping)
         if claim.resumed:
             done = f"{len(checkpoint.done)}/{len(plan.items)} items"
@@ -333,7 +347,7 @@ class Worker:
         unbound = await self._unbound(record)
         tampered = unbound or await asyncio.to_thread(self._plan_altered, record, plan)
         # Storage not the workspace's own is not even read (a re-listing there would tell of another account).
-        ctx = None if unbound else self.flow._context(record.workspace, record.id)
+        ctx = None if unbound else self.contexts.for_request(record.workspace, record.id)
         if tampered or ctx is None:
             execution, error, gave_up = Execution(checkpoint.done), tampered, True
         else:
@@ -369,10 +383,8 @@ class Worker:
     async def _unbound(self, record: RequestRecord) -> str | None:
         """Why the job may not touch the workspace's storage, or None. Checked in this process too:
         the job may run in another process than its preview, started with another config."""
-        if not touches_storage(record.action):
-            return None
         try:
-            await self.flow.s.doors.bind(record.workspace)
+            await self.contexts.bind_storage(record.action, record.workspace)
         except OperationError as error:
             return f"{error} Nothing was run."
         except Exception as failure:  # Azure could not say which account is the workspace's
@@ -450,42 +462,39 @@ class Worker:
 
     def _result_posts(self, record: RequestRecord, document_text: str | None) -> list[Post]:
         """What a finished job posts to its thread, in order: its link or error, then its receipt."""
-        client = self.flow.client
-        where = {"channel": record.channel_id, "thread_ts": record.card_ts}
         result = record.result or {}
         extras = result.get("extras", {})
         posts: list[Post] = []
-        post = partial(client.chat_postMessage, **where)
+        post = partial(self.publisher.thread_message, record)
         if "link" in extras:
             blocks = cards.export_result(extras["link"], extras["size"], extras["sha256"], extras["expires_at"])
-            if policy.link_is_private(record.action, self.flow.s.config.private_export_links):
+            if policy.link_is_private(record.action, self.config.private_export_links):
                 # The link to the requester alone; the channel hears where it went.
-                posts.append(partial(self.flow.direct_message, record.requester, text=f"Your export {record.id} is ready", blocks=blocks))
-                posts.append(partial(post, text=wording.sent_privately(record)))
+                posts.append(partial(self.publisher.direct_message, record.requester, text=f"Your export {record.id} is ready", blocks=blocks))
+                posts.append(post(wording.sent_privately(record)))
             else:
-                posts.append(partial(post, text=f"<@{record.requester}> your export is ready", blocks=blocks))
+                posts.append(post(f"<@{record.requester}> your export is ready", blocks))
         elif result.get("stopped_early") and not document_text:
-            posts.append(partial(post, text=f"<@{record.requester}> :octagonal_sign: {record.id} was stopped on request: no archive was made."))
+            posts.append(post(f"<@{record.requester}> :octagonal_sign: {record.id} was stopped on request: no archive was made."))
         elif result.get("error"):
             say = wording.partly_done if record.state is State.PARTIALLY_SUCCEEDED else wording.failed
             icon = ":warning:" if record.state is State.PARTIALLY_SUCCEEDED else ":x:"
-            posts.append(partial(post, text=f"<@{record.requester}> {icon} {cards.escape(say(record.id, result['error']))}"))
+            posts.append(post(f"<@{record.requester}> {icon} {cards.escape(say(record.id, result['error']))}"))
         if document_text:
             summary = cards.receipt_summary(json.loads(document_text))
-            posts.append(partial(post, text=f"<@{record.requester}> deletion receipt for {record.id}", blocks=summary))
-            upload = partial(client.files_upload_v2, **where, filename=f"{record.id}-receipt.json", title=f"Receipt {record.id}")
-            posts.append(partial(upload, content=document_text))
+            posts.append(post(f"<@{record.requester}> deletion receipt for {record.id}", summary))
+            posts.append(self.publisher.thread_file(record, f"{record.id}-receipt.json", f"Receipt {record.id}", document_text))
         return posts
 
     async def deliver(self, record: RequestRecord, posted: int) -> None:
         """Post what is not in the thread yet, counting each post as Slack confirms it: a post is
         repeated only if the process dies between Slack's answer and the count."""
-        await self.flow.refresh_card(record)
+        await self.publisher.refresh_card(record)
         document_text = await asyncio.to_thread(self.store.receipt, record.id)
         posts = self._result_posts(record, document_text)
         for step in range(posted, len(posts)):
             try:  # in the thread's order, each waiting out Slack's rate limits
-                await self.flow.outbox.post(record.channel_id, record.card_ts, posts[step])
+                await self.publisher.in_thread(record, posts[step])
             except SLACK_TROUBLE as error:
                 if slack_unavailable(error):
                     log.warning("result waits for Slack", extra={"request_id": record.id, "error": slack_error(error)})
@@ -514,20 +523,20 @@ class Worker:
     async def tick(self) -> None:
         moment = now()
         await self._expire(moment)
-        await self._remind(moment + self.flow.s.config.policy.reminder_before)
+        await self._remind(moment + self.config.policy.reminder_before)
         await self._end_cooling_off(moment)
         await self._post_unposted()
 
     async def _expire(self, moment: datetime) -> None:
         for request_id in await asyncio.to_thread(self.store.due_expiry, moment):
-            await self.flow.expire(request_id)
+            await self.requests.expire(request_id)
 
     async def _remind(self, expiring_by: datetime) -> None:
         for request_id in await asyncio.to_thread(self.store.due_reminders, expiring_by):
             if await asyncio.to_thread(self.store.mark_reminded, request_id):  # once, across replicas
                 record = await asyncio.to_thread(self.store.get, request_id)
                 if record:
-                    await self.flow.tell(record, cards.reminder_text(record))
+                    await self.publisher.tell(record, cards.reminder_text(record))
 
     async def _end_cooling_off(self, moment: datetime) -> None:
         for request_id in await asyncio.to_thread(self.store.due, State.APPROVED, "not_before", moment):
@@ -538,4 +547,4 @@ class Worker:
                 )
             except IllegalTransition:
                 continue  # cancelled or run now meanwhile
-            await self.flow.refresh_card(queued)
+            await self.publisher.refresh_card(queued)

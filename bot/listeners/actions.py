@@ -1,4 +1,4 @@
-"""Card buttons (approve, reject, cancel, run now) and the reject form. Ack at once, then decide in the flow."""
+"""Card buttons (approve, reject, cancel, run now) and the reject form. Ack at once, then decide in bot/requests/."""
 
 from __future__ import annotations
 
@@ -9,31 +9,32 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import cards, replies
-from bot.flow import Flow, Where
 from bot.listeners.payload import DATABASE_DOWN, form_value, from_message, id_of, metadata, trigger_of
+from bot.publisher import Publisher, Where
+from bot.requests import Requests
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, flow: Flow) -> None:
+def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
     @app.action(cards.ACTION_PATTERN, matchers=[from_message])
     async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         since = replies.received()
         await ack()
-        # Ids of another JSON type count as none: the flow refuses them, and the audit hashes what it stores.
+        # Ids of another JSON type count as none: the use case refuses them, and the audit hashes what it stores.
         where = Where(
             team=id_of(body.get("team")), channel=id_of(body.get("channel")), user=id_of(body.get("user")),
             enterprise=id_of(body.get("enterprise")) or None,
         )
         try:
-            # The flow checks the value: a malformed one is refused and audited like any other click.
-            reply = await flow.click(action["action_id"], action.get("value"), where, trigger_of(body))
+            # The use case checks the value: a malformed one is refused and audited like any other click.
+            reply = await requests.click(action["action_id"], action.get("value"), where, trigger_of(body))
         except SQLAlchemyError:
             # Slack already has its 200: without this the person would hear nothing at all.
             log.exception("database error on a click", extra={"action_id": action["action_id"]})
             reply = DATABASE_DOWN
         if reply:
-            await replies.answer(flow, respond, where, reply, since, replace_original=False)
+            await replies.answer(publisher, respond, where, reply, since, replace_original=False)
 
     @app.view(cards.ActionId.REJECT_REASON)
     async def reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -45,9 +46,9 @@ def register(app: AsyncApp, flow: Flow) -> None:
         )
         reason = form_value(view, cards.ActionId.REJECT_REASON)
         try:
-            reply = await flow.reject(meta.get("request_id"), reason, where)
+            reply = await requests.reject(meta.get("request_id"), reason, where)
         except SQLAlchemyError:
             log.exception("database error on a reject form")
             reply = DATABASE_DOWN
         if reply:
-            await flow.answer_privately(where, reply)
+            await publisher.answer_privately(where, reply)

@@ -1,4 +1,4 @@
-"""The `/aml` slash command: ack at once, then hand the text to the flow."""
+"""The `/aml` slash command: ack at once, then hand the text to the use cases (bot/requests/)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import replies
-from bot.flow import Flow, Where
 from bot.listeners.payload import DATABASE_DOWN
+from bot.publisher import Publisher, Where
+from bot.requests import Requests
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/aml"
 
 
-def register(app: AsyncApp, flow: Flow) -> None:
+def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
     @app.command(COMMAND)
     async def aml(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         since = replies.received()
@@ -27,10 +28,10 @@ def register(app: AsyncApp, flow: Flow) -> None:
             enterprise=body.get("enterprise_id") or None,
         )
         try:
-            reply = await flow.command(body.get("text", ""), where)
+            reply = await requests.command(body.get("text", ""), where)
         except SQLAlchemyError:
             # Slack already has its 200: without this the person would hear nothing at all.
             log.exception("database error on a command")
             reply = DATABASE_DOWN
         if reply:
-            await replies.answer(flow, respond, where, reply, since)
+            await replies.answer(publisher, respond, where, reply, since)

@@ -9,14 +9,16 @@ from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
 
 from bot import cards, policy
-from bot.flow import HOME_TAB, SLACK_TROUBLE, Flow, Where, slack_error
 from bot.home import MAX_MINE, MAX_WAITING, HomeContent, home_view
 from bot.lifecycle import FINAL, State
 from bot.listeners.payload import from_home, id_of, trigger_of
-from bot.store.store import RequestRecord, now
+from bot.publisher import HOME_TAB, Publisher, Where
+from bot.requests import Requests
+from bot.settings import AppConfig
+from bot.store.store import RequestRecord, Store, now
+from bot.usergroups import GroupResolver
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,11 @@ def _has_result(record: RequestRecord) -> bool:
 
 
 class HomeTab:
-    def __init__(self, flow: Flow) -> None:
-        self.flow = flow
+    def __init__(self, config: AppConfig, store: Store, groups: GroupResolver, publisher: Publisher) -> None:
+        self.config = config
+        self.store = store
+        self.groups = groups
+        self.publisher = publisher
         # Who opened the tab since this process started, and in which workspace (team) they last did:
         # the tabs it keeps fresh after each change. On Enterprise Grid one person (W…) has a tab in
         # each workspace of the org; each shows that workspace's requests only (its org's: org_wide).
@@ -40,24 +45,19 @@ class HomeTab:
 
     async def link(self, record: RequestRecord) -> str | None:
         """The permalink of the request's card, so nobody approves from the tab without it a click away."""
-        if record.id not in self._links and record.card_ts:
-            try:
-                answer = await self.flow.client.chat_getPermalink(channel=record.channel_id, message_ts=record.card_ts)
-            except SLACK_TROUBLE as error:
-                log.warning("permalink failed", extra={"request_id": record.id, "error": slack_error(error)})
-                return None
-            self._links[record.id] = str(answer.get("permalink") or "")
-        return self._links.get(record.id) or None
+        if record.id not in self._links and (link := await self.publisher.permalink(record)):
+            self._links[record.id] = link
+        return self._links.get(record.id)
 
     async def content(self, user: str, team: str, notice: str | None = None, enterprise: str | None = None) -> HomeContent:
-        store, rules = self.flow.store, self.flow.s.config.policy
-        actor = await self.flow.s.groups.actor(user)
+        store, rules = self.store, self.config.policy
+        actor = await self.groups.actor(user)
         listed_team, listed_org = policy.listed_from(rules, team=team, enterprise=enterprise)
         among = partial(store.list_requests, team=listed_team, enterprise=listed_org)
         pending = await asyncio.to_thread(among, states=frozenset({State.PENDING}), limit=PENDING_SCAN)
         mine = await asyncio.to_thread(among, requester=user, limit=MAX_MINE)
         finished = await asyncio.to_thread(among, states=FINAL, limit=RESULT_SCAN)
-        every_export = self.flow.s.config.private_export_links
+        every_export = self.config.private_export_links
 
         def private(record: RequestRecord) -> bool:
             return policy.link_is_private(record.action, every_export)
@@ -67,7 +67,7 @@ class HomeTab:
         links = {r.id: link for r in shown if (link := await self.link(r))}
         names: dict[str, str] = {}
         for record in shown:
-            names |= await self.flow.names(record)
+            names |= await self.publisher.names(record)
         return HomeContent(
             user=user,
             waiting=waiting,
@@ -84,26 +84,22 @@ class HomeTab:
     async def publish(self, user: str, notice: str | None = None) -> None:
         team, enterprise = self.viewers.get(user, ("", None))
         view = home_view(await self.content(user, team, notice, enterprise), now())
-        try:
-            await self.flow.client.views_publish(user_id=user, view=view)
-        except SlackApiError as error:
-            log.warning("home tab publish failed", extra={"user": user, "error": error.response.get("error")})
+        await self.publisher.publish_home(user, view)
 
     async def changed(self, record: RequestRecord) -> None:
         """Re-publish the open tabs this request shows on: its requester's, its approvers', and those
         of everyone who may approve on its workspace (it waits for them, or has just stopped waiting)."""
         try:
-            pool = policy.approver_pool(self.flow.s.config.policy, await self.flow.s.groups.all_members(), record.workspace)
+            pool = policy.approver_pool(self.config.policy, await self.groups.all_members(), record.workspace)
             for user in sorted(self.viewers.keys() & ({record.requester, *record.approvers} | pool)):
                 await self.publish(user)
         except Exception:  # a stale tab is repaired when it is next opened; it never stops a decision or a job
             log.exception("home tab refresh failed", extra={"request_id": record.id})
 
 
-def register(app: AsyncApp, flow: Flow) -> HomeTab:
-    tab = HomeTab(flow)
-    flow.on_change.append(tab.changed)
-    flow.on_home_notice.append(lambda user, text: tab.publish(user, notice=text))
+def register(app: AsyncApp, requests: Requests, tab: HomeTab) -> None:
+    tab.publisher.on_change.append(tab.changed)
+    tab.publisher.on_home_notice.append(lambda user, text: tab.publish(user, notice=text))
 
     @app.event("app_home_opened")
     async def opened(event: dict[str, Any], body: dict[str, Any]) -> None:
@@ -119,7 +115,5 @@ def register(app: AsyncApp, flow: Flow) -> HomeTab:
         user = id_of(body.get("user"))
         where = Where(team=id_of(body.get("team")), channel=HOME_TAB, user=user, enterprise=id_of(body.get("enterprise")) or None)
         tab.viewers[user] = (where.team, where.enterprise)
-        reply = await flow.click(action["action_id"], action.get("value"), where, trigger_of(body))
+        reply = await requests.click(action["action_id"], action.get("value"), where, trigger_of(body))
         await tab.publish(user, notice=reply)
-
-    return tab

@@ -222,11 +222,12 @@ class Harness:
 
 async def start_harness(
     tmp_path: Path, connection_string: str, azure: AzureStandIn | None = None, graph: GraphStandIn | None = None,
-    mode: Mode = "http", **policy: Any,
+    mode: Mode = "http", config: dict[str, Any] | None = None, **policy: Any,
 ) -> Harness:
     """The bot on a free port; with `azure`, its control-plane calls go to that stand-in, and with
     `graph` its Microsoft Graph calls (without, it is set up without Graph). In `socket` mode the bot
-    connects to the stand-in as to Slack in Socket Mode, and the harness's deliveries go over it."""
+    connects to the stand-in as to Slack in Socket Mode, and the harness's deliveries go over it.
+    `config` adds top-level config keys; `policy`, keys of its policy."""
     container = f"azureml-{uuid.uuid4().hex[:10]}"
     slack = SlackWebApiStandIn(usergroups={"SAPPROVERS": [APPROVER_1]})
     for user_id, name in PEOPLE.items():  # members of the team, as in Slack: a DM to them opens
@@ -240,7 +241,7 @@ async def start_harness(
         slack_api_url=slack.url,
         amlbot_database_url=f"sqlite:///{tmp_path / 'amlbot.db'}",
     )
-    raw = base_config(connection_string, container, **policy)
+    raw = base_config(connection_string, container, **policy) | (config or {})
     raw["graph_endpoint"] = graph.url if graph is not None else None
     own_azure, saved = None, {}
     if azure is None:

@@ -72,7 +72,7 @@ async def test_an_approver_sees_what_waits_for_them_with_the_cards_buttons(harne
     # The card's headline and warning, and a link to the card: nobody approves blind.
     assert f"*Delete run {RUN} — 1 file, 10 B — workspace dev*" in text_of(view)
     assert f"{request.id} for <@{REQUESTER}> · 0 of 1 approvals" in text_of(view) and "*Deletion*" in text_of(view)
-    permalink = (await harness.bot.flow.client.chat_getPermalink(channel=request.channel_id, message_ts=request.card_ts))["permalink"]
+    permalink = (await harness.bot.publisher.client.chat_getPermalink(channel=request.channel_id, message_ts=request.card_ts))["permalink"]
     assert f"<{permalink}|Open its card>" in text_of(view)
 
     mine = await open_home(harness, REQUESTER)

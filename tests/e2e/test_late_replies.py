@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from bot import cards, replies
-from bot.flow import Flow
+from bot.requests import Requests
 from sandbox.standins.slack_api import RESPONSE_URL_LIFETIME
 from tests.e2e.harness import APPROVER_1, CHANNEL, REQUESTER, STRANGER, Harness
 
@@ -20,7 +20,7 @@ RUN = "late_train_1700000000_abcd1234"
 
 @dataclass
 class Held:
-    """The flow's answer to a command or click, held back until `go` is set."""
+    """The answer to a command or click, held back until `go` is set."""
 
     answered: asyncio.Event
     go: asyncio.Event
@@ -28,15 +28,15 @@ class Held:
 
 def hold(monkeypatch: pytest.MonkeyPatch, method: str) -> Held:
     held = Held(asyncio.Event(), asyncio.Event())
-    original = getattr(Flow, method)
+    original = getattr(Requests, method)
 
-    async def slow(self: Flow, *args: object) -> str | None:
+    async def slow(self: Requests, *args: object) -> str | None:
         reply = await original(self, *args)
         held.answered.set()
         await held.go.wait()
         return reply
 
-    monkeypatch.setattr(Flow, method, slow)
+    monkeypatch.setattr(Requests, method, slow)
     return held
 
 

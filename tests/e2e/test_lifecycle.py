@@ -116,7 +116,7 @@ def watch_card_edits(h: Harness, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Check each card edit as it leaves for Slack: the state it shows must already be committed.
 
     Returns the problems found (a list that stays empty when the rule holds)."""
-    client = h.bot.flow.client
+    client = h.bot.publisher.client
     send = client.chat_update
     problems: list[str] = []
 

@@ -280,7 +280,9 @@ async def test_a_shutdown_pauses_a_running_export_and_the_next_worker_finishes_i
     await proxied.wait_thread(request_id, "Paused")
     assert proxied.request(request_id).state is State.RUNNING and await _archives(proxied) == set()
 
-    successor = Worker(worker.flow, lease=worker.lease, poll=0.05)
+    successor = Worker(
+        worker.config, worker.store, worker.publisher, worker.contexts, worker.requests, worker.wake, lease=worker.lease, poll=0.05
+    )
     running = asyncio.create_task(successor.run())
     try:
         await proxied.wait_state(request_id, State.SUCCEEDED)

@@ -226,9 +226,7 @@ async def test_an_export_about_a_person_sends_its_link_to_the_requester_alone(az
 
 @pytest.fixture
 async def private_links(tmp_path: Path, azurite_connection: str) -> AsyncIterator[Harness]:
-    running = await start_harness(tmp_path, azurite_connection)
-    config = running.bot.services.config
-    running.bot.services.config = config.model_copy(update={"private_export_links": True})
+    running = await start_harness(tmp_path, azurite_connection, config={"private_export_links": True})
     yield running
     await stop_harness(running)
 
