@@ -4,7 +4,7 @@ Counters and histograms live in the process-wide registry (one process is one sc
 the database knows (requests by action and state, jobs by state, the freeze) is read at scrape time,
 so every replica reports the same truth. Metrics come in through hooks: a Bolt middleware (deliveries
 and ack latency), the Slack client (`MeasuredWebClient`), an azure-core policy on every Azure client
-(`commands.azure.calls.CallPolicy`), and a few one-line calls from the flow and the worker.
+(`commands.azure.calls.CallPolicy`), and a few one-line calls from the use cases (bot/requests/) and the worker.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ JOB_ITEMS = Counter(
 EXPORTED_BYTES = Counter("amlbot_exported_bytes", "Bytes of export archives written", ["action"])
 
 
-# ---- calls from the flow and the worker ---------------------------------------------------------
+# ---- calls from the use cases and the worker ---------------------------------------------------
 
 
 def refused(event: str) -> None:
