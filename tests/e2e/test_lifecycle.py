@@ -99,7 +99,7 @@ def count_decided(h: Harness, monkeypatch: pytest.MonkeyPatch) -> Callable[[], i
     once and decided after: a race is over, losers included, when this reaches the number sent."""
     decided = 0
     for name in ("click", "reject"):
-        real = getattr(h.bot.flow, name)
+        real = getattr(h.bot.requests, name)
 
         async def counted(*args: Any, real: Callable[..., Awaitable[Any]] = real, **kwargs: Any) -> Any:
             nonlocal decided
@@ -108,7 +108,7 @@ def count_decided(h: Harness, monkeypatch: pytest.MonkeyPatch) -> Callable[[], i
             finally:
                 decided += 1
 
-        monkeypatch.setattr(h.bot.flow, name, counted)
+        monkeypatch.setattr(h.bot.requests, name, counted)
     return lambda: decided
 
 
