@@ -27,8 +27,9 @@ amlbot cannot start: {missing} not set.
 To try amlbot without any account first: `amlbot sandbox` (or `make run` with no Slack token).
 """
 
-def _start(settings: Settings, command: str) -> int:
-    """`serve`: Slack's requests and the worker in one process; `worker`: the worker alone."""
+def _start(settings: Settings, command: str, supervised: bool = False) -> int:
+    """`serve`: Slack's requests, with the worker (in a child process unless AMLBOT_WORKER=inline);
+    `worker`: the worker alone."""
     from bot.server import assemble, serve_http, serve_socket_mode, work
 
     missing = settings.missing_for_slack(requests=command == "serve")
@@ -47,7 +48,7 @@ def _start(settings: Settings, command: str) -> int:
         return 2
     bot = assemble(settings, config, keyring)
     if command == "worker":
-        asyncio.run(work(bot))
+        asyncio.run(work(bot, supervised))
     elif settings.slack_app_token:
         asyncio.run(serve_socket_mode(bot, settings.slack_app_token, settings.amlbot_host, settings.port))
     else:
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="amlbot", description="Export or delete Azure ML workspace data from Slack, safely.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the bot: Slack HTTP mode (or Socket Mode), /healthz and the job worker")
-    sub.add_parser("worker", help="run the job worker alone (no HTTP): it shares the database with `serve` replicas")
+    worker = sub.add_parser("worker", help="run the job worker alone (no HTTP): it shares the database with `serve` replicas")
+    worker.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)  # `serve`'s child: see bot/supervisor.py
     sub.add_parser("sandbox", help="try it with no accounts: the real bot, a Slack-like console on localhost, Azure stand-ins")
     doctor_parser = sub.add_parser("doctor", help="check the set-up (config, Slack, Azure, database): one line per check; exit 0 when all pass")
     doctor_parser.add_argument("--verbose", action="store_true", help="also show the Azure SDK's and amlbot's log lines as they happen")
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings.amlbot_log_level, secrets=(settings.slack_bot_token, settings.slack_signing_secret,
                                                   settings.slack_app_token, settings.amlbot_audit_key))
     if args.command in ("serve", "worker"):
-        return _start(settings, args.command)
+        return _start(settings, args.command, getattr(args, "supervised", False))
     if args.command == "sandbox":
         from sandbox.app import main as sandbox
 

@@ -1,5 +1,6 @@
-"""The process: Slack's HTTP mode (or Socket Mode), /healthz, /readyz, /metrics and the worker, started together;
-or the worker alone (`amlbot worker`).
+"""The process: Slack's HTTP mode (or Socket Mode), /healthz, /readyz, /metrics and the worker, started together
+(the worker in a child process, see bot/supervisor.py, unless AMLBOT_WORKER=inline); or the worker alone
+(`amlbot worker`).
 
 SIGTERM (or SIGINT) stops taking jobs at once; running jobs get AMLBOT_SHUTDOWN_GRACE seconds to
 reach the end of a step, then hand their leases back so the next process resumes them.
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from bot.rejections import Rejections, rejection
 from bot.requests import Desk, Requests
 from bot.settings import AppConfig, Settings
 from bot.store.store import Store
+from bot.supervisor import WorkerProcess
 from bot.usergroups import GroupResolver
 from bot.worker import Worker
 from commands.signing import Keyring
@@ -71,7 +74,8 @@ class Bot:
     publisher: Publisher
     worker: Worker
     rejections: Rejections  # deliveries refused for their signature, audited in aggregate
-    worker_task: asyncio.Task[None] | None = None  # while it runs; /readyz looks at it
+    worker_task: asyncio.Task[None] | None = None  # while it (or its child process) runs; /readyz looks at it
+    worker_process: WorkerProcess | None = None  # the child that runs the jobs, unless they run inline
 
 
 def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doors | None = None) -> Bot:
@@ -99,13 +103,18 @@ def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doo
 
 
 @contextlib.asynccontextmanager
-async def running_worker(bot: Bot) -> AsyncIterator[None]:
-    """The worker runs while inside; on leaving it drains (see Worker.stop) and the doors close."""
-    task = bot.worker_task = asyncio.create_task(bot.worker.run())
+async def running_worker(bot: Bot, inline: bool = True) -> AsyncIterator[None]:
+    """The worker runs while inside, here or (not `inline`) in a child process; on leaving it drains
+    (see Worker.stop) and the doors close."""
+    if inline:
+        task = bot.worker_task = asyncio.create_task(bot.worker.run())
+    else:
+        bot.worker_process = WorkerProcess(bot.services.wake_worker, bot.worker.grace)
+        task = bot.worker_task = asyncio.create_task(bot.worker_process.run())
     try:
         yield
     finally:
-        bot.worker.stop()
+        _stop_worker(bot)
         await task
         await bot.services.doors.close()
         bot.services.store.close()
@@ -158,7 +167,7 @@ def web_app(bot: Bot) -> web.Application:
         return web.json_response({"ok": True})
 
     async def worker_context(_: web.Application) -> AsyncIterator[None]:
-        async with running_worker(bot):
+        async with running_worker(bot, inline=bot.services.settings.amlbot_worker == "inline"):
             yield
 
     application = web.Application()
@@ -265,25 +274,45 @@ async def preload() -> None:
         await asyncio.to_thread(importlib.import_module, name)
 
 
-async def work(bot: Bot) -> None:
-    """`amlbot worker`: jobs and timers only; another process takes Slack's requests."""
+async def work(bot: Bot, supervised: bool = False) -> None:
+    """`amlbot worker`: jobs and timers only; another process takes Slack's requests. `supervised`:
+    the child of `amlbot serve`, which nudges it through stdin and whose end closes stdin."""
     async with running_worker(bot):
         log.info("worker started", extra={"owner": bot.worker.owner, "concurrency": bot.worker.concurrency})
-        await until_signalled()
-        log.info("shutting down", extra={"grace_seconds": bot.worker.grace})
+        await until_signalled(bot.services.wake_worker if supervised else None)
+        log.info("worker shutting down", extra={"owner": bot.worker.owner, "grace_seconds": bot.worker.grace})
+
+
+def _stop_worker(bot: Bot) -> None:
+    bot.worker.stop()
+    if bot.worker_process is not None:
+        bot.worker_process.stop()
 
 
 async def _shut_down(bot: Bot, runner: web.AppRunner) -> None:
+    _stop_worker(bot)  # jobs start winding down now, while HTTP drains
     log.info("shutting down", extra={"grace_seconds": bot.worker.grace})
-    bot.worker.stop()  # jobs start winding down now, while HTTP drains
     await runner.cleanup()
 
 
-async def until_signalled() -> None:
-    """Wait for SIGTERM or SIGINT (Ctrl-C)."""
+async def until_signalled(nudged: asyncio.Event | None = None) -> None:
+    """Wait for SIGTERM or SIGINT (Ctrl-C); with `nudged`, also for the end of stdin (the parent is
+    gone), and set `nudged` for every byte read there."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    if nudged is not None:
+        wake = nudged
+
+        def read_stdin() -> None:
+            if os.read(0, 512):
+                wake.set()
+            else:
+                loop.remove_reader(0)
+                log.warning("amlbot serve is gone: stopping")
+                stop.set()
+
+        loop.add_reader(0, read_stdin)
     await stop.wait()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # On SIGTERM: how long running jobs get to reach the end of a step before they are handed back.
     amlbot_shutdown_grace: float = Field(default=30.0, ge=0.0)
     amlbot_log_level: str = "INFO"
+    # Where `amlbot serve` runs jobs: "process" (a child `amlbot worker`, so that no job shares the
+    # event loop or the GIL with Slack's acks) or "inline" (in the serving process itself).
+    amlbot_worker: Literal["inline", "process"] = "process"
 
     def missing_for_slack(self, *, requests: bool = True) -> list[str]:
         """What is missing to talk to Slack: the token always; to take its requests (HTTP mode),

@@ -140,6 +140,7 @@ async def _bot(
         slack_api_url=console.url,
         amlbot_database_url=f"sqlite:///{home / 'amlbot.db'}",
         amlbot_audit_key=demo.AUDIT_KEY,
+        amlbot_worker="inline",  # the worker needs the stand-ins' doors, which only this process has
     )
     config = parse_config(demo.config(connection, azure.url, graph.url), "sandbox config")
     doors = Doors(config.workspaces, credential=FakeCredential(), client_kwargs=FAST_CLIENT_KWARGS,

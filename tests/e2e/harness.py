@@ -240,6 +240,7 @@ async def start_harness(
         slack_app_token=APP_TOKEN if mode == "socket" else None,
         slack_api_url=slack.url,
         amlbot_database_url=f"sqlite:///{tmp_path / 'amlbot.db'}",
+        amlbot_worker="inline",  # tests reach into the worker (and its doors point at stand-ins)
     )
     raw = base_config(connection_string, container, **policy) | (config or {})
     raw["graph_endpoint"] = graph.url if graph is not None else None

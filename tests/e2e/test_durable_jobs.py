@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import signal
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -104,9 +105,8 @@ class Deployment:
         self.harnesses.append(harness)
         return harness
 
-    def owned_by(self, request_id: str) -> BotProcess:
-        owner = (self.store.job(request_id) or {}).get("lease_owner")
-        return next(p for p in self.processes if p.owner == owner)
+    def lease_owner(self, request_id: str) -> str | None:
+        return (self.store.job(request_id) or {}).get("lease_owner")
 
 
 class MakeDeployment(Protocol):
@@ -236,6 +236,7 @@ async def test_a_deletion_survives_sigterm_then_kill_9_and_posts_one_receipt(
     d = await make_deployment(f"sqlite:///{tmp_path / 'amlbot.db'}", proxy.connection_string)
     planned = run_blobs(STEP + 200)  # two steps
     first = await d.start()
+    first_worker = await first.worker_owner()  # serve's child process, which runs the jobs
     h = d.harness(first)
     await seed_in_batches(h, planned | {OUTSIDER: b"not in the plan"})
     request = await h.submit(f"delete run {RUN}")
@@ -243,12 +244,13 @@ async def test_a_deletion_survives_sigterm_then_kill_9_and_posts_one_receipt(
     first_step = [proxy.hold("POST", r"comp=batch") for _ in range(STEP // BATCH_SIZE)]  # sent at once
     await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
 
-    # SIGTERM while the first step's batches are in flight: the process ends the step, hands the
-    # job back and exits 0. The batches are let go once the process says it is shutting down.
+    # SIGTERM while the first step's batches are in flight: serve passes it on to its worker, which
+    # ends the step and hands the job back; both exit, serve with 0. The batches are let go once the
+    # worker says it is shutting down.
     await asyncio.wait_for(asyncio.gather(*(held.reached.wait() for held in first_step)), timeout=30)
     assert len(await h.blob_names(PREFIX)) == len(planned) + 1  # nothing deleted yet
     first.terminate()
-    await h.slack.wait_for(lambda: "shutting down" in first.log(), timeout=GRACE, interval=0.05)
+    await h.slack.wait_for(lambda: "worker shutting down" in first.log(), timeout=GRACE, interval=0.05)
     for held in first_step:
         held.release.set()
     code = await asyncio.wait_for(first.process.wait(), timeout=GRACE + 10)
@@ -257,20 +259,22 @@ async def test_a_deletion_survives_sigterm_then_kill_9_and_posts_one_receipt(
     assert job["lease_owner"] is None and job["progress_ts"] and h.events(request.id)[-1] == "job.interrupted"
     assert len(d.store.item_outcomes(request.id)) == STEP  # its step recorded; the second not begun
 
-    # The next process resumes it at once (nothing to wait out); kill -9 it while its batch is in
-    # flight. The batch never reaches storage (the proxy answers the dead process with a 503).
+    # The next process's worker resumes it at once (nothing to wait out); kill -9 that worker while
+    # its batch is in flight. The batch never reaches storage (the proxy answers the dead process
+    # with a 503).
     last_step = proxy.hold("POST", r"comp=batch")
     second = await d.start()
+    second_worker = await second.worker_owner()
     await asyncio.wait_for(last_step.reached.wait(), timeout=30)
-    second.kill()
-    await second.process.wait()
+    second.signal_worker(signal.SIGKILL)
+    # serve outlives its worker, and starts another (which takes the job once the lease lapses).
+    third_worker = await second.worker_owner(other_than=second_worker)
     proxy.fail_next("POST", r"comp=batch")
     last_step.release.set()
     assert h.request(request.id).state is State.RUNNING
-    assert (d.store.job(request.id) or {})["lease_owner"] == second.owner  # nobody handed it back: it lapses
+    assert d.lease_owner(request.id) == second_worker  # nobody handed it back: it lapses
+    assert second.process.returncode is None and "worker process died: starting another" in second.log()
 
-    # `amlbot worker` (no HTTP) takes it over once the lease lapses, and finishes it.
-    third = await d.start("worker")
     done = await h.wait_state(request.id, State.SUCCEEDED, timeout=LEASE + 30)
     document = await wait_receipt(h, request.id)
     await results_posted_once(h, request.id, bots=d.processes)
@@ -280,8 +284,8 @@ async def test_a_deletion_survives_sigterm_then_kill_9_and_posts_one_receipt(
     assert document["appeared_and_left_alone"] == [f"{d.container}/{LATE}"]
     jobs = [(e.event, e.actor) for e in d.store.audit_entries(request.id) if e.event.startswith("job.")]
     assert jobs == [
-        ("job.started", first.owner), ("job.interrupted", first.owner),
-        ("job.resumed", second.owner), ("job.resumed", third.owner), ("job.finished", third.owner),
+        ("job.started", first_worker), ("job.interrupted", first_worker),
+        ("job.resumed", second_worker), ("job.resumed", third_worker), ("job.finished", third_worker),
     ]
     assert (d.store.job(request.id) or {})["attempts"] == 2  # the kill counts; the shutdown does not
     # One progress message, edited in place by all three processes, moving forward to the end.
@@ -322,10 +326,10 @@ async def test_kill_9_mid_export_the_other_replica_posts_one_link(pg_database: s
     await on_b.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
 
     await on_a.slack.wait_for(lambda: ((d.store.job(request.id) or {}).get("progress") or {}).get("done", 0) >= 1, timeout=30)
-    doomed = d.owned_by(request.id)
-    doomed.kill()  # mid-archive: the upload is never committed
-    await doomed.process.wait()
-    survivor = b if doomed is a else a
+    workers = {await bot.worker_owner(): bot for bot in (a, b)}
+    doomed = d.lease_owner(request.id)
+    assert doomed is not None
+    workers[doomed].signal_worker(signal.SIGKILL)  # the process running the job, mid-archive: the upload is never committed
 
     await on_a.wait_state(request.id, State.SUCCEEDED, timeout=60)
     await results_posted_once(on_a, request.id, bots=d.processes)
@@ -341,7 +345,10 @@ async def test_kill_9_mid_export_the_other_replica_posts_one_link(pg_database: s
     assert [blob.name async for blob in exports.list_blobs()] == [f"exports/{request.id}/{request.id}.zip"]
     assert await on_a.blob_names() == set(planned) | {OUTSIDER}  # an export deletes nothing
     actors = [(e.event, e.actor) for e in d.store.audit_entries(request.id) if e.event.startswith("job.")]
-    assert actors == [("job.started", doomed.owner), ("job.resumed", survivor.owner), ("job.finished", survivor.owner)]
+    # Taken over by the other replica's worker, or by the one its serve started in place of the dead one.
+    survivor = actors[1][1]
+    assert actors == [("job.started", doomed), ("job.resumed", survivor), ("job.finished", survivor)]
+    assert survivor != doomed
 
 
 async def test_two_replicas_share_a_burst_and_run_each_job_exactly_once(
@@ -349,6 +356,7 @@ async def test_two_replicas_share_a_burst_and_run_each_job_exactly_once(
 ) -> None:
     d = await make_deployment(pg_database)
     a, b = await asyncio.gather(d.start(), d.start())
+    workers = {await a.worker_owner(), await b.worker_owner()}
     replicas = [d.harness(a), d.harness(b)]
     runs = [f"burst_{i}_1700000000_abcd1234" for i in range(8)]
     await replicas[0].seed({f"ExperimentRun/dcid.{run}/logs/{n}.txt": b"x" * 100 for run in runs for n in range(40)})
@@ -366,7 +374,31 @@ async def test_two_replicas_share_a_burst_and_run_each_job_exactly_once(
         events = [e for e in d.store.audit_entries(request.id) if e.event.startswith("job.")]
         assert [e.event for e in events] == ["job.started", "job.finished"]  # ran once, never resumed
         starters.add(events[0].actor)
-    assert starters == {a.owner, b.owner}  # both replicas took jobs
+    assert starters == workers  # both replicas' workers took jobs
+
+
+async def test_serve_acks_and_posts_cards_while_its_worker_process_is_stopped(
+    pg_database: str, make_deployment: MakeDeployment
+) -> None:
+    """Jobs run in serve's child process: with that process frozen (SIGSTOP), serve still takes a
+    command, plans it, posts the card and takes the approval; the job waits for the worker."""
+    d = await make_deployment(pg_database)  # PostgreSQL: a frozen process holds no lock over the whole database
+    bot = await d.start()
+    h = d.harness(bot)
+    planned = run_blobs(3)
+    await h.seed(planned)
+    bot.signal_worker(signal.SIGSTOP)
+    try:
+        request = await h.submit(f"delete run {RUN}")  # acked, planned, its card posted
+        status, _ = await h.click(cards.APPROVE, request.id, APPROVER_1)
+        assert status == 200
+        await h.wait_state(request.id, State.QUEUED)
+        assert d.lease_owner(request.id) is None and len(await h.blob_names(PREFIX)) == len(planned)
+    finally:
+        bot.signal_worker(signal.SIGCONT)
+    await h.wait_state(request.id, State.SUCCEEDED, timeout=30)
+    assert (await wait_receipt(h, request.id))["totals"] == {"deleted": len(planned)}
+    await results_posted_once(h, request.id, bots=[bot])
 
 
 # ---- in one process: Slack outages and jobs that keep dying ------------------------------------

@@ -1,5 +1,8 @@
 """`amlbot serve` (or `amlbot worker`) as a real process, for tests that kill it and start it again.
 
+`serve` runs its jobs in a child process (`amlbot worker --supervised`, see bot/supervisor.py): the
+process a test kills to interrupt a job is that one (`kill_worker`).
+
 The process runs this checkout's code (PYTHONPATH) from the virtualenv running the tests, with only
 the environment the test gives it, and logs into a file the test can show when something fails.
 """
@@ -34,10 +37,35 @@ class BotProcess:
     log_path: Path
     _log: IO[bytes]
 
-    @property
-    def owner(self) -> str:
-        """The name its worker claims jobs under (see bot.worker.Worker.owner)."""
-        return f"{socket.gethostname()}:{self.process.pid}"
+    def worker_pid(self) -> int | None:
+        """The process that runs the jobs: `serve`'s worker child (None while there is none), or
+        `amlbot worker` itself."""
+        if self.command == "worker":
+            return self.process.pid
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except FileNotFoundError:
+            return None
+        return int(children[0]) if children else None
+
+    async def worker_owner(self, other_than: str | None = None) -> str:
+        """The name its worker claims jobs under (see bot.worker.Worker.owner), once it has a
+        worker (other than the one named `other_than`: after a restart)."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            pid = self.worker_pid()
+            owner = f"{socket.gethostname()}:{pid}"
+            if pid is not None and owner != other_than:
+                return owner
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no worker process within {STARTUP_TIMEOUT}s:\n{self.log()}")
+            await asyncio.sleep(0.05)
+
+    def signal_worker(self, sig: signal.Signals) -> None:
+        pid = self.worker_pid()
+        assert pid is not None, "no worker process"
+        os.kill(pid, sig)
 
     @property
     def events_url(self) -> str:
@@ -57,6 +85,8 @@ class BotProcess:
         self.process.send_signal(signal.SIGTERM)
 
     async def stop(self) -> None:
+        if self.command == "serve" and (child := self.worker_pid()) is not None:
+            os.kill(child, signal.SIGKILL)  # not left to drain on its own after the test
         if self.process.returncode is None:
             self.kill()
             await self.process.wait()
@@ -75,6 +105,8 @@ async def start_bot(env: dict[str, str], log_path: Path, command: str = "serve")
     bot = BotProcess(command, process, port, env.get("AMLBOT_HOST", "127.0.0.1"), log_path, log)
     if command == "serve":
         await _healthy(bot)
+        if env.get("AMLBOT_WORKER", "process") == "process":
+            await bot.worker_owner()
     return bot
 
 
