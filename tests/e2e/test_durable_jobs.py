@@ -387,10 +387,12 @@ async def test_serve_acks_and_posts_cards_while_its_worker_process_is_stopped(
     h = d.harness(bot)
     planned = run_blobs(3)
     await h.seed(planned)
+    # Frozen once started: a child stopped in its start-up could hold the schema's locks.
+    await h.slack.wait_for(lambda: "worker started" in bot.log(), timeout=60)
     bot.signal_worker(signal.SIGSTOP)
     try:
         request = await h.submit(f"delete run {RUN}")  # acked, planned, its card posted
-        status, _ = await h.click(cards.APPROVE, request.id, APPROVER_1)
+        status, _ = await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
         assert status == 200
         await h.wait_state(request.id, State.QUEUED)
         assert d.lease_owner(request.id) is None and len(await h.blob_names(PREFIX)) == len(planned)
