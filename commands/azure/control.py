@@ -133,6 +133,10 @@ class WorkspaceControl:
                 )
             return self._arm
 
+    async def client(self) -> Any:
+        """`ml()` from a coroutine: the first one imports azure.ai.ml (seconds), never on the event loop."""
+        return await asyncio.to_thread(self.ml)
+
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one blocking SDK call off the event loop."""
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))

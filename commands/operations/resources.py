@@ -51,7 +51,7 @@ class DeleteCompute:
         )
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        ml = ctx.control.ml()
+        ml = await ctx.control.client()
         action = plan.notes.get("action", "Delete")
 
         def delete(item: PlanItem) -> ItemResult:
@@ -72,7 +72,7 @@ class DeleteEndpoint:
     action = Action(Verb.DELETE, Kind.ENDPOINT)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        ml = ctx.control.ml()
+        ml = await ctx.control.client()
         found = []
         for kind, operations, collection in (
             ("online", ml.online_endpoints, "onlineEndpoints"),
@@ -90,7 +90,7 @@ class DeleteEndpoint:
         )
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        ml = ctx.control.ml()
+        ml = await ctx.control.client()
         name = plan.notes["name"]
 
         def delete(item: PlanItem) -> Any:
@@ -109,7 +109,7 @@ class CleanupComputes:
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         assert intent.idle is not None
         cutoff = datetime.now(UTC) - intent.idle
-        ml, arm = ctx.control.ml(), ctx.control.arm()
+        ml, arm = await ctx.control.client(), ctx.control.arm()
         items = []
         for compute in await ctx.control.call(lambda: list(ml.compute.list())):
             resource_id = ctx.control.child_id("computes", compute.name)
@@ -126,7 +126,7 @@ class CleanupComputes:
         )
 
     async def execute(self, plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Execution:
-        ml = ctx.control.ml()
+        ml = await ctx.control.client()
         delete = _deleting(lambda item: ml.compute.begin_delete(item.ref.rsplit("/", 1)[1]))
         cutoff = datetime.fromisoformat(plan.notes["idle_since"]) if "idle_since" in plan.notes else datetime.now(UTC)
         return await delete_planned(plan, ctx, checkpoint, _if_still(ctx, lambda activity: activity.idle_since(cutoff), delete))

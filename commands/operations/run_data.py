@@ -171,7 +171,7 @@ async def job_or_none(ctx: Context, name: str) -> Any | None:
     the control plane has no job of that name."""
     if not name.strip("."):  # no job is named so, and `.`/`..` in its URL would climb out of `jobs/`
         return None
-    return await ctx.control.call_or_none(ctx.control.ml().jobs.get, name)
+    return await ctx.control.call_or_none((await ctx.control.client()).jobs.get, name)
 
 
 async def list_jobs(ctx: Context) -> list[Any]:

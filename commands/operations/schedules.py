@@ -58,7 +58,7 @@ class DeleteSchedule:
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
         assert intent.target
         try:
-            schedule = await ctx.control.call(ctx.control.ml().schedules.get, intent.target)
+            schedule = await ctx.control.call((await ctx.control.client()).schedules.get, intent.target)
         except ResourceNotFoundError:
             raise OperationError(f"No schedule `{intent.target}` in workspace `{ctx.alias}`.") from None
         step = "it is disabled first, as the service requires, then deleted" if schedule.is_enabled else "it is deleted"

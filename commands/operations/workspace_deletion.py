@@ -105,7 +105,7 @@ class DeleteWorkspace:
     action = Action(Verb.DELETE, Kind.WORKSPACE)
 
     async def preview(self, intent: Intent, ctx: Context) -> Plan:
-        ml = ctx.control.ml()
+        ml = await ctx.control.client()
         try:
             workspace = await ctx.control.call(ml.workspaces.get, ctx.config.workspace_name)
         except ResourceNotFoundError:
