@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from bot import keys
+from bot import keys, metric_files
 from bot.logs import configure
-from bot.settings import ConfigError, Settings, load_config
+from bot.settings import AppConfig, ConfigError, Settings, load_config
 from commands.signing import Keyring, SigningKey
 
 log = logging.getLogger("amlbot")
@@ -30,8 +30,6 @@ To try amlbot without any account first: `amlbot sandbox` (or `make run` with no
 def _start(settings: Settings, command: str, supervised: bool = False) -> int:
     """`serve`: Slack's requests, with the worker (in a child process unless AMLBOT_WORKER=inline);
     `worker`: the worker alone."""
-    from bot.server import assemble, serve_http, serve_socket_mode, work
-
     missing = settings.missing_for_slack(requests=command == "serve")
     if missing:
         print(SLACK_HELP.format(missing=" and ".join(missing)), file=sys.stderr)
@@ -46,6 +44,15 @@ def _start(settings: Settings, command: str, supervised: bool = False) -> int:
     except keys.KeyProblem as error:
         print(f"amlbot cannot start: {error}", file=sys.stderr)
         return 2
+    if command == "serve" and settings.amlbot_worker == "process":
+        with metric_files.shared():  # before prometheus_client's first import, here and in the child
+            return _run(settings, config, keyring, command, supervised)
+    return _run(settings, config, keyring, command, supervised)
+
+
+def _run(settings: Settings, config: AppConfig, keyring: Keyring, command: str, supervised: bool) -> int:
+    from bot.server import assemble, serve_http, serve_socket_mode, work
+
     bot = assemble(settings, config, keyring)
     if command == "worker":
         asyncio.run(work(bot, supervised))

@@ -1,10 +1,14 @@
 """Prometheus metrics (served at `/metrics` by bot.server).
 
-Counters and histograms live in the process-wide registry (one process is one scrape target); what
-the database knows (requests by action and state, jobs by state, the freeze) is read at scrape time,
-so every replica reports the same truth. Metrics come in through hooks: a Bolt middleware (deliveries
-and ack latency), the Slack client (`MeasuredWebClient`), an azure-core policy on every Azure client
-(`commands.azure.calls.CallPolicy`), and a few one-line calls from the use cases (bot/requests/) and the worker.
+Counters and histograms live in the process-wide registry (one process is one scrape target). Under
+`amlbot serve` with jobs in its child process, both processes keep them in files that /metrics sums
+(prometheus_client's multiprocess mode, see bot.metric_files): a `Gauge` added here then needs a
+`multiprocess_mode` (`livesum`, `max`, …) saying how to combine processes. What the database knows
+(requests by action and state, jobs by state, the freeze) is read at scrape time, so every replica
+reports the same truth. Metrics come in through hooks: a Bolt middleware (deliveries and ack
+latency), the Slack client (`MeasuredWebClient`), an azure-core policy on every Azure client
+(`commands.azure.calls.CallPolicy`), and a few one-line calls from the use cases (bot/requests/) and
+the worker.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from slack_bolt.async_app import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -31,6 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy import and_, func, select
 
+from bot import metric_files
 from bot.lifecycle import State
 from bot.store import schema as t
 from bot.store.store import RequestRecord, Store, now
@@ -199,7 +205,21 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST  # of what `renderer` renders
 
 
 def renderer(store: Store) -> Callable[[], bytes]:
-    """The process's metrics and the store's, in Prometheus' text format (`CONTENT_TYPE`)."""
+    """The process's metrics (with its worker child's, when they share a directory: see
+    bot.metric_files) and the store's, in Prometheus' text format (`CONTENT_TYPE`)."""
     own = CollectorRegistry(auto_describe=False)
     own.register(StoreCollector(store))
-    return lambda: generate_latest(REGISTRY) + generate_latest(own)
+    shared = metric_files.directory()
+    if shared is None:
+        return lambda: generate_latest(REGISTRY) + generate_latest(own)
+    # Every process's files, this one's included: REGISTRY would show this process's values twice.
+    MultiProcessCollector(own, shared)
+    return lambda: generate_latest(own)
+
+
+def process_gone(pid: int) -> None:
+    """A process that shared the directory has ended: its counts stay (they happened), while what a
+    live-only gauge (multiprocess_mode `live…`) said of it goes."""
+    shared = metric_files.directory()
+    if shared is not None:
+        mark_process_dead(pid, shared)

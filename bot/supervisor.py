@@ -6,7 +6,8 @@ with `serve`, as any `amlbot worker` beside a replica does. Its stdin is a pipe 
 on it is a nudge (a job was queued: look now rather than at the next poll), its end means `serve`
 is gone (the child then stops as on SIGTERM, handing its jobs back). A nudge is only a hint: the
 worker's poll finds every queued job in the database anyway. A child that dies is started again,
-after a pause that doubles while it keeps dying.
+after a pause that doubles while it keeps dying. The child's counters live in files `serve` sums
+(bot.metric_files), so a restart loses none of them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import logging
 import signal
 import sys
 import time
+
+from bot import metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class WorkerProcess:
                 code = await self._wait(child)
             finally:
                 nudging.cancel()
+            metrics.process_gone(child.pid)
             if self._stopping.is_set():
                 return
             pause = FIRST_PAUSE if time.monotonic() - started > STEADY else pause

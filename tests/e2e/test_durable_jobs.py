@@ -51,6 +51,7 @@ from tests.e2e.harness import (
     base_config,
     start_workspace_standin,
 )
+from tests.e2e.test_metrics import Scrape
 from tests.support.bot_process import BotProcess, start_bot
 from tests.support.databases import postgres_database, postgres_skip_reason
 from tests.support.storage_proxy import StorageFaultProxy
@@ -401,6 +402,76 @@ async def test_serve_acks_and_posts_cards_while_its_worker_process_is_stopped(
     await h.wait_state(request.id, State.SUCCEEDED, timeout=30)
     assert (await wait_receipt(h, request.id))["totals"] == {"deleted": len(planned)}
     await results_posted_once(h, request.id, bots=[bot])
+
+
+# ---- serve's /metrics with the jobs in its child process ---------------------------------------
+
+
+async def scrape(bot: BotProcess) -> Scrape:
+    async with aiohttp.ClientSession() as session, session.get(f"http://{bot.host}:{bot.port}/metrics") as response:
+        assert response.status == 200
+        scraped = Scrape(await response.text())
+    series = [(s.name, tuple(sorted(s.labels.items()))) for s in scraped.samples]
+    assert len(series) == len(set(series)), "a series shown twice"
+    return scraped
+
+
+def worker_pid(owner: str) -> int:
+    return int(owner.rsplit(":", 1)[1])
+
+
+def metrics_directory(pid: int) -> str | None:
+    """The directory a process was started with (/proc shows the environment at its start)."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next((v.decode().split("=", 1)[1] for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR=")), None)
+
+
+def directory_exists(path: str) -> bool:
+    return Path(path).is_dir()
+
+
+async def test_serve_metrics_count_the_jobs_of_its_worker_child_and_keep_them_across_a_restart(
+    make_deployment: MakeDeployment, tmp_path: Path
+) -> None:
+    d = await make_deployment(f"sqlite:///{tmp_path / 'amlbot.db'}")
+    bot = await d.start()
+    h = d.harness(bot)
+    first_worker = await bot.worker_owner()
+    shared = metrics_directory(worker_pid(first_worker))  # serve named it before starting the child
+    assert shared is not None and directory_exists(shared)
+
+    await h.seed(run_blobs(3))
+    deletion = await h.submit(f"delete run {RUN}")
+    await h.click(cards.ActionId.APPROVE, deletion.id, APPROVER_1)
+    await wait_receipt(h, deletion.id)  # posted after the job's metrics are counted
+    counted = await scrape(bot)
+    assert counted("amlbot_job_duration_seconds_count", action="delete run", state="succeeded") == 1
+    assert counted("amlbot_job_items_total", action="delete run", outcome="deleted") == 3
+    assert counted("amlbot_azure_call_seconds_count", service="storage") >= 2  # the child's listing and batch
+    assert counted("amlbot_slack_deliveries_total", kind="command") == 1  # serve's own, beside them
+    assert counted("amlbot_requests", action="delete run", state="succeeded") == 1  # the database's
+
+    bot.signal_worker(signal.SIGKILL)
+    second_worker = await bot.worker_owner(other_than=first_worker)
+    assert metrics_directory(worker_pid(second_worker)) == shared
+    restarted = await scrape(bot)
+    assert restarted("amlbot_job_duration_seconds_count", action="delete run", state="succeeded") == 1
+    assert restarted("amlbot_job_items_total", action="delete run", outcome="deleted") == 3
+
+    await h.seed({f"ExperimentRun/dcid.export_{RUN}/a.bin": os.urandom(5000)})  # incompressible
+    export = await h.submit(f"export run export_{RUN}")
+    await h.click(cards.ActionId.APPROVE, export.id, APPROVER_1)
+    await h.slack.wait_for(lambda: posts(h, export.id, "Export ready"), timeout=30)
+    both = await scrape(bot)
+    assert [e.actor for e in d.store.audit_entries(export.id) if e.event == "job.started"] == [second_worker]
+    assert both("amlbot_job_duration_seconds_count", action="export run", state="succeeded") == 1
+    assert both("amlbot_exported_bytes_total", action="export run") > 5000
+    assert both("amlbot_job_items_total", action="delete run", outcome="deleted") == 3  # the first child's
+    assert both("amlbot_slack_deliveries_total", kind="command") == 2
+
+    bot.terminate()
+    assert await asyncio.wait_for(bot.process.wait(), timeout=GRACE + 10) == 0
+    assert not directory_exists(shared)  # removed with serve
 
 
 # ---- in one process: Slack outages and jobs that keep dying ------------------------------------

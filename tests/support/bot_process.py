@@ -99,7 +99,8 @@ async def start_bot(env: dict[str, str], log_path: Path, command: str = "serve")
     log = log_path.open("ab")
     process = await asyncio.create_subprocess_exec(
         str(AMLBOT), command,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env, "PORT": str(port)},
+        # TMPDIR: the metrics directory of a serve a test kills (-9) is left in the test's own tmp_path.
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "TMPDIR": str(log_path.parent), **env, "PORT": str(port)},
         cwd=log_path.parent, stdout=log, stderr=asyncio.subprocess.STDOUT,
     )
     bot = BotProcess(command, process, port, env.get("AMLBOT_HOST", "127.0.0.1"), log_path, log)
