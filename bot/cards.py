@@ -11,7 +11,7 @@ from typing import Any
 
 from bot import plan_words
 from bot.lifecycle import State
-from bot.plan_words import human_bytes
+from bot.plan_words import Summary, human_bytes
 from bot.store.store import RequestRecord
 from commands.azure.door import label
 from commands.intents import Action, Intent, Verb
@@ -79,19 +79,24 @@ def _group_field(group: plan_words.Group) -> Block:
     return {"type": "mrkdwn", "text": _truncate("\n".join(lines), FIELD_LIMIT)}
 
 
-def plan_detail(plan: Plan) -> list[Block]:
+def summary(request: RequestRecord) -> Summary | None:
+    """The stored plan parsed and summed up for the card: seconds for a plan of 100 000 items, so
+    callers keep it (bot.publisher) and render from it."""
+    return plan_words.summarize(Plan.from_dict(request.plan)) if request.plan else None
+
+
+def plan_detail(plan: Summary) -> list[Block]:
     """What the plan touches, grouped as people think of it (runs, models, notebooks…), with counts
     and sizes; the blob-by-blob list is the plan file in the thread."""
-    found = plan_words.groups(plan)
-    fields = [_group_field(g) for g in found[:10]]
+    fields = [_group_field(g) for g in plan.groups[:10]]
     return [{"type": "section", "fields": fields}] if fields else []
 
 
-def names_every_item(plan: Plan) -> bool:
+def names_every_item(plan: Summary) -> bool:
     """Whether the card names each item itself (one record or resource per member); if not, the
     full list goes to the thread as a file."""
-    return all(not m.files and len(m.versions) <= 1 for g in plan_words.groups(plan) for m in g.members.values()) and (
-        sum(len(g.members) for g in plan_words.groups(plan)) <= MAX_GROUP_MEMBERS
+    return all(not m.files and len(m.versions) <= 1 for g in plan.groups for m in g.members.values()) and (
+        sum(len(g.members) for g in plan.groups) <= MAX_GROUP_MEMBERS
     )
 
 
@@ -144,9 +149,8 @@ def _approvers_line(approvers: frozenset[str], groups: tuple[str, ...] = ()) -> 
     return "Approvers: " + " ".join(mentions) + (f" and {more} more" if more > 0 else "")
 
 
-def headline(request: RequestRecord, names: Mapping[str, str] | None = None) -> str:
-    """The plain-words line a card opens with (also the Home tab's)."""
-    plan = Plan.from_dict(request.plan) if request.plan else None
+def headline(request: RequestRecord, plan: Summary | None, names: Mapping[str, str] | None = None) -> str:
+    """The plain-words line a card opens with (also the Home tab's); `plan` is `summary(request)`."""
     intent = plan_words.intent_of(request.intent.get("text"))
     if plan is None:
         return f"{request.action} on workspace {request.workspace}"
@@ -159,9 +163,8 @@ def _icon(intent: Intent | None) -> str:
     return ":package:" if intent is not None and intent.verb is Verb.EXPORT else ":warning:"
 
 
-def warning_blocks(request: RequestRecord) -> list[Block]:
+def warning_blocks(request: RequestRecord, plan: Summary | None) -> list[Block]:
     """What an approver must not miss: the red line of a workspace deletion, then the plan's warnings."""
-    plan = Plan.from_dict(request.plan) if request.plan else None
     intent = plan_words.intent_of(request.intent.get("text"))
     blocks: list[Block] = []
     if plan_words.severe(intent):
@@ -180,6 +183,7 @@ def warning_blocks(request: RequestRecord) -> list[Block]:
 
 def request_card(
     request: RequestRecord,
+    plan: Summary | None,
     *,
     approvers: frozenset[str] = frozenset(),
     groups: tuple[str, ...] = (),
@@ -188,12 +192,12 @@ def request_card(
 ) -> list[Block]:
     """The card in the channel: a plain-words headline, what it touches grouped as people think of
     it, warnings where it matters, who asked, and what happened so far. `approvers` and `groups`
-    are whom it asks for a decision (policy.whom_to_ask)."""
-    plan = Plan.from_dict(request.plan) if request.plan else None
+    are whom it asks for a decision (policy.whom_to_ask); `plan` is `summary(request)`."""
     intent = plan_words.intent_of(request.intent.get("text"))
+    title = _truncate(f"{_icon(intent)} {headline(request, plan, names)}", 150)
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _truncate(f"{_icon(intent)} {headline(request, names)}", 150), "emoji": True}},
-        *warning_blocks(request),
+        {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+        *warning_blocks(request, plan),
     ]
     if plan:
         blocks += plan_detail(plan)
@@ -208,9 +212,11 @@ def request_card(
             ],
         }
     )
-    if plan:
+    if plan and request.plan_hash:
+        # The hash stored with the request (and in its audit entry), which the worker checks the plan
+        # against before it runs: recomputing it here would cost seconds a render on a big plan.
         listed = "" if names_every_item(plan) else " · every item is listed in the plan file in the thread"
-        blocks.append(context(f"Plan `{plan.hash[:19]}…`{listed}"))
+        blocks.append(context(f"Plan `{request.plan_hash[:19]}…`{listed}"))
     blocks.append({"type": "divider"})
     blocks.append(section(status_line(request)))
     if frozen and not request.final:
@@ -221,7 +227,7 @@ def request_card(
         blocks.append(context(f"Expires {when(request.expires_at)} if nobody decides."))
     buttons = _BUTTONS.get(request.state)
     if buttons:
-        blocks.append({"type": "actions", "block_id": f"decide:{request.id}", "elements": [b(request) for b in buttons]})
+        blocks.append({"type": "actions", "block_id": f"decide:{request.id}", "elements": [b(request, plan) for b in buttons]})
     return blocks
 
 
@@ -241,10 +247,9 @@ def _button(action_id: str, label: str, style: str | None = None, confirm: tuple
     return button
 
 
-def approve_button(request: RequestRecord) -> Block:
+def approve_button(request: RequestRecord, plan: Summary | None) -> Block:
     """Approve, dressed for what it does: a destructive request's button and its confirmation are
     red and say the consequence for this request; an export's are green."""
-    plan = Plan.from_dict(request.plan) if request.plan else None
     intent = plan_words.intent_of(request.intent.get("text"))
     consequence = plan_words.consequence(plan, intent) if plan else "It runs exactly what the card lists."
     if intent is not None and intent.verb is Verb.EXPORT:
@@ -258,8 +263,11 @@ def approve_button(request: RequestRecord) -> Block:
     return button | {"value": request.id}
 
 
-def _simple(action_id: str, label: str, style: str | None = None, confirm: tuple[str, str] | None = None) -> Callable[[RequestRecord], Block]:
-    return lambda request: _button(action_id, label, style, confirm) | {"value": request.id}
+Button = Callable[[RequestRecord, Summary | None], Block]
+
+
+def _simple(action_id: str, label: str, style: str | None = None, confirm: tuple[str, str] | None = None) -> Button:
+    return lambda request, _: _button(action_id, label, style, confirm) | {"value": request.id}
 
 
 _REJECT_BUTTON = _simple(ActionId.REJECT, "Reject")
@@ -269,7 +277,7 @@ _RUN_NOW_BUTTON = _simple(
 )
 
 # What may still be done to a request in each state; a decided one shows nothing to click.
-_BUTTONS: dict[State, tuple[Callable[[RequestRecord], Block], ...]] = {
+_BUTTONS: dict[State, tuple[Button, ...]] = {
     State.PENDING: (approve_button, _REJECT_BUTTON, _CANCEL_BUTTON),
     State.APPROVED: (_RUN_NOW_BUTTON, _CANCEL_BUTTON),
     State.QUEUED: (_CANCEL_BUTTON,),
@@ -277,15 +285,17 @@ _BUTTONS: dict[State, tuple[Callable[[RequestRecord], Block], ...]] = {
 }
 
 
-def approval_buttons(request: RequestRecord) -> list[Block]:
+def approval_buttons(request: RequestRecord, plan: Summary | None) -> list[Block]:
     """Approve and Reject exactly as the card has them, for other places that list what waits (App Home)."""
-    return [approve_button(request), _REJECT_BUTTON(request)]
+    return [approve_button(request, plan), _REJECT_BUTTON(request, plan)]
 
 
 REASON_LIMIT = 500  # characters of a rejection's reason
 
 
-def reject_modal(request: RequestRecord, origin: str, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+def reject_modal(
+    request: RequestRecord, plan: Summary | None, origin: str, names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The form Reject opens: why, in words the requester will read. `origin` is where the click
     came from (the card's channel or the Home tab), for the answer to go back there."""
     return {
@@ -296,7 +306,7 @@ def reject_modal(request: RequestRecord, origin: str, names: Mapping[str, str] |
         "submit": {"type": "plain_text", "text": "Reject"},
         "close": {"type": "plain_text", "text": "Back"},
         "blocks": [
-            section(f"*{escape(headline(request, names))}*\nasked by <@{request.requester}>"),
+            section(f"*{escape(headline(request, plan, names))}*\nasked by <@{request.requester}>"),
             {
                 "type": "input",
                 "block_id": ActionId.REJECT_REASON,

@@ -27,6 +27,7 @@ class HomeContent:
     notice: str | None = None  # the answer to this user's last click on the tab
     links: dict[str, str] = field(default_factory=dict)  # request id -> permalink of its card
     names: dict[str, str] = field(default_factory=dict)  # Slack user id -> name, for headlines
+    summaries: dict[str, plan_words.Summary] = field(default_factory=dict)  # request id -> its plan's, for `waiting`
 
 
 def _header(text: str) -> cards.Block:
@@ -43,18 +44,19 @@ def _waiting(request: RequestRecord, content: HomeContent) -> list[cards.Block]:
     and the same buttons (with their confirmations), and a link to the card itself."""
     link = content.links.get(request.id)
     card = f"<{link}|Open its card>" if link else f"its card is in <#{request.channel_id}>"
+    plan = content.summaries.get(request.id)
     text = (
-        f"*{cards.escape(cards.headline(request, content.names))}*\n"
+        f"*{cards.escape(cards.headline(request, plan, content.names))}*\n"
         f"{request.id} for <@{request.requester}> · {len(request.approvers)} of {request.approvals_required} approvals · {card}"
     )
-    warnings = cards.warning_blocks(request)
+    warnings = cards.warning_blocks(request, plan)
     shown = warnings[:HOME_WARNINGS]
     if len(warnings) > HOME_WARNINGS:
         shown.append(cards.context(f":warning: …and {len(warnings) - HOME_WARNINGS} more on the card"))
     return [
         cards.section(text),
         *shown,
-        {"type": "actions", "block_id": f"home:{request.id}", "elements": cards.approval_buttons(request)},
+        {"type": "actions", "block_id": f"home:{request.id}", "elements": cards.approval_buttons(request, plan)},
     ]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from commands import grammar
-from commands.intents import Intent, Kind, UserRefType, Verb
+from commands.intents import Action, Intent, Kind, UserRefType, Verb
 from commands.plan import ItemKind, Plan, PlanItem
 
 
@@ -133,6 +133,33 @@ def groups(plan: Plan) -> list[Group]:
     return sorted(found.values(), key=lambda g: ORDER.index(g.noun) if g.noun in ORDER else len(ORDER))
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What the words say of a plan, from one pass over its items: a plan of 100 000 items takes
+    seconds to parse and to group, so a render takes its summary (bot.publisher keeps one per request)."""
+
+    action: Action
+    workspace: str
+    target: str
+    items: int
+    groups: list[Group]
+    warnings: tuple[str, ...]
+    retained: int  # items the plan keeps (notes["retained"])
+
+    @property
+    def files(self) -> int:
+        return sum(g.files for g in self.groups)
+
+    @property
+    def bytes(self) -> int:
+        return sum(g.bytes for g in self.groups)
+
+
+def summarize(plan: Plan) -> Summary:
+    return Summary(plan.action, plan.workspace, plan.target, len(plan.items), groups(plan), plan.warnings,
+                   len(plan.notes.get("retained", {})))
+
+
 def files_and_size(files: int, size: int) -> str:
     return f"{count(files, 'file')}, {human_bytes(size)}" if files else ""
 
@@ -190,10 +217,10 @@ def severe(intent: Intent | None) -> bool:
     return intent is not None and intent.verb is Verb.DELETE and intent.kind is Kind.WORKSPACE
 
 
-def headline(plan: Plan, intent: Intent | None, names: Mapping[str, str] | None = None) -> str:
+def headline(plan: Summary, intent: Intent | None, names: Mapping[str, str] | None = None) -> str:
     """One line in plain words: what happens, to what, how much, where."""
-    found = groups(plan)
-    files, size = sum(g.files for g in found), sum(g.bytes for g in found)
+    found = plan.groups
+    files, size = plan.files, plan.bytes
     where = f"workspace {plan.workspace}"
     if intent is None:
         return " — ".join(p for p in (f"{plan.action} {plan.target}".strip(), files_and_size(files, size), where) if p)
@@ -217,9 +244,9 @@ def headline(plan: Plan, intent: Intent | None, names: Mapping[str, str] | None 
         case Kind.DATA:
             subject = f"data asset {target}"
         case Kind.COMPUTES:
-            subject = f"{count(len(plan.items), 'idle compute')}"
+            subject = f"{count(plan.items, 'idle compute')}"
         case Kind.EXPORTS:
-            subject = f"{count(len(plan.items), 'export archive')} past retention"
+            subject = f"{count(plan.items, 'export archive')} past retention"
         case _:
             subject = f"{intent.kind.value} {target}"
     return " — ".join(p for p in (f"{verb} {subject}", files_and_size(files, size), where) if p)
@@ -244,11 +271,11 @@ def item_label(item: PlanItem, plan: Plan) -> str:
     return label
 
 
-def consequence(plan: Plan, intent: Intent | None, link_days: int | None = None) -> str:
+def consequence(plan: Summary, intent: Intent | None, link_days: int | None = None) -> str:
     """What pressing Approve does, in one or two sentences, for its confirmation dialog."""
-    found = groups(plan)
-    files, size = sum(g.files for g in found), sum(g.bytes for g in found)
-    things = _summary(found) or count(len(plan.items), "item")
+    found = plan.groups
+    files, size = plan.files, plan.bytes
+    things = _summary(found) or count(plan.items, "item")
     if intent is not None and intent.verb is Verb.EXPORT:
         expiry = f", valid {link_days} days" if link_days else ""
         return f"Export {files_and_size(files, size) or things} of {things} into a download link for the requester{expiry}."
@@ -262,8 +289,7 @@ def consequence(plan: Plan, intent: Intent | None, link_days: int | None = None)
         if intent.purge:
             return f"Permanently delete {what}, with every run, model and file in it. The workspace cannot be recovered{later}."
         return f"Delete {what}. The workspace can be recovered for 14 days{later}."
-    kept = len(plan.notes.get("retained", {}))
-    keeping = f" {count(kept, 'item')} are kept." if kept else ""
+    keeping = f" {count(plan.retained, 'item')} are kept." if plan.retained else ""
     if files:
         return f"Permanently delete {count(files, 'file')} ({human_bytes(size)}) of {things}. This cannot be undone.{keeping}"
     return f"Permanently delete {things}. This cannot be undone.{keeping}"

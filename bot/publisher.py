@@ -26,6 +26,7 @@ from bot.people import SlackPeople
 from bot.settings import PolicyConfig
 from bot.store.store import RequestRecord, Store
 from commands.intents import UserRefType
+from commands.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ Call = Callable[[], Awaitable[Any]]  # one Slack call, made when its turn comes
 # What a Slack call raises when Slack refuses it, or cannot be reached once the client's retries are spent.
 SLACK_TROUBLE = (SlackApiError, aiohttp.ClientError, TimeoutError)
 HOME_TAB = "app_home"  # Where.channel of a click on the App Home tab, which has no channel
+SUMMARIES_KEPT = 256  # plan summaries kept (counts by run, model…, not items): more requests than are open at once
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,35 @@ class Publisher:
         self._outbox = Outbox()
         self.on_change: list[Callable[[RequestRecord], Awaitable[None]]] = []  # told after each card refresh
         self.on_home_notice: list[Callable[[str, str], Awaitable[None]]] = []  # answers for a user on the Home tab
+        self._summaries: dict[tuple[str, str | None], plan_words.Summary] = {}  # see `summary`
 
     # ---- the card --------------------------------------------------------------------------
 
-    async def post_card(self, record: RequestRecord) -> str:
-        """The request's card in its channel; its ts. Slack's refusal is the caller's to handle."""
+    async def post_card(self, record: RequestRecord, plan: Plan | None = None) -> str:
+        """The request's card in its channel; its ts. Slack's refusal is the caller's to handle.
+        `plan`: the plan just stored with `record`, which spares parsing it again."""
+        await self.summary(record, plan)
         posted = await self.client.chat_postMessage(
             channel=record.channel_id, text=cards.card_text(record), blocks=await self._card(record)
         )
         return str(posted["ts"])
+
+    async def summary(self, record: RequestRecord, plan: Plan | None = None) -> plan_words.Summary | None:
+        """What the card, the Home tab and the reject form say of the request's plan. Made once per
+        request in this process, in a thread: parsing and grouping a plan of 100 000 items takes
+        seconds, and every click re-renders the card. Kept under the plan's stored hash, which is what
+        a render shows; the worker checks the plan itself against that hash before running it."""
+        if record.plan is None:
+            return None
+        key = (record.id, record.plan_hash)
+        known = self._summaries.pop(key, None)
+        if known is None:
+            known = await asyncio.to_thread(plan_words.summarize, plan) if plan else await asyncio.to_thread(cards.summary, record)
+            assert known is not None
+        self._summaries[key] = known  # the most recently used last
+        if len(self._summaries) > SUMMARIES_KEPT:
+            del self._summaries[next(iter(self._summaries))]
+        return known
 
     async def refresh_card(self, record: RequestRecord) -> None:
         """Re-render the card from the database: it never says more than the store knows."""
@@ -95,7 +117,9 @@ class Publisher:
     async def _card(self, record: RequestRecord) -> list[cards.Block]:
         users, groups = policy.whom_to_ask(self.rules, record.workspace, record.requester, record.approvers)
         frozen = await asyncio.to_thread(self.store.frozen)
-        return cards.request_card(record, approvers=users, groups=groups, frozen=frozen, names=await self.names(record))
+        return cards.request_card(
+            record, await self.summary(record), approvers=users, groups=groups, frozen=frozen, names=await self.names(record)
+        )
 
     async def permalink(self, record: RequestRecord) -> str | None:
         """A link to the request's card, if Slack gives one."""
@@ -158,7 +182,8 @@ class Publisher:
         """The full plan as a file in the card's thread. The card already stands: if Slack refuses
         the file, the thread says so and the request goes on (confirmation, approvers' notice)."""
         try:
-            await self.in_thread(record, self.thread_file(record, f"{record.id}-plan.json", f"Full plan of {record.id}", json.dumps(plan, indent=2)))
+            text = await asyncio.to_thread(partial(json.dumps, plan, indent=2))  # seconds for 100 000 items
+            await self.in_thread(record, self.thread_file(record, f"{record.id}-plan.json", f"Full plan of {record.id}", text))
         except SLACK_TROUBLE as error:
             log.warning("plan file upload failed", extra={"request_id": record.id, "error": slack_error(error)})
             await self.tell(

@@ -100,4 +100,9 @@ class Plan:
 
     @property
     def hash(self) -> str:
-        return "sha256:" + hashlib.sha256(canonical_json(self.to_dict())).hexdigest()
+        return hash_of(self.to_dict())
+
+
+def hash_of(stored: dict[str, Any]) -> str:
+    """The hash of a plan's stored form (`Plan.to_dict`), what approvers see and the worker checks."""
+    return "sha256:" + hashlib.sha256(canonical_json(stored)).hexdigest()

@@ -68,11 +68,13 @@ class HomeTab:
         names: dict[str, str] = {}
         for record in shown:
             names |= await self.publisher.names(record)
+        summaries = {r.id: summary for r in shown if (summary := await self.publisher.summary(r))}
         return HomeContent(
             user=user,
             waiting=waiting,
             links=links,
             names=names,
+            summaries=summaries,
             mine=mine,
             # An export link or a receipt is shown to whoever asked for it or approved it; a private
             # link (an export about a person) to its requester alone.

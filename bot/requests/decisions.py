@@ -63,7 +63,8 @@ class Decisions:
             return refused
         publisher = self.desk.publisher
         try:
-            await publisher.open_form(trigger_id, cards.reject_modal(record, where.channel, await publisher.names(record)))
+            form = cards.reject_modal(record, await publisher.summary(record), where.channel, await publisher.names(record))
+            await publisher.open_form(trigger_id, form)
         except SLACK_TROUBLE as error:
             log.warning("reject form failed", extra={"request_id": record.id, "error": slack_error(error)})
             return cards.error_text(f"Slack did not open the form for a reason ({slack_error(error)}): press Reject again.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -19,10 +20,17 @@ from commands.azure.sdk import AzureError
 from commands.intents import Intent, UserRef, UserRefType
 from commands.operations import operation_for
 from commands.operations.base import OperationError
+from commands.plan import Plan, hash_of
 
 log = logging.getLogger(__name__)
 
 PENDING_SCAN = 500  # pending requests compared with a new one; more than that waiting is an incident anyway
+
+
+def _stored_form(plan: Plan) -> tuple[dict[str, Any], str]:
+    """The plan as stored, and its hash: seconds for a plan of 100 000 items, so not on the event loop."""
+    stored = plan.to_dict()
+    return stored, hash_of(stored)
 
 
 def intent_to_dict(intent: Intent) -> dict[str, object]:
@@ -73,6 +81,7 @@ class Submit:
         can = policy.can_be_approved(config.policy, actor, intent.action, alias, len(plan.items), members)
         if not can.allowed:
             return await desk.refuse(where, "request.refused", can.reason, action=str(intent.action), workspace=alias)
+        stored, plan_hash = await asyncio.to_thread(_stored_form, plan)
         record = await asyncio.to_thread(
             desk.store.create_request,
             team_id=where.team,
@@ -83,19 +92,20 @@ class Submit:
             action=intent.action,
             workspace=alias,
             intent=intent_to_dict(dataclasses.replace(intent, workspace=alias)),
-            plan=plan.to_dict(),
-            plan_hash=plan.hash,
+            plan=stored,
+            plan_hash=plan_hash,
             approvals_required=policy.approvals_required(config.policy, intent.action),
             expires_in=config.policy.expiry,
         )
         try:
-            card_ts = await desk.publisher.post_card(record)
+            card_ts = await desk.publisher.post_card(record, plan)
         except SlackApiError as error:
             return await self._withdraw(record, error)
         await asyncio.to_thread(desk.store.set_card, record.id, card_ts)
         record = dataclasses.replace(record, card_ts=card_ts)
-        if not cards.names_every_item(plan):
-            await desk.publisher.post_plan_file(record, plan.to_dict())
+        summary = await desk.publisher.summary(record)
+        if summary is not None and not cards.names_every_item(summary):
+            await desk.publisher.post_plan_file(record, stored)
         await desk.publisher.announce(record)
         return f"Request {record.id} is waiting for approval."
 

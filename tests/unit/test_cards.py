@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block as SdkBlock
 
-from bot import cards
+from bot import cards, plan_words
 from bot.lifecycle import FINAL, State
 from bot.store.store import RequestRecord
 from commands.intents import Action
@@ -39,6 +39,11 @@ def record(state: State = State.PENDING, **fields: Any) -> RequestRecord:
         reminded=False, not_before=None, card_ts="1.0", decided_by=None, decided_at=None, result=None,
     )
     return dataclasses.replace(base, **fields)
+
+
+def rendered(request: RequestRecord, **kw: Any) -> list[cards.Block]:
+    """The card as the publisher renders it: from the request and the summary of its stored plan."""
+    return cards.request_card(request, cards.summary(request), **kw)
 
 
 def text_of(blocks: list[cards.Block]) -> str:
@@ -75,7 +80,7 @@ def assert_within_slack_limits(blocks: list[cards.Block]) -> None:
 
 @pytest.mark.parametrize("state", list(State))
 def test_every_state_renders_a_valid_card(state: State) -> None:
-    blocks = cards.request_card(record(state, approvers=(APPROVER_1,)), approvers=frozenset({APPROVER_1, APPROVER_2}))
+    blocks = rendered(record(state, approvers=(APPROVER_1,)), approvers=frozenset({APPROVER_1, APPROVER_2}))
     assert_within_slack_limits(blocks)
     assert cards.card_text(record(state)).endswith(f"(R-ABCD2345): {state.value}")
 
@@ -91,13 +96,13 @@ def test_every_state_renders_a_valid_card(state: State) -> None:
     ],
 )
 def test_buttons_offer_only_what_the_state_allows(state: State, expected: list[str]) -> None:
-    blocks = cards.request_card(record(state))
+    blocks = rendered(record(state))
     assert buttons(blocks) == expected
     assert all(e["value"] == "R-ABCD2345" for b in blocks if b["type"] == "actions" for e in b["elements"])
 
 
 def test_the_card_shows_requester_intent_workspace_preview_and_approvals() -> None:
-    card = text_of(cards.request_card(record(approvers=(APPROVER_1,)), approvers=frozenset({APPROVER_1, APPROVER_2})))
+    card = text_of(rendered(record(approvers=(APPROVER_1,)), approvers=frozenset({APPROVER_1, APPROVER_2})))
     for fact in ("<@UREQ>", "`/aml delete run r1`", "workspace dev", "Delete run r1 — 3 files, 3.0 KiB", "*1 run* · 3 files",
                  "R-ABCD2345", "1 of 2", "approved so far by <@UAPP1>", "Approvers: <@UAPP1> <@UAPP2>", "Expires <!date^"):
         assert fact in card
@@ -105,53 +110,53 @@ def test_the_card_shows_requester_intent_workspace_preview_and_approvals() -> No
 
 def test_a_decided_card_says_who_and_when() -> None:
     decided = {"decided_by": APPROVER_1, "decided_at": AT}
-    rejected = text_of(cards.request_card(record(State.REJECTED, **decided)))
+    rejected = text_of(rendered(record(State.REJECTED, **decided)))
     assert f"Rejected · by <@{APPROVER_1}> <!date^{int(AT.timestamp())}^" in rejected
-    cancelled = text_of(cards.request_card(record(State.CANCELLED, **decided)))
+    cancelled = text_of(rendered(record(State.CANCELLED, **decided)))
     assert f"Cancelled · by <@{APPROVER_1}>" in cancelled
-    done = text_of(cards.request_card(record(State.SUCCEEDED, approvers=(APPROVER_1, APPROVER_2), **decided)))
+    done = text_of(rendered(record(State.SUCCEEDED, approvers=(APPROVER_1, APPROVER_2), **decided)))
     assert f"approved by <@{APPROVER_1}>, <@{APPROVER_2}> <!date^{int(AT.timestamp())}^" in done
-    expired = text_of(cards.request_card(record(State.EXPIRED)))
+    expired = text_of(rendered(record(State.EXPIRED)))
     assert "Expired — nothing was run" in expired and "Expires" not in expired
 
 
 def test_cooling_off_card_says_when_it_runs() -> None:
-    cooling = text_of(cards.request_card(record(State.APPROVED, approvers=(APPROVER_1,), not_before=AT + timedelta(hours=1))))
+    cooling = text_of(rendered(record(State.APPROVED, approvers=(APPROVER_1,), not_before=AT + timedelta(hours=1))))
     assert "cooling off" in cooling and f"runs <!date^{int((AT + timedelta(hours=1)).timestamp())}^" in cooling
     assert "unless cancelled" in cooling
 
 
 def test_a_stopped_job_says_so() -> None:
-    stopped = text_of(cards.request_card(record(State.PARTIALLY_SUCCEEDED, result={"stopped_early": True})))
+    stopped = text_of(rendered(record(State.PARTIALLY_SUCCEEDED, result={"stopped_early": True})))
     assert "Partly done" in stopped and "stopped on request" in stopped
 
 
 def test_frozen_note_only_on_open_cards() -> None:
     for state in State:
-        card = text_of(cards.request_card(record(state), frozen=True))
+        card = text_of(rendered(record(state), frozen=True))
         assert ("amlbot is frozen" in card) == (state not in FINAL)
 
 
 def test_the_approvers_group_is_mentioned_as_a_group() -> None:
-    card = text_of(cards.request_card(record(), approvers=frozenset({APPROVER_1}), groups=("S0APPROVERS",)))
+    card = text_of(rendered(record(), approvers=frozenset({APPROVER_1}), groups=("S0APPROVERS",)))
     assert "Approvers: <!subteam^S0APPROVERS> <@UAPP1>" in card
 
 
 def test_approvers_are_named_but_a_big_pool_is_counted() -> None:
     pool = frozenset(f"U{i:04}" for i in range(cards.MAX_NAMED_APPROVERS + 7))
-    card = text_of(cards.request_card(record(), approvers=pool))
+    card = text_of(rendered(record(), approvers=pool))
     assert card.count("<@U0") == cards.MAX_NAMED_APPROVERS and "and 7 more" in card
-    assert "Approvers" not in text_of(cards.request_card(record(State.QUEUED), approvers=pool))
+    assert "Approvers" not in text_of(rendered(record(State.QUEUED), approvers=pool))
 
 
 def test_user_text_never_becomes_a_mention_or_a_link() -> None:
-    card = text_of(cards.request_card(record(text="delete run <!channel> <https://evil|x> & co")))
+    card = text_of(rendered(record(text="delete run <!channel> <https://evil|x> & co")))
     assert "<!channel>" not in card and "&lt;!channel&gt;" in card and "&amp; co" in card
 
 
 def test_big_plans_and_long_text_stay_within_limits() -> None:
     big = plan(items=500, ref="ExperimentRun/dcid.r1/" + "x" * 1000 + "/{i}", warnings=tuple(f"w{i}" * 500 for i in range(30)))
-    blocks = cards.request_card(record(plan=big.to_dict(), text="delete run " + "<y>" * 1300))
+    blocks = rendered(record(plan=big.to_dict(), text="delete run " + "<y>" * 1300))
     assert_within_slack_limits(blocks)
     assert "…and 20 more warning(s)" in text_of(blocks) and "listed in the plan file" in text_of(blocks)
 
@@ -220,7 +225,7 @@ def test_an_experiment_deletion_reads_as_runs_files_and_size_with_a_danger_confi
     items = [*_blobs("a", 7, 40960), *_blobs("b", 7, 40960), *_blobs("c", 7, 45056)]
     items += [PlanItem(ItemKind.JOB, f"{SUB}/jobs/{r}") for r in "abc"]
     request = _request("delete experiment", "delete experiment fraud --workspace prod", items)
-    blocks = cards.request_card(request)
+    blocks = rendered(request)
     assert_within_slack_limits(blocks)
     assert blocks[0]["text"]["text"] == ":warning: Delete experiment fraud: 3 runs — 21 files, 868.0 KiB — workspace prod"
     assert "*3 runs* · 21 files, 868.0 KiB" in text_of(blocks) and "• a (7 files, 280.0 KiB)" in text_of(blocks)
@@ -238,7 +243,7 @@ def test_an_export_of_a_person_names_them_and_counts_what_they_made() -> None:
     items += [PlanItem(ItemKind.DATA_VERSION, f"{SUB}/data/clicks/versions/3")]
     items += [PlanItem(ItemKind.FILE, "Users/alice/nb.ipynb", 100, "code-share")]
     request = _request("export user", "export user <@U0ALICE01> --workspace prod", items)
-    blocks = cards.request_card(request, names={"U0ALICE01": "Alice Chen"})
+    blocks = rendered(request, names={"U0ALICE01": "Alice Chen"})
     assert_within_slack_limits(blocks)
     assert blocks[0]["text"]["text"].startswith(
         ":package: Export everything about Alice Chen — 5 runs, 2 models, 1 data asset, notebooks — "
@@ -259,7 +264,7 @@ def test_a_workspace_purge_says_so_in_red() -> None:
         PlanItem(ItemKind.RESOURCE, f"{rg}/microsoft.insights/components/ai1"),
     ]
     request = _request("delete workspace", "delete workspace prod --with-dependents --purge", items)
-    blocks = cards.request_card(request)
+    blocks = rendered(request)
     assert_within_slack_limits(blocks)
     assert blocks[0]["text"]["text"] == (
         ":rotating_light: Purge workspace prod and its storage, Key Vault, registry and Application Insights — cannot be undone"
@@ -269,21 +274,21 @@ def test_a_workspace_purge_says_so_in_red() -> None:
     assert approve["text"]["text"] == "Approve purge" and approve["style"] == "danger" and approve["confirm"]["style"] == "danger"
     assert "The workspace cannot be recovered" in approve["confirm"]["text"]["text"]
     assert "Nothing can be recovered" not in approve["confirm"]["text"]["text"]  # its Key Vault may stay recoverable
-    soft = cards.request_card(_request("delete workspace", "delete workspace prod", items[:1]))
+    soft = rendered(_request("delete workspace", "delete workspace prod", items[:1]))
     assert soft[0]["text"]["text"] == ":rotating_light: Delete workspace prod — the workspace is recoverable for 14 days"
     assert ":red_circle:" in text_of(soft) and _approve(soft)["style"] == "danger"
 
 
 def test_a_small_plan_is_named_whole_and_a_big_one_points_to_the_plan_file() -> None:
     compute = Plan(action=Action.parse("delete compute"), workspace="dev", target="gpu", items=(PlanItem(ItemKind.RESOURCE, f"{SUB}/computes/gpu"),))
-    assert cards.names_every_item(compute)
-    assert not cards.names_every_item(plan(items=2))  # blobs: only the plan file names them
+    assert cards.names_every_item(plan_words.summarize(compute))
+    assert not cards.names_every_item(plan_words.summarize(plan(items=2)))  # blobs: only the plan file names them
 
 
 def test_the_reject_form_asks_why_within_slacks_limits() -> None:
     from slack_sdk.models.views import View
 
-    form = cards.reject_modal(record(), "C1")
+    form = cards.reject_modal(record(), cards.summary(record()), "C1")
     View(**form).validate_json()  # slack_sdk's own limits for modals
     assert form["callback_id"] == cards.ActionId.REJECT_REASON and len(form["title"]["text"]) <= 24
     assert json.loads(form["private_metadata"]) == {"request_id": "R-ABCD2345", "origin": "C1"}
@@ -302,4 +307,20 @@ def test_a_kept_dependent_is_not_named_among_what_goes() -> None:
         "delete workspace", "delete workspace prod --with-dependents --purge", [PlanItem(ItemKind.RESOURCE, SUB), logs, shared],
         notes={"retained": {shared.key: "another workspace uses it"}},
     )
-    assert cards.headline(request) == "Purge workspace prod and its Log Analytics workspace — cannot be undone"
+    assert cards.headline(request, cards.summary(request)) == "Purge workspace prod and its Log Analytics workspace — cannot be undone"
+
+
+def test_the_card_shows_the_stored_plan_hash_and_never_hashes_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hash on the card is the one stored with the request (and chained in the audit log): a
+    render never re-hashes the plan (seconds on a big one). One that no longer matches its plan is
+    refused by the worker (tests/e2e/attacks/test_execution.py)."""
+    stored = "sha256:" + "0" * 64
+    request = record(plan_hash=stored)
+    assert plan().hash != stored  # what the plan itself hashes to
+
+    def no_hashing(_: object) -> str:
+        raise AssertionError("a render hashed the plan")
+
+    monkeypatch.setattr("commands.plan.hash_of", no_hashing)
+    shown = text_of(rendered(request))
+    assert f"Plan `{stored[:19]}…`" in shown

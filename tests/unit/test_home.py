@@ -60,11 +60,13 @@ def test_a_waiting_request_shows_the_cards_headline_warnings_and_a_link_to_it() 
 
     purge = _request("delete workspace", "delete workspace prod --purge", [PlanItem(ItemKind.RESOURCE, SUB)])
     link = "https://amlbot-test.slack.com/archives/C1/p1000"
-    view = home_view(HomeContent("UAPP1", [purge], [], [], links={purge.id: link}), AT)
+    summary = cards.summary(purge)
+    assert summary is not None
+    view = home_view(HomeContent("UAPP1", [purge], [], [], links={purge.id: link}, summaries={purge.id: summary}), AT)
     View(**view).validate_json()
-    card = cards.request_card(purge)
+    card = cards.request_card(purge, summary)
     shown = texts(view)
-    assert f"*{cards.headline(purge)}*" in shown and f"<{link}|Open its card>" in shown
+    assert f"*{cards.headline(purge, summary)}*" in shown and f"<{link}|Open its card>" in shown
     assert ":red_circle: *PERMANENT — the workspace cannot be recovered.*" in shown  # the card's red line, on the tab too
     [buttons] = [b["elements"] for b in view["blocks"] if b["type"] == "actions"]
     assert buttons == [e for b in card if b["type"] == "actions" for e in b["elements"]][:2]  # same danger confirmation

@@ -76,6 +76,24 @@ async def test_a_plan_altered_in_the_database_after_approval_does_not_run(harnes
     assert harness.store.verify_audit().ok
 
 
+async def test_the_card_shows_the_stored_plan_hash_and_a_forged_one_does_not_run(harness: Harness) -> None:
+    """The card renders the hash stored with the request, never recomputed from the plan: forged in
+    the database, it shows on the card, and the worker, which hashes the plan itself, refuses to run."""
+    await harness.seed(_files(3))
+    request = await harness.submit(f"delete run {RUN}")
+    assert request.plan_hash is not None and f"Plan `{request.plan_hash[:19]}…`" in str(harness.card(request.id)["blocks"])
+    forged = "sha256:" + "0" * 64
+    with harness.store.engine.begin() as conn:
+        conn.execute(update(schema.requests).where(schema.requests.c.id == request.id).values(plan_hash=forged))
+
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
+    done = await harness.wait_state(request.id, State.FAILED, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED)
+
+    assert done.state is State.FAILED and "plan.altered" in harness.events(request.id)
+    assert await harness.blob_names() == set(_files(3))  # nothing deleted
+    await harness.slack.wait_for(lambda: f"Plan `{forged[:19]}…`" in str(harness.card(request.id)["blocks"]))
+
+
 # ---- 6. a blob rewritten after approval is kept ----------------------------------------------
 
 
