@@ -8,22 +8,32 @@ a large blob never sits in memory whole.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import islice
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import (
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContainerSasPermissions,
+    generate_blob_sas,
+    generate_container_sas,
+)
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
 from commands.azure.config import USER_DELEGATION_LIMIT, WorkspaceConfig
 from commands.azure.door import (
     CHANGED_REASON,
+    EXPORT_CHANGED,
     UNADDRESSABLE,
     BlobInfo,
+    Copied,
     Gone,
     ItemResult,
     Retention,
@@ -44,6 +54,12 @@ TRANSFER_SIZES = {
     "max_block_size": CHUNK,
 }
 RANGES_AHEAD = 2  # ranged reads of one big blob in flight (each holds a CHUNK until it is zipped)
+# A copy's source is named to the service by a read-only SAS of its own (the one way Copy Blob
+# reads a source under Shared Key and Entra ID alike). Sources signed within half of this share
+# one expiry, so that with Entra ID one user-delegation key signs them all.
+COPY_SOURCE_LIFETIME = timedelta(hours=24)
+COPY_POLL = 0.5  # seconds between looks at a copy the service still has pending
+LINK_SKEW = timedelta(minutes=5)  # links start this long ago: clocks differ
 
 
 def _credential() -> Any:
@@ -72,6 +88,8 @@ class WorkspaceBlobs:
             self._sync = BlobServiceClient(url, credential=_credential(), **sync_options)
             self._async = AsyncBlobServiceClient(url, credential=_async_credential(), **async_options)
             self._account_key = None
+        self._delegation: tuple[Any, datetime] | None = None  # a user-delegation key and its expiry
+        self._source_until: datetime | None = None
 
     @property
     def account_name(self) -> str:
@@ -188,26 +206,87 @@ class WorkspaceBlobs:
     async def read_link(self, container: str, name: str, expiry: timedelta) -> str:
         """A read-only link that lapses after `expiry`; HTTPS-only wherever the account is HTTPS."""
         blob = self._sync.get_blob_client(container, name)
-        start = datetime.now(UTC) - timedelta(minutes=5)
-        end = datetime.now(UTC) + expiry
-        protocol = "https" if blob.url.startswith("https://") else "https,http"
-        account = blob.account_name
-        if account is None:  # the SDK reads it from the account URL, which always names one here
-            raise ValueError(f"no storage account name in {blob.url}")
+        return f"{blob.url}?{await self._sas(container, name, BlobSasPermissions(read=True), datetime.now(UTC) + expiry)}"
+
+    async def container_link(self, container: str, expiry: timedelta) -> str:
+        """Read and list, on this one container: a container SAS reaches no other container."""
+        client = self._sync.get_container_client(container)
+        permission = ContainerSasPermissions(read=True, list=True)
+        return f"{client.url}?{await self._sas(container, None, permission, datetime.now(UTC) + expiry)}"
+
+    async def _sas(self, container: str, name: str | None, permission: Any, end: datetime) -> str:
+        """A SAS for one blob (`name`) or one container (None), signed with the account key, else
+        with a user-delegation key (Entra ID)."""
+        start = datetime.now(UTC) - LINK_SKEW
+        protocol = "https" if self.url.startswith("https://") else "https,http"
+        account = self.account_name
         if self._account_key:
-            sas = generate_blob_sas(
-                account, container, name, account_key=self._account_key,
-                permission=BlobSasPermissions(read=True), start=start, expiry=end, protocol=protocol,
-            )
+            signer: dict[str, Any] = {"account_key": self._account_key}
         else:
-            if expiry > USER_DELEGATION_LIMIT:
+            if end - datetime.now(UTC) > USER_DELEGATION_LIMIT:
                 raise ValueError(f"a user-delegation link lives at most {USER_DELEGATION_LIMIT.days} days")
+            signer = {"user_delegation_key": await self._delegation_key(start, end)}
+        options = {"permission": permission, "start": start, "expiry": end, "protocol": protocol, **signer}
+        if name is None:
+            return str(generate_container_sas(account, container, **options))
+        return str(generate_blob_sas(account, container, name, **options))
+
+    async def _delegation_key(self, start: datetime, end: datetime) -> Any:
+        """A user-delegation key that signs until `end`: the last one while it does."""
+        if self._delegation is None or self._delegation[1] < end:
             key = await asyncio.to_thread(self._sync.get_user_delegation_key, start, end)
-            sas = generate_blob_sas(
-                account, container, name, user_delegation_key=key,
-                permission=BlobSasPermissions(read=True), start=start, expiry=end, protocol=protocol,
-            )
-        return f"{blob.url}?{sas}"
+            self._delegation = (key, end)
+        return self._delegation[0]
+
+    def _source_expiry(self) -> datetime:
+        now = datetime.now(UTC)
+        if self._source_until is None or self._source_until - now < COPY_SOURCE_LIFETIME / 2:
+            self._source_until = now + COPY_SOURCE_LIFETIME
+        return self._source_until
+
+    async def copy_blob(self, source: tuple[str, str], etag: str | None, container: str, name: str) -> Copied:
+        source_container, source_name = source
+        if unaddressable(source_name) or unaddressable(name):
+            return Copied(ItemResult(Status.FAILED, UNADDRESSABLE))
+        origin = self._sync.get_blob_client(source_container, source_name)
+        signed = await self._sas(source_container, source_name, BlobSasPermissions(read=True), self._source_expiry())
+        target = self._async.get_blob_client(container, name)
+        # Copy Blob (asynchronous on the service's side, and for any size; Copy Blob From URL
+        # stops at 256 MiB). x-ms-source-if-match: a source rewritten since the plan is refused.
+        copy = partial(target.start_copy_from_url, f"{origin.url}?{signed}")
+        try:
+            started = await (copy(source_etag=etag, source_match_condition=MatchConditions.IfNotModified) if etag else copy())
+        except (ResourceModifiedError, ResourceNotFoundError) as error:
+            # 412 is a rewritten source; 404 may be a source gone, or one the service could not
+            # read (CannotVerifyCopySource): only a look at the source tells them apart.
+            request_id = _request_id(error)
+            if not await self._async.get_blob_client(source_container, source_name).exists():
+                return Copied(ItemResult(Status.ALREADY_ABSENT, "gone before its turn: listed in the manifest as missing", request_id))
+            if isinstance(error, ResourceModifiedError):
+                return Copied(ItemResult(Status.CHANGED, EXPORT_CHANGED, request_id))
+            code = getattr(error, "error_code", None) or "HTTP 404"
+            return Copied(ItemResult(Status.FAILED, f"the storage service could not copy it ({code})", request_id))
+        request_id = str(started.get("request_id") or "") or None
+        properties = await target.get_blob_properties()
+        while properties.copy.status == "pending":  # within one account the service is mostly done at once
+            await asyncio.sleep(COPY_POLL)
+            properties = await target.get_blob_properties()
+        if properties.copy.status != "success":
+            why = properties.copy.status_description or properties.copy.status
+            return Copied(ItemResult(Status.FAILED, f"the storage service's copy ended {why}", request_id))
+        md5 = properties.content_settings.content_md5
+        return Copied(ItemResult(Status.EXPORTED, azure_request_id=request_id), properties.size, base64.b64encode(md5).decode() if md5 else None)
+
+    async def list_containers(self, prefix: str) -> list[tuple[str, datetime | None]]:
+        return [(c.name, c.last_modified) async for c in self._async.list_containers(name_starts_with=prefix)]
+
+    async def delete_container(self, container: str) -> ItemResult:
+        """Delete a whole container: its blobs go with it, and every link to it stops working."""
+        try:
+            await self._async.get_container_client(container).delete_container()
+        except ResourceNotFoundError:
+            return ItemResult(Status.ALREADY_ABSENT)
+        return ItemResult(Status.DELETED)
 
     async def retention(self, containers: list[str]) -> Retention:
         """Blob soft delete from the service properties, legal holds and immutability from each
@@ -260,6 +339,11 @@ async def _ranges(blob: Any, etag: str, start: int, end: int) -> AsyncIterator[b
     finally:
         for task in pending:
             task.cancel()
+
+
+def _request_id(error: Any) -> str | None:
+    response = getattr(error, "response", None)
+    return response.headers.get("x-ms-request-id") if response is not None else None
 
 
 def _async_credential() -> Any:

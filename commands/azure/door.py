@@ -39,6 +39,7 @@ LABELS = {Status.CHANGED.value: "changed since the plan"}
 
 
 CHANGED_REASON = "changed since the plan: rewritten after approval, so it was kept"
+EXPORT_CHANGED = "changed since the plan: rewritten after approval, so it was not exported (approvers approved other bytes)"
 
 
 def label(status: str) -> str:
@@ -69,6 +70,16 @@ class ItemResult:
 
 
 @dataclass(frozen=True)
+class Copied:
+    """A blob copied by the storage service itself: its outcome and, when it was copied, the
+    copy's size and the Content-MD5 the service keeps for it (base64; None when it keeps none)."""
+
+    result: ItemResult
+    size: int | None = None
+    content_md5: str | None = None
+
+
+@dataclass(frozen=True)
 class Retention:
     """What the storage account keeps of what is deleted in some containers, as the data plane tells it."""
 
@@ -92,6 +103,24 @@ class WorkspaceDoor(Protocol):
     async def write_blob(self, container: str, name: str, chunks: AsyncIterator[bytes]) -> int: ...
 
     async def read_link(self, container: str, name: str, expiry: timedelta) -> str: ...
+
+    async def ensure_container(self, container: str) -> bool: ...
+
+    async def copy_blob(self, source: tuple[str, str], etag: str | None, container: str, name: str) -> Copied:
+        """Have the service copy blob `source` (container, name) to `name` in `container`, only
+        while the source still has `etag` (x-ms-source-if-match): no byte passes through amlbot.
+        A source rewritten since is CHANGED and not copied; one gone is ALREADY_ABSENT."""
+        ...
+
+    async def container_link(self, container: str, expiry: timedelta) -> str:
+        """A read-and-list link to the whole container alone, lapsing after `expiry`."""
+        ...
+
+    async def list_containers(self, prefix: str) -> list[tuple[str, datetime | None]]:
+        """The containers whose names start with `prefix`, with when each was last modified."""
+        ...
+
+    async def delete_container(self, container: str) -> ItemResult: ...
 
     async def retention(self, containers: list[str]) -> Retention: ...
 

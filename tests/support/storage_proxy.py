@@ -35,10 +35,12 @@ from yarl import URL
 _HOP_BY_HOP = frozenset(
     h.lower()
     for h in (
-        "Host", "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
         "Transfer-Encoding", "Upgrade", "Content-Length",
     )
 )
+# Host goes through as sent: Azurite checks a copy's source URL against it (the source is named by
+# the address the client used, this proxy's).
 _CODES = {500: "OperationTimedOut", 503: "ServerBusy", 429: "TooManyRequests"}
 
 
@@ -69,6 +71,8 @@ class Exchange:
     status: int
     injected: bool  # answered by the proxy, never reached Azurite
     at: float
+    response_bytes: int = 0  # of the body passed back to the client
+    agent: str = ""  # the client's User-Agent: the SDK's (the bot, the test) or Azurite's own (checking a copy's source)
 
 
 def _blob_endpoint(connection_string: str) -> str:
@@ -208,8 +212,11 @@ class StorageFaultProxy:
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
+            passed = 0
             async for chunk in upstream.content.iter_chunked(1024 * 1024):
+                passed += len(chunk)
                 await response.write(chunk)
             await response.write_eof()
-            self.exchanges.append(Exchange(request.method, path_qs, upstream.status, False, time.monotonic()))
+            agent = request.headers.get("User-Agent", "")
+            self.exchanges.append(Exchange(request.method, path_qs, upstream.status, False, time.monotonic(), passed, agent))
             return response
