@@ -15,7 +15,7 @@ from bot.plan_words import Summary, human_bytes
 from bot.store.store import RequestRecord
 from commands.azure.door import label
 from commands.intents import Action, Intent, Verb
-from commands.plan import ItemKind, Plan, PlanItem
+from commands.plan import SERVER_SIDE, ItemKind, Plan, PlanItem
 
 
 class ActionId(StrEnum):
@@ -173,6 +173,8 @@ def warning_blocks(request: RequestRecord, plan: Summary | None) -> list[Block]:
         blocks.append(section(f":red_circle: *{words}.* {escape(plan_words.consequence(plan, intent)) if plan else ''}"))
     elif intent is not None and intent.destructive:
         blocks.append(context(":warning: *Deletion* — approving deletes what is listed here; it cannot be undone."))
+    elif plan is not None and plan.action.verb is Verb.EXPORT:
+        blocks.append(context(f":package: {plan_words.export_way(plan)}"))
     warnings = plan.warnings if plan else ()
     for warning in warnings[:MAX_WARNINGS]:
         blocks.append(context(f":warning: {escape(warning)}"))
@@ -372,6 +374,31 @@ def when_iso(moment: str) -> str:
         return when(datetime.fromisoformat(moment))
     except ValueError:
         return escape(moment)
+
+
+def export_ready(extras: Mapping[str, Any]) -> list[Block]:
+    """What a finished export posts: its archive's link, or its container's (server-side)."""
+    if extras.get("way") == SERVER_SIDE:
+        return server_export_result(extras)
+    return export_result(extras["link"], extras["size"], extras["sha256"], extras["expires_at"])
+
+
+def server_export_result(extras: Mapping[str, Any]) -> list[Block]:
+    """The link to a server-side export's container, the azcopy command that fetches it whole,
+    and what was not exported."""
+    copied = plan_words.count(extras["copied"], "file")
+    lines = [
+        f":package: *Export ready* — server-side: {copied} ({human_bytes(extras['size'])}) copied inside the storage account",
+        f"<{extras['link']}|The export's container> (read-only, expires {when_iso(extras['expires_at'])}) · <{extras['manifest']}|manifest.json>",
+        f"Download it whole:\n```{escape(extras['azcopy'])}```",
+    ]
+    missed = {word: extras.get(key, 0) for key, word in (("changed", "changed since the plan"), ("missing", "missing"), ("failed", "failed"))}
+    said = ", ".join(f"{n} {word}" for word, n in missed.items() if n)
+    note = f"Not exported: {said} — each is listed with why in `manifest.json`. " if said else ""
+    return [
+        section("\n".join(lines)),
+        context(note + "`manifest.json` lists each file's source, planned ETag, size and Content-MD5 where storage keeps one."),
+    ]
 
 
 def export_result(link: str, size: int, sha256: str, expires_at: str) -> list[Block]:

@@ -30,5 +30,6 @@ class Contexts:
             directory=self._doors.directory(),
             request_id=request_id,
             link_expiry=self._config.export_link_expiry,
+            server_export_over=self._config.server_export_over,
             user_email=user_email,
         )

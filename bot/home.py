@@ -9,6 +9,7 @@ from typing import Any
 
 from bot import cards, plan_words
 from bot.store.store import RequestRecord
+from commands.plan import SERVER_SIDE
 
 MAX_WAITING = 12  # at most 1 + HOME_WARNINGS + 1 blocks each; a Home tab holds 100
 HOME_WARNINGS = 3  # the card's warnings shown on the tab; the card has them all
@@ -74,7 +75,8 @@ def _result(request: RequestRecord, moment: datetime) -> str:
     elif extras.get("link"):
         if datetime.fromisoformat(extras["expires_at"]) > moment:
             size, expires = plan_words.human_bytes(extras.get("size", 0)), cards.when_iso(extras["expires_at"])
-            line += f"\n:package: <{extras['link']}|Download the archive> ({size}, expires {expires})"
+            what = "The export's container (azcopy)" if extras.get("way") == SERVER_SIDE else "Download the archive"
+            line += f"\n:package: <{extras['link']}|{what}> ({size}, expires {expires})"
         else:
             line += "\n:package: the download link has expired: ask for the export again"
     if result.get("receipt_sha256"):

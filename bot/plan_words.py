@@ -145,6 +145,7 @@ class Summary:
     groups: list[Group]
     warnings: tuple[str, ...]
     retained: int  # items the plan keeps (notes["retained"])
+    server_side: bool = False  # an export planned as storage copies (Plan.server_side)
 
     @property
     def files(self) -> int:
@@ -157,7 +158,7 @@ class Summary:
 
 def summarize(plan: Plan) -> Summary:
     return Summary(plan.action, plan.workspace, plan.target, len(plan.items), groups(plan), plan.warnings,
-                   len(plan.notes.get("retained", {})))
+                   len(plan.notes.get("retained", {})), plan.server_side)
 
 
 def files_and_size(files: int, size: int) -> str:
@@ -271,6 +272,15 @@ def item_label(item: PlanItem, plan: Plan) -> str:
     return label
 
 
+def export_way(plan: Summary) -> str:
+    """How an export will run, as its plan says (the job follows the same note)."""
+    if plan.server_side:
+        return ("Server-side export: the storage service copies each file, only as planned (its ETag), into a "
+                "container of this export's own; amlbot reads none of their bytes. The link is read-only, to that "
+                "container alone, for `azcopy`.")
+    return "Exported as one zip archive streamed through amlbot, with a SHA-256 manifest."
+
+
 def consequence(plan: Summary, intent: Intent | None, link_days: int | None = None) -> str:
     """What pressing Approve does, in one or two sentences, for its confirmation dialog."""
     found = plan.groups
@@ -278,6 +288,9 @@ def consequence(plan: Summary, intent: Intent | None, link_days: int | None = No
     things = _summary(found) or count(plan.items, "item")
     if intent is not None and intent.verb is Verb.EXPORT:
         expiry = f", valid {link_days} days" if link_days else ""
+        if plan.server_side:
+            return (f"Copy {files_and_size(files, size) or things} of {things} inside the storage account into a "
+                    f"container of this export's own, with a read-only link for the requester{expiry}.")
         return f"Export {files_and_size(files, size) or things} of {things} into a download link for the requester{expiry}."
     if severe(intent):
         assert intent is not None

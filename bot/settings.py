@@ -149,6 +149,9 @@ class AppConfig(_Strict):
     channel_defaults: dict[str, str] = Field(default_factory=dict)  # channel id -> alias
     policy: PolicyConfig = PolicyConfig()
     export_link_expiry: Duration = timedelta(days=7)
+    # Exports planning more bytes than this run server-side: the storage service copies the files
+    # into a container of the export's own and the link is to that container; 0: always a zip archive.
+    server_export_over: int = Field(default=1024**3, ge=0)
     # Exports about a person (user, notebooks) always send their link to the requester privately;
     # true does the same for every export: the card's thread only says it was sent.
     private_export_links: bool = False

@@ -467,7 +467,7 @@ class Worker:
         posts: list[Post] = []
         post = partial(self.publisher.thread_message, record)
         if "link" in extras:
-            blocks = cards.export_result(extras["link"], extras["size"], extras["sha256"], extras["expires_at"])
+            blocks = cards.export_ready(extras)
             if policy.link_is_private(record.action, self.config.private_export_links):
                 # The link to the requester alone; the channel hears where it went.
                 posts.append(partial(self.publisher.direct_message, record.requester, text=f"Your export {record.id} is ready", blocks=blocks))

@@ -45,6 +45,9 @@ class PlanItem:
         return f"{self.kind.value}:{self.container}/{self.ref}" if self.container else f"{self.kind.value}:{self.ref}"
 
 
+SERVER_SIDE = "server-side"  # notes["export"] of an export the storage service copies (operations.server_export)
+
+
 def _item_dict(item: PlanItem) -> dict[str, Any]:
     """An item's stored form. Without an ETag the key is left out, so plans stored before ETags
     were planned keep their hash."""
@@ -97,6 +100,11 @@ class Plan:
             warnings=tuple(data.get("warnings", ())),
             notes=dict(data.get("notes", {})),
         )
+
+    @property
+    def server_side(self) -> bool:
+        """An export planned to run as storage copies, not as a zip through amlbot."""
+        return self.notes.get("export") == SERVER_SIDE
 
     @property
     def hash(self) -> str:

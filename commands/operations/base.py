@@ -28,6 +28,7 @@ class Context:
     control: WorkspaceControl  # Azure ML control plane and the resource manager
     request_id: str | None = None  # the request a job runs for; None while previewing
     link_expiry: timedelta = timedelta(days=7)  # how long an export's download link works
+    server_export_over: int = 0  # exports planning more bytes than this run server-side; 0: never
     user_email: str | None = None  # the email Slack has for a mentioned person, if Slack shares it
     files: ShareDoor | None = None  # file shares: opened by the operations that reach notebooks
     directory: Directory | None = None  # Microsoft Graph: who a person is; None when not set up

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.intents import Action
+from commands.intents import Action, Verb
 from commands.operations.base import Operation
 from commands.operations.cleanup_exports import CleanupExports
 from commands.operations.data_assets import DeleteData, ExportData
@@ -13,6 +13,7 @@ from commands.operations.resources import CleanupComputes, DeleteCompute, Delete
 from commands.operations.retention import StorageTruth
 from commands.operations.runs import DeleteRun, ExportRun
 from commands.operations.schedules import DeleteSchedule
+from commands.operations.server_export import ExportWay
 from commands.operations.users import DeleteUser, ExportUser
 from commands.operations.workspace_deletion import DeleteWorkspace
 
@@ -36,6 +37,9 @@ _ALL: tuple[Operation, ...] = (
     ExportNotebooks(),
     DeleteSchedule(),
 )
-# Every deletion plan and receipt says what storage keeps of the files it deletes (retention.py).
-OPERATIONS: dict[Action, Operation] = {op.action: StorageTruth(op) for op in _ALL}
+# Every deletion plan and receipt says what storage keeps of the files it deletes (retention.py);
+# every export plans the way it runs, an archive or server-side copies (server_export.py).
+OPERATIONS: dict[Action, Operation] = {
+    op.action: StorageTruth(ExportWay(op) if op.action.verb is Verb.EXPORT else op) for op in _ALL
+}
 

@@ -280,7 +280,7 @@ def record_path(item: PlanItem) -> str:
     return record_name(item).replace(":", "/") + f"/{RECORD_FILE[item.kind]}.json"
 
 
-async def _records(plan: Plan, ctx: Context) -> dict[str, bytes]:
+async def record_documents(plan: Plan, ctx: Context) -> dict[str, bytes]:
     """The REST documents of the plan's records that still exist, by item key."""
     wanted = [item for item in plan.items if item.kind not in STORAGE]
     documents = await asyncio.gather(*(ctx.control.call(_reader(ctx, item), item.ref) for item in wanted))
@@ -406,7 +406,7 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
     assert ctx.request_id is not None, "an export runs for a stored request"
     request_id = ctx.request_id
     archive = archive_of(request_id)
-    records = await _records(plan, ctx)
+    records = await record_documents(plan, ctx)
     manifest: list[dict[str, object]] = []
     skipped: dict[str, ItemResult] = {}  # item key -> why it is not in the archive
     state = {"done": 0, "bytes": 0}
