@@ -121,12 +121,13 @@ async def export_server_side(plan: Plan, ctx: Context, checkpoint: Checkpoint) -
     await ctx.door.ensure_container(container)
     copies = _Copies(ctx, container)
     blobs = [item for item in plan.items if item.kind is ItemKind.BLOB]  # the way is never server-side with share files
-    for start in range(0, len(blobs), STEP):
+    for start in range(0, len(blobs) + STEP, STEP):  # and once more after the last copies, before any link
         if await checkpoint.cancelled():
             await ctx.door.delete_container(container)
             return Execution({}, stopped_early=True)
-        await asyncio.gather(*(copies.copy(item) for item in blobs[start : start + STEP]))
-        await checkpoint.progress(len(copies.results), len(plan.items), copies.copied_bytes, plan.total_bytes)
+        if start < len(blobs):
+            await asyncio.gather(*(copies.copy(item) for item in blobs[start : start + STEP]))
+            await checkpoint.progress(len(copies.results), len(plan.items), copies.copied_bytes, plan.total_bytes)
     records = []
     documents = await record_documents(plan, ctx)
     for item in plan.items:

@@ -156,3 +156,21 @@ async def test_cleanup_exports_deletes_old_export_containers_and_nothing_else(co
     assert {item["status"] for item in receipt["items"]} == {"deleted"} and len(receipt["items"]) == 4
     names = {c.name async for c in harness.blobs.list_containers(name_starts_with=f"exports-{harness.container}")}
     assert exported not in names and lookalike in names
+
+
+async def test_a_cancel_during_the_copies_leaves_no_export_and_no_link(copying: Harness, proxy: StorageFaultProxy) -> None:
+    harness = copying
+    await _seed(harness)
+    request = await harness.submit(f"export run {RUN}")
+    held = proxy.hold("PUT", r"/exports-[^?]*/model\.bin$")  # the copy of the big file, asked of the service
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
+    await held.reached.wait()
+    await harness.command(f"cancel {request.id}")
+    await harness.wait_reply(REQUESTER, "stops after")
+    held.release.set()
+    done = await harness.wait_state(request.id, State.FAILED)
+    assert done.result["stopped_early"] and "link" not in done.result["extras"]
+    await harness.wait_thread(request.id, "was stopped on request")
+    container = harness.blobs.get_container_client(export_container(f"exports-{harness.container}", request.id))
+    assert not await container.exists()
+    assert len(await harness.blob_names(PREFIX)) == 3  # an export deletes nothing of the workspace's
