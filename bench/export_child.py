@@ -1,15 +1,16 @@
 """One export (or its raw baseline) in a process of its own, so its peak memory is its own.
 
-    python -m bench.export_child export|raw|preview|list CONNECTION_STRING CONTAINER RUN ARM_ENDPOINT
+    python -m bench.export_child export|server|raw|preview|list CONNECTION_STRING CONTAINER RUN ARM_ENDPOINT
 
 Prints one JSON line: seconds, bytes, items, the RSS when the work started and its peak during it.
 `export` is the real ExportRun (preview, then execute: download, zip, SHA-256 manifest, upload to
 the exports container, link), its control plane the stand-in at ARM_ENDPOINT (run in its
-environment). `raw` downloads the same blobs with azure-storage-blob directly, as fast as it goes:
-32 small blobs at once, a large one with the SDK's parallel ranged reads. `preview` is the real
-ExportRun's preview (the run's job read, its blobs listed and planned) with the plan's stored form
-and hash, as the bot makes them before the card; `list` lists the same
-blobs with azure-storage-blob, keeping nothing.
+environment); `server` is the same ExportRun planned server-side (the storage service copies the
+blobs into the export's container; amlbot reads none of their bytes). `raw` downloads the same
+blobs with azure-storage-blob directly, as fast as it goes: 32 small blobs at once, a large one
+with the SDK's parallel ranged reads. `preview` is the real ExportRun's preview (the run's job
+read, its blobs listed and planned) with the plan's stored form and hash, as the bot makes them
+before the card; `list` lists the same blobs with azure-storage-blob, keeping nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 from bench.common import NullCheckpoint, PeakRss, Stopwatch, context, intent, proc_status, workspace_config
@@ -78,6 +80,25 @@ async def export(connection: str, container: str, run: str, arm_endpoint: str) -
         "items": len(plan.items), "bytes": plan.total_bytes, "preview_s": preview_s, "seconds": seconds,
         "archive_bytes": execution.extras.get("size"), "rss_start": start_rss, "rss_peak": peak.peak,
         "vmhwm": proc_status()["VmHWM"],
+    }
+
+
+async def server(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
+    operation, ctx, door = _export_run(connection, container, arm_endpoint)
+    ctx = replace(ctx, server_export_over=1)  # any export of a byte or more runs server-side
+    try:
+        plan = await operation.preview(intent(f"export run {run}"), ctx)
+        assert plan.server_side, "the bench's server-side export was planned as a zip"
+        start_rss = proc_status()["VmRSS"]
+        with PeakRss() as peak:
+            watch = Stopwatch()
+            execution = await operation.execute(plan, ctx, NullCheckpoint())
+            seconds = watch.seconds
+    finally:
+        await door.close()
+    return {
+        "items": len(plan.items), "bytes": plan.total_bytes, "seconds": seconds, "copied_bytes": execution.extras["size"],
+        "copied": execution.extras["copied"], "rss_start": start_rss, "rss_peak": peak.peak,
     }
 
 
@@ -156,6 +177,7 @@ def main(argv: list[str]) -> int:
     mode, connection, container, run, arm_endpoint = argv
     work = {
         "export": lambda: export(connection, container, run, arm_endpoint),
+        "server": lambda: server(connection, container, run, arm_endpoint),
         "raw": lambda: raw(connection, container, run),
         "preview": lambda: preview(connection, container, run, arm_endpoint),
         "list": lambda: listing(connection, container, run),

@@ -61,8 +61,27 @@ async def export_throughput(connection: str, small_count: int, big_bytes: int, l
             export = await asyncio.to_thread(_child, "export", connection, run, azure.url, env)
             log(f"ExportRun ({name}): {export['bytes'] / MB:.0f} MiB in {export['seconds']:.1f} s, peak RSS {export['rss_peak'] / MB:.0f} MiB")
             results[name] = {"raw": raw, "export": export}
+        results["big"]["server"] = await _server_side(connection, runs["big"], azure.url, env)
+        log(f"ExportRun server-side (big): {results['big']['server']['seconds']:.2f} s, "
+            f"{results['big']['server']['bytes_through']} B through amlbot")
     results["big"]["raw_upload"] = {"bytes": big_bytes, "seconds": ingest_s}
     return results
+
+
+async def _server_side(connection: str, run: str, arm_endpoint: str, env: dict[str, str]) -> dict[str, Any]:
+    """The big run exported server-side, the child reaching Azurite through the counting proxy:
+    every byte amlbot sends or is sent is counted (Azurite's own checks of each copy's source
+    pass the proxy too, and are told apart by their User-Agent)."""
+    from tests.support.storage_proxy import StorageFaultProxy
+
+    async with StorageFaultProxy(connection) as proxy:
+        server = await asyncio.to_thread(_child, "server", proxy.connection_string, run, arm_endpoint, env)
+        bot = [e for e in proxy.exchanges if e.agent.startswith("azsdk-python-storage-blob")]
+    server["requests"] = len(bot)
+    server["bytes_through"] = sum(e.request_bytes + e.response_bytes for e in bot)
+    # A blob's bytes reach amlbot only as the answer to a GET of it in the runs' container.
+    server["blob_bytes_through"] = sum(e.response_bytes for e in bot if e.method == "GET" and f"/{CONTAINER}/" in e.path_qs)
+    return server
 
 
 async def preview_cost(connection: str, count: int, log: Any) -> dict[str, Any]:

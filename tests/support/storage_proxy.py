@@ -72,6 +72,7 @@ class Exchange:
     injected: bool  # answered by the proxy, never reached Azurite
     at: float
     response_bytes: int = 0  # of the body passed back to the client
+    request_bytes: int = 0  # of the body the client sent
     agent: str = ""  # the client's User-Agent: the SDK's (the bot, the test) or Azurite's own (checking a copy's source)
 
 
@@ -218,5 +219,5 @@ class StorageFaultProxy:
                 await response.write(chunk)
             await response.write_eof()
             agent = request.headers.get("User-Agent", "")
-            self.exchanges.append(Exchange(request.method, path_qs, upstream.status, False, time.monotonic(), passed, agent))
+            self.exchanges.append(Exchange(request.method, path_qs, upstream.status, False, time.monotonic(), passed, len(body), agent))
             return response
