@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from bot.store.migrations import migrate
+from bot.store.migrations import HEAD, applied_version, migrate
 
 _WRITES = "amlbot_writes"  # execution option of `transaction`: SQLite takes the write lock at BEGIN
 # One SQLite writer at a time in this process, handed over the moment it commits: threads that met
@@ -71,6 +71,12 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def migrate_engine(engine: Engine) -> int:
+    # Reads first, without the write lock (or PostgreSQL's advisory lock): on a restart the schema is
+    # current and nothing more is needed. A migrator elsewhere can only move the version up.
+    with engine.connect() as conn:
+        version = applied_version(conn)
+    if version >= HEAD:
+        return version
     with transaction(engine) as conn:
         if engine.dialect.name == "postgresql":
             # Two replicas starting at once must not both run a migration.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -102,6 +103,20 @@ def test_a_version_1_database_with_rows_upgrades_to_head_and_keeps_them(new_data
         assert store.unposted_results() == []  # finished before delivery was tracked: never posted again
     finally:
         store.close()
+
+
+def test_a_restart_on_a_current_database_reads_the_version_and_writes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'amlbot.db'}"
+    Store.open(url, AUDIT_KEY).close()  # the first start migrates
+    holder = sqlite3.connect(tmp_path / "amlbot.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process mid-write: a start that wanted the write lock would wait 30 s and fail
+    try:
+        engine = create_store_engine(url)
+        assert migrate_engine(engine) == migrations.HEAD
+        engine.dispose()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def _shape(url: str) -> set[str]:

@@ -19,7 +19,6 @@ import pkgutil
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import ModuleType
 
 from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, Table, func, inspect, select
 
@@ -34,16 +33,21 @@ schema_version = Table(
 )
 
 
-def _modules() -> list[ModuleType]:
+def _names() -> list[str]:
     found = sorted(info.name for info in pkgutil.iter_modules(__path__) if _NAME.match(info.name))
     numbers = [int(name[:4]) for name in found]
     if numbers != list(range(1, len(found) + 1)):
         raise RuntimeError(f"migrations must be numbered 0001, 0002, … without gaps; found {found}")
-    return [importlib.import_module(f"{__name__}.{name}") for name in found]
+    return found
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [module.upgrade for module in _modules()]
-HEAD = len(MIGRATIONS)
+# Named, not imported: a start whose database is current (every restart) never loads one.
+_NAMES = _names()
+HEAD = len(_NAMES)
+
+
+def _upgrade(version: int) -> Callable[[Connection], None]:
+    return importlib.import_module(f"{__name__}.{_NAMES[version - 1]}").upgrade  # type: ignore[no-any-return]
 
 
 def applied_version(conn: Connection) -> int:
@@ -58,6 +62,6 @@ def migrate(conn: Connection, target: int = HEAD) -> int:
     schema_version.create(conn, checkfirst=True)
     current = applied_version(conn)
     for version in range(current + 1, target + 1):
-        MIGRATIONS[version - 1](conn)
+        _upgrade(version)(conn)
         conn.execute(schema_version.insert().values(version=version, applied_at=datetime.now(UTC)))
     return max(current, target)
