@@ -76,6 +76,8 @@ class Bot:
     rejections: Rejections  # deliveries refused for their signature, audited in aggregate
     worker_task: asyncio.Task[None] | None = None  # while it (or its child process) runs; /readyz looks at it
     worker_process: WorkerProcess | None = None  # the child that runs the jobs, unless they run inline
+    # Set once the HTTP server listens: the worker's child process is started after it.
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doors | None = None) -> Bot:
@@ -109,7 +111,7 @@ async def running_worker(bot: Bot, inline: bool = True) -> AsyncIterator[None]:
     if inline:
         task = bot.worker_task = asyncio.create_task(bot.worker.run())
     else:
-        bot.worker_process = WorkerProcess(bot.services.wake_worker, bot.worker.grace)
+        bot.worker_process = WorkerProcess(bot.services.wake_worker, bot.worker.grace, after=bot.listening)
         task = bot.worker_task = asyncio.create_task(bot.worker_process.run())
     try:
         yield
@@ -238,6 +240,7 @@ async def serve_http(bot: Bot, host: str, port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    bot.listening.set()
     log.info("serving Slack HTTP mode", extra={"host": host, "port": port, "path": "/slack/events"})
     loading = asyncio.create_task(preload())
     await until_signalled()
@@ -259,6 +262,7 @@ async def serve_socket_mode(bot: Bot, app_token: str, host: str, port: int) -> N
     runner = web.AppRunner(web_app(bot), shutdown_timeout=bot.worker.grace)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    bot.listening.set()
     handler = socket_mode_handler(bot, app_token)
     await handler.connect_async()
     log.info("connected in Socket Mode")

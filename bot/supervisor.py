@@ -30,9 +30,12 @@ STOP_MARGIN = 10.0  # seconds past the shutdown grace before a child that will n
 
 
 class WorkerProcess:
-    def __init__(self, wake: asyncio.Event, grace: float) -> None:
+    def __init__(self, wake: asyncio.Event, grace: float, after: asyncio.Event | None = None) -> None:
         self.wake = wake  # set in this process when a job is queued
         self.grace = grace
+        # The first child starts once this is set (serve: once it listens), so that its own start
+        # does not take the CPU from serve's.
+        self.after = after
         self.child: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
 
@@ -42,6 +45,8 @@ class WorkerProcess:
 
     async def run(self) -> None:
         """Until `stop`: keep one child running, and pass this process's wake-ups on to it."""
+        if self.after is not None and not await _first(self.after, self._stopping):
+            return
         pause = FIRST_PAUSE
         while not self._stopping.is_set():
             started = time.monotonic()
@@ -86,3 +91,12 @@ class WorkerProcess:
             if child.stdin.transport.get_write_buffer_size() == 0:  # one pending nudge is enough
                 with contextlib.suppress(ConnectionError):
                     child.stdin.write(b".")
+
+
+async def _first(wanted: asyncio.Event, stopping: asyncio.Event) -> bool:
+    """Wait for `wanted` or `stopping`; True when `wanted` came first."""
+    waits = {asyncio.create_task(wanted.wait()), asyncio.create_task(stopping.wait())}
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
+    return wanted.is_set() and not stopping.is_set()
