@@ -38,7 +38,7 @@ class Doors:
         if alias not in self._blobs:
             from commands.azure.blobs import WorkspaceBlobs  # the storage SDK: loaded on first use, not at start
 
-            self._blobs[alias] = WorkspaceBlobs(self._configs[alias], account_url, client_kwargs=metrics.STORAGE_KWARGS)
+            self._blobs[alias] = WorkspaceBlobs(self._configs[alias], account_url, client_kwargs=metrics.storage_kwargs())
         return self._blobs[alias]
 
     async def bind(self, alias: str) -> WorkspaceBlobs:
@@ -73,7 +73,7 @@ class Doors:
     def directory(self) -> Directory | None:
         """Microsoft Graph, with the same identity as the Azure clients; None when not set up."""
         if self._directory is None and self._graph_endpoint:
-            measured = metrics.management_kwargs(self._client_kwargs, metrics.GRAPH_POLICY)
+            measured = metrics.management_kwargs(self._client_kwargs, "graph")
             self._directory = Directory(self._graph_endpoint, self._credential, measured)
         return self._directory
 

@@ -61,7 +61,7 @@ class Rejections:
 
     def record(self, reason: str, source: str) -> None:
         """One refused delivery: in memory only (runs on the event loop)."""
-        metrics.SLACK_REJECTED.labels(reason).inc()
+        metrics.rejected(reason)
         at = datetime.now(UTC).isoformat(timespec="seconds")
         self.first_at = self.first_at or at
         self.reasons[reason] += 1

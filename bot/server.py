@@ -46,11 +46,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What requests need beyond the ack: every operation, with the storage SDKs and the archive code.
-# Loaded in a thread once the server answers, so that neither the start nor the event loop waits for
-# them (a request that needs them meanwhile waits for that import alone). Not the Azure ML SDK: its
-# seconds of import would slow every ack in the first seconds after a start.
-PRELOAD = ("commands.operations.registry",)
+# What requests need beyond the ack: the Prometheus counters, every operation, with the storage SDKs
+# and the archive code. Loaded in a thread once the server answers, so that neither the start nor the
+# event loop waits for them (a request that needs them meanwhile waits for that import alone). Not
+# the Azure ML SDK: its seconds of import would slow every ack in the first seconds after a start.
+PRELOAD = ("bot.instruments", "commands.operations.registry")
 READY_TIMEOUT = 3.0  # seconds the database may take to answer a readiness probe
 
 
@@ -178,7 +178,8 @@ def web_app(bot: Bot) -> web.Application:
     render = metrics.renderer(bot.services.store)
 
     async def scrape(_: web.Request) -> web.Response:
-        return web.Response(body=await asyncio.to_thread(render), headers={"Content-Type": metrics.CONTENT_TYPE})
+        body, content_type = await asyncio.to_thread(render)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def readyz(_: web.Request) -> web.Response:
         problems = await readiness(bot)

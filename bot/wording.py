@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.cards import when
 from bot.lifecycle import State
 from bot.store.store import RequestRecord
-from commands.azure.sdk import AzureError, HttpResponseError, response_header
+from commands.azure import sdk
 from commands.operations.base import OperationError
 
 FINISHED = frozenset({State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED})
@@ -54,13 +54,13 @@ def failure_reason(error: BaseException) -> str:
     if isinstance(error, OperationError):
         text = " ".join(str(error).split())
         return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
-    if isinstance(error, HttpResponseError) and error.status_code:
+    if isinstance(error, sdk.HttpResponseError) and error.status_code:
         # Azure's own code word (storage's enums print as their Python names): never its body.
         # Storage errors carry it as `error_code`, the management SDKs' in their parsed `error`.
         given = getattr(error, "error_code", None) or getattr(error.error, "code", None)
-        code = response_header(error, "x-ms-error-code") or getattr(given, "value", given)
+        code = sdk.response_header(error, "x-ms-error-code") or getattr(given, "value", given)
         return f"Azure refused a call (HTTP {error.status_code}{f', {code}' if code else ''})"
-    if isinstance(error, AzureError):
+    if isinstance(error, sdk.AzureError):
         return "Azure could not be reached"
     if isinstance(error, SQLAlchemyError):
         return "amlbot's database failed"

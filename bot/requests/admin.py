@@ -9,8 +9,8 @@ from bot import cards, policy, wording
 from bot.lifecycle import FINAL, State
 from bot.publisher import Where
 from bot.requests.desk import Desk
+from commands.azure import sdk
 from commands.azure.door import Status
-from commands.azure.sdk import AzureError
 from commands.operations.base import OperationError
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Admin:
         try:
             outcome = await delete_archive(desk.contexts.for_request(record.workspace, record.id), record.id, archive)
             reason = outcome.reason if outcome.status is Status.FAILED else None
-        except (AzureError, OperationError) as error:
+        except (sdk.AzureError, OperationError) as error:
             log.exception("revoke failed", extra={"request_id": record.id})
             reason = wording.failure_reason(error)
         if reason is not None:

@@ -16,7 +16,7 @@ from bot.publisher import SLACK_TROUBLE, Where, slack_error
 from bot.requests.desk import Desk
 from bot.store.store import RequestRecord
 from commands import grammar
-from commands.azure.sdk import AzureError
+from commands.azure import sdk
 from commands.intents import Intent, UserRef, UserRefType
 from commands.operations import operation_for
 from commands.operations.base import OperationError
@@ -71,7 +71,7 @@ class Submit:
             plan = await operation.preview(intent, ctx)
         except OperationError as error:
             return cards.error_text(str(error))
-        except AzureError as error:  # Azure's own words (an XML or JSON body) stay in the log
+        except sdk.AzureError as error:  # Azure's own words (an XML or JSON body) stay in the log
             log.exception("preview failed", extra={"action": str(intent.action), "workspace": alias})
             return cards.error_text(
                 f"Could not plan `{intent.action}` on `{alias}`: {wording.failure_reason(error)}. "

@@ -1,19 +1,23 @@
-"""The Azure SDK's names that code outside `commands.azure` needs: error types to catch, and two
-azure-ai-ml constants. Everything else reaches Azure through the doors in this package, so this is
-the only place the SDK leaks through (the import-linter contract in pyproject holds the rest back).
+"""The Azure SDK's names that code outside `commands.azure` needs: error types to catch (used as
+`sdk.AzureError`, they load azure-core on first use), and two azure-ai-ml constants. Everything else
+reaches Azure through the doors in this package, so this is the only place the SDK leaks through
+(the import-linter contract in pyproject holds the rest back).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-)
+if TYPE_CHECKING:
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+    )
+
+_ERRORS = frozenset({"AzureError", "ClientAuthenticationError", "HttpResponseError", "ResourceNotFoundError", "ServiceRequestError"})
 
 __all__ = [
     "AzureError",
@@ -25,6 +29,16 @@ __all__ = [
     "response_header",
     "subscription_scope",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The error types load azure-core when first asked for: `except sdk.AzureError` evaluates it
+    # only once an exception reaches that clause, so serve's start does not import azure-core.
+    if name in _ERRORS:
+        from azure.core import exceptions
+
+        return getattr(exceptions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def response_header(error: BaseException, name: str) -> str | None:

@@ -36,14 +36,18 @@ from bot.cli import main
 sys.exit(main(["serve"]))
 """
 
-# Each loads on first use: the storage and ML SDKs with the first operation, the ORM and PostgreSQL's
-# dialect never here (Core and SQLite only), Socket Mode only with an app token.
+# Each loads on first use: the storage and ML SDKs with the first operation, azure-core with the first
+# Azure client or error, prometheus_client with the first delivery or scrape (or the preload right
+# after the answer), the ORM and PostgreSQL's dialect never here (Core and SQLite only), Socket Mode
+# only with an app token.
 NEVER_AT_START = (
     "azure.ai.ml",
+    "azure.core",
     "azure.identity",
     "azure.storage.blob",
     "azure.storage.fileshare",
     "commands.operations.registry",
+    "prometheus_client",
     "slack_bolt.adapter.socket_mode",
     "sqlalchemy.dialects.postgresql",
     "sqlalchemy.orm",
