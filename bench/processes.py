@@ -92,22 +92,28 @@ def stop(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
         process.wait(10)
 
 
-def cold_starts(kind: str, runs: int, workdir: Path, connection: str, container: str, slack_api_url: str) -> list[float]:
-    """Seconds from spawning the process until /healthz answers, `runs` times (fresh database each)."""
-    times = []
+def cold_starts(runs: int, workdir: Path, connection: str, container: str, slack_api_url: str) -> dict[str, list[float]]:
+    """Seconds from spawning each process until /healthz answers (a fresh database each time), `runs`
+    times each: amlbot and the bare app in turn, the order swapped every round, so that the
+    machine's load drifts alike for both."""
+    times: dict[str, list[float]] = {"amlbot": [], "bare": []}
     for i in range(runs):
-        directory = workdir / f"{kind}-start-{i}"
-        directory.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        if kind == "amlbot":
-            command, env = bot_command(directory, write_config(directory, connection, container), port, slack_api_url)
-        else:
-            command, env = bare_command(port, slack_api_url)
-        started = time.perf_counter()
-        process = start(command, env, ROOT, directory / "process.log")
-        try:
-            wait_healthy(process, port)
-            times.append(time.perf_counter() - started)
-        finally:
-            stop(process)
+        for kind in ("amlbot", "bare") if i % 2 == 0 else ("bare", "amlbot"):
+            times[kind].append(_cold_start(kind, workdir / f"{kind}-start-{i}", connection, container, slack_api_url))
     return times
+
+
+def _cold_start(kind: str, directory: Path, connection: str, container: str, slack_api_url: str) -> float:
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    if kind == "amlbot":
+        command, env = bot_command(directory, write_config(directory, connection, container), port, slack_api_url)
+    else:
+        command, env = bare_command(port, slack_api_url)
+    started = time.perf_counter()
+    process = start(command, env, ROOT, directory / "process.log")
+    try:
+        wait_healthy(process, port)
+        return time.perf_counter() - started
+    finally:
+        stop(process)

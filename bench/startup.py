@@ -28,8 +28,8 @@ async def cold_start(connection: str, workdir: Path, runs: int, log: Any) -> dic
 
     await asyncio.to_thread(compile_sources)
     async with SlackWebApiStandIn() as slack:
-        bot = await asyncio.to_thread(processes.cold_starts, "amlbot", runs, workdir, connection, "bench-start", slack.url)
-        bare = await asyncio.to_thread(processes.cold_starts, "bare", runs, workdir, connection, "bench-start", slack.url)
+        times = await asyncio.to_thread(processes.cold_starts, runs, workdir, connection, "bench-start", slack.url)
+    bot, bare = times["amlbot"], times["bare"]
     log(f"cold start: amlbot {statistics.median(bot):.2f} s, bare Bolt {statistics.median(bare):.2f} s (median of {runs})")
     return {"amlbot_s": bot, "bare_s": bare}
 
