@@ -71,3 +71,11 @@ def test_a_waiting_request_shows_the_cards_headline_warnings_and_a_link_to_it() 
     [buttons] = [b["elements"] for b in view["blocks"] if b["type"] == "actions"]
     assert buttons == [e for b in card if b["type"] == "actions" for e in b["elements"]][:2]  # same danger confirmation
     assert buttons[0]["confirm"]["style"] == "danger"
+
+
+def test_a_server_side_export_offers_its_container_not_an_archive() -> None:
+    extras = EXPORT | {"way": "server-side", "link": "https://acct.blob.core.windows.net/amlbot-exports-r-abcd2345?sp=rl&sig=abc"}
+    export = record(State.PARTIALLY_SUCCEEDED, action=Action.parse("export run"), result={"summary": {"exported": 2, "changed": 1}, "extras": extras})
+    shown = texts(home_view(HomeContent(REQUESTER, [], [], [export]), AT))
+    assert "|The export's container (azcopy)>" in shown and "Download the archive" not in shown
+    assert "partially succeeded: 1 changed since the plan, 2 exported" in shown
