@@ -23,7 +23,7 @@ from bench.common import SIGNING_SECRET
 def build(slack_api_url: str) -> web.Application:
     # Like amlbot, it checks its token with auth.test once, on the first request (the stand-in answers).
     client = AsyncWebClient(token="xoxb-bench", base_url=slack_api_url)
-    app = AsyncApp(signing_secret=SIGNING_SECRET, client=client)
+    app = AsyncApp(name="bare", signing_secret=SIGNING_SECRET, client=client)  # named as amlbot is: unnamed, Bolt reads inspect.stack()
 
     @app.command("/aml")
     async def command(ack: AsyncAck) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import statistics
 import time
@@ -29,18 +30,22 @@ def child_env(**extra: str) -> dict[str, str]:
 
 # ---- data --------------------------------------------------------------------------------------
 
-_BLOCK = os.urandom(4 * MB)  # incompressible: deflate finds nothing to match within its 32 KiB window
+@functools.cache
+def _block() -> bytes:
+    """4 MiB of random bytes, made on first use: the bare app imports this module, and its start is a baseline."""
+    return os.urandom(4 * MB)  # incompressible: deflate finds nothing to match within its 32 KiB window
 
 
 def payload(size: int) -> bytes:
     """`size` bytes that do not compress (the export's worst case)."""
-    return (_BLOCK * (size // len(_BLOCK) + 1))[:size]
+    block = _block()
+    return (block * (size // len(block) + 1))[:size]
 
 
 async def big_chunks(size: int, chunk: int = 4 * MB) -> Any:
     sent = 0
     while sent < size:
-        piece = _BLOCK[: min(chunk, size - sent)]
+        piece = _block()[: min(chunk, size - sent)]
         sent += len(piece)
         yield piece
 
