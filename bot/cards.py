@@ -79,12 +79,6 @@ def _group_field(group: plan_words.Group) -> Block:
     return {"type": "mrkdwn", "text": _truncate("\n".join(lines), FIELD_LIMIT)}
 
 
-def summary(request: RequestRecord) -> Summary | None:
-    """The stored plan parsed and summed up for the card: seconds for a plan of 100 000 items, so
-    callers keep it (bot.publisher) and render from it."""
-    return plan_words.summarize(Plan.from_dict(request.plan)) if request.plan else None
-
-
 def plan_detail(plan: Summary) -> list[Block]:
     """What the plan touches, grouped as people think of it (runs, models, notebooks…), with counts
     and sizes; the blob-by-blob list is the plan file in the thread."""
@@ -150,7 +144,7 @@ def _approvers_line(approvers: frozenset[str], groups: tuple[str, ...] = ()) -> 
 
 
 def headline(request: RequestRecord, plan: Summary | None, names: Mapping[str, str] | None = None) -> str:
-    """The plain-words line a card opens with (also the Home tab's); `plan` is `summary(request)`."""
+    """The plain-words line a card opens with (also the Home tab's); `plan` is `Publisher.summary(request)`."""
     intent = plan_words.intent_of(request.intent.get("text"))
     if plan is None:
         return f"{request.action} on workspace {request.workspace}"
@@ -194,7 +188,7 @@ def request_card(
 ) -> list[Block]:
     """The card in the channel: a plain-words headline, what it touches grouped as people think of
     it, warnings where it matters, who asked, and what happened so far. `approvers` and `groups`
-    are whom it asks for a decision (policy.whom_to_ask); `plan` is `summary(request)`."""
+    are whom it asks for a decision (policy.whom_to_ask); `plan` is `Publisher.summary(request)`."""
     intent = plan_words.intent_of(request.intent.get("text"))
     title = _truncate(f"{_icon(intent)} {headline(request, plan, names)}", 150)
     blocks: list[Block] = [

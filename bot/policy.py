@@ -119,7 +119,7 @@ def may_approve_request(policy: PolicyConfig, actor: Actor, request: RequestReco
     """`may_approve` for a stored request: the card and the Home tab ask the same question."""
     return may_approve(
         policy, actor, requester=request.requester, action=request.action,
-        workspace=request.workspace, item_count=len((request.plan or {}).get("items", [])),
+        workspace=request.workspace, item_count=request.plan_items or 0,
     )
 
 

@@ -85,17 +85,22 @@ class Publisher:
         request in this process, in a thread: parsing and grouping a plan of 100 000 items takes
         seconds, and every click re-renders the card. Kept under the plan's stored hash, which is what
         a render shows; the worker checks the plan itself against that hash before running it."""
-        if record.plan is None:
+        if record.plan_items is None:
             return None
         key = (record.id, record.plan_hash)
         known = self._summaries.pop(key, None)
         if known is None:
-            known = await asyncio.to_thread(plan_words.summarize, plan) if plan else await asyncio.to_thread(cards.summary, record)
-            assert known is not None
+            known = await asyncio.to_thread(plan_words.summarize, plan) if plan else await asyncio.to_thread(self._summarize, record.id)
+        if known is None:  # the request is gone
+            return None
         self._summaries[key] = known  # the most recently used last
         if len(self._summaries) > SUMMARIES_KEPT:
             del self._summaries[next(iter(self._summaries))]
         return known
+
+    def _summarize(self, request_id: str) -> plan_words.Summary | None:
+        stored = self.store.plan_of(request_id)
+        return None if stored is None else plan_words.summarize(Plan.from_dict(stored))
 
     async def refresh_card(self, record: RequestRecord) -> None:
         """Re-render the card from the database: it never says more than the store knows."""

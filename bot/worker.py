@@ -335,9 +335,9 @@ class Worker:
     async def run_job(self, claim: Claim) -> None:
         record = await asyncio.to_thread(self.store.get, claim.request_id)
         job = await asyncio.to_thread(self.store.job, claim.request_id)
-        assert record is not None and record.plan is not None and job is not None
+        assert record is not None and job is not None
         self._background(self.publisher.refresh_card(record))
-        plan = await asyncio.to_thread(Plan.from_dict, record.plan)  # seconds for 100 000 items: not on the loop
+        plan = await asyncio.to_thread(self._stored_plan, record.id)  # seconds for 100 000 items: not on the loop
         line = ProgressLine(self.publisher, self.store, record, job["progress_ts"], self._background, self._stopping)
         checkpoint = await asyncio.to_thread(StoreCheckpoint, self.store, record, plan, line, self.pacer, self._stopping)
         if claim.resumed:
@@ -392,21 +392,30 @@ class Worker:
             return f"{wording.failure_reason(failure)}; nothing was run"
         return None
 
+    def _stored_plan(self, request_id: str) -> Plan:
+        stored = self.store.plan_of(request_id)
+        assert stored is not None, f"{request_id} was queued without a plan"
+        return Plan.from_dict(stored)
+
     def _plan_altered(self, record: RequestRecord, plan: Plan) -> str | None:
         """Why the stored plan may not run: it no longer hashes to the plan_hash approvers saw (kept
-        on the request and in the audit chain). None when it does. An altered plan is audited."""
+        on the request and in the audit chain), or its size is not the one the policy judged it by
+        (the request's plan_items). None when both hold. An altered plan is audited."""
         created = next((e for e in self.store.audit_entries(record.id) if e.event == "request.created"), None)
         chained = json.loads(created.detail).get("plan_hash") if created else None
-        if plan.hash == record.plan_hash == chained:
+        hashed = plan.hash == record.plan_hash == chained
+        if hashed and len(plan.items) == record.plan_items:
             return None
         self.store.audit(
             actor="amlbot", event="plan.altered", outcome="refused", request_id=record.id, channel_id=record.channel_id,
-            detail={"plan_hash": record.plan_hash, "chained_plan_hash": chained, "stored_plan_hashes_to": plan.hash},
+            detail={"plan_hash": record.plan_hash, "chained_plan_hash": chained, "stored_plan_hashes_to": plan.hash,
+                    "plan_items": record.plan_items, "stored_plan_has_items": len(plan.items)},
         )
-        return (
-            f"the stored plan was altered after approval: it hashes to {plan.hash[:19]}…, not to the approved "
-            f"{str(chained or record.plan_hash)[:19]}…; nothing was run, ask again"
+        how = (
+            f"it has {len(plan.items)} items, not the {record.plan_items} the policy was told" if hashed else
+            f"it hashes to {plan.hash[:19]}…, not to the approved {str(chained or record.plan_hash)[:19]}…"
         )
+        return f"the stored plan was altered after approval: {how}; nothing was run, ask again"
 
     async def _execute(
         self, record: RequestRecord, plan: Plan, ctx: Context, checkpoint: StoreCheckpoint, attempts: int

@@ -44,6 +44,7 @@ requests = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("result", JSON, nullable=True),
     Column("enterprise_id", String(32), nullable=True),  # the Enterprise Grid org it was made in, if any
+    Column("plan_items", Integer, nullable=True),  # len(plan["items"]): what reads need, without the plan
 )
 
 approvals = Table(

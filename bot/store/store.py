@@ -31,6 +31,8 @@ BREAK_FLAG = "audit_break"  # flags row: the latest break of the audit chain, an
 _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 DELIVERY_MEMORY = timedelta(hours=1)  # how long a delivery key is kept to recognise Slack's retries
 REQUEST_ID = re.compile(f"R-[{_ID_ALPHABET}]{{8}}")  # what new_request_id makes, and nothing else
+# A request's columns but its plan: see RequestRecord.
+_RECORD_COLUMNS = tuple(column for column in t.requests.c if column is not t.requests.c.plan)
 # Moves that count as an approval: only before the request's deadline.
 _APPROVING = frozenset({State.APPROVED, State.QUEUED})
 
@@ -44,6 +46,11 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def plan_items(plan: dict[str, Any] | None) -> int | None:
+    """What the `plan_items` column holds for this plan (migration 4 counts stored plans the same way)."""
+    return None if plan is None else len(plan.get("items", []))
 
 
 def new_request_id() -> str:
@@ -60,7 +67,9 @@ class RequestRecord:
     action: Action
     workspace: str
     intent: dict[str, Any]
-    plan: dict[str, Any] | None
+    # No `plan`: decoding one of 100 000 items holds the GIL for most of a second, and nearly every
+    # read needs only its size. Whoever needs the items reads them with `Store.plan_of`.
+    plan_items: int | None  # how many items the plan has; None for a request without one
     plan_hash: str | None
     state: State
     approvals_required: int
@@ -283,7 +292,7 @@ class Store:
     # ---- requests ----------------------------------------------------------------------------
 
     def _load(self, conn: Connection, request_id: str, *, lock: bool = False) -> RequestRecord | None:
-        query = select(t.requests).where(t.requests.c.id == request_id)
+        query = select(*_RECORD_COLUMNS).where(t.requests.c.id == request_id)
         if lock:
             query = query.with_for_update()
         row = conn.execute(query).first()
@@ -304,6 +313,13 @@ class Store:
     def get(self, request_id: str) -> RequestRecord | None:
         with self.engine.connect() as conn:
             return self._load(conn, request_id)
+
+    def plan_of(self, request_id: str) -> dict[str, Any] | None:
+        """The request's plan, items and all: for those that need the items (running the job, the
+        plan file, the card's summary), never for an ordinary read."""
+        with self.engine.connect() as conn:
+            plan: dict[str, Any] | None = conn.execute(select(t.requests.c.plan).where(t.requests.c.id == request_id)).scalar()
+        return plan
 
     def create_request(
         self,
@@ -336,6 +352,7 @@ class Store:
                     workspace=workspace,
                     intent=intent,
                     plan=plan,
+                    plan_items=plan_items(plan),
                     plan_hash=plan_hash,
                     state=State.PENDING.value,
                     approvals_required=approvals_required,

@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +49,14 @@ PEOPLE = {REQUESTER: "riley", APPROVER_1: "avery", APPROVER_2: "blake", ADMIN: "
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 RESOURCE_GROUP = "rg-dev"
 WORKSPACE = "mlw-dev"
+
+
+@dataclass(frozen=True)
+class Submitted(RequestRecord):
+    """A request just submitted, with its plan read (`Store.plan_of`): tests look into what was planned."""
+
+    plan: dict[str, Any] | None = None
+
 
 
 def base_config(connection_string: str, artifact_container: str, **policy: Any) -> dict[str, Any]:
@@ -177,7 +185,7 @@ class Harness:
 
         return await self.slack.wait_for(found, description=f"a private reply containing {containing!r}")
 
-    async def submit(self, text: str, user: str = REQUESTER) -> RequestRecord:
+    async def submit(self, text: str, user: str = REQUESTER) -> Submitted:
         before = {r.id for r in self.store.list_requests(limit=1000)}
         status, _ = await self.command(text, user)
         assert status == 200
@@ -191,7 +199,8 @@ class Harness:
         record: RequestRecord = await self.slack.wait_for(created, timeout=60, description=f"a request card for {text!r}")
         # The private confirmation is the command's last act: after it, nothing more is in flight.
         await self.wait_reply(user, f"{record.id} is waiting for approval")
-        return self.request(record.id)
+        stored = self.request(record.id)
+        return Submitted(**{f.name: getattr(stored, f.name) for f in fields(stored)}, plan=self.store.plan_of(record.id))
 
     async def wait_state(self, request_id: str, *states: State, timeout: float = 20.0) -> RequestRecord:
         return await self.slack.wait_for(

@@ -16,6 +16,7 @@ from bot import cards
 from bot.lifecycle import State
 from sandbox.standins.slack_signing import app_home_opened_body, home_click_body
 from tests.e2e.harness import APPROVER_1, APPROVER_2, REQUESTER, STRANGER, TEAM, Harness, start_harness, stop_harness
+from tests.support.plan_reads import plan_reads
 
 pytestmark = pytest.mark.both_modes  # the tab over signed HTTP and over Socket Mode alike
 
@@ -168,3 +169,26 @@ async def test_only_the_home_tab_and_each_delivery_once(harness: Harness) -> Non
     await next_home(harness, APPROVER_2, 0)
     assert publishes(harness, APPROVER_2) == 1
     assert harness.slack.calls_to("chat.postMessage") == []  # nothing posted anywhere
+
+
+async def test_clicks_status_lists_and_tabs_never_read_a_plan_only_its_job_does(two_approvals: Harness) -> None:
+    """Decoding the plan of a big request holds the GIL for most of a second, stalling every ack of
+    the process: only the job reads it (its card summary was made from the plan as it was planned)."""
+    h = two_approvals
+    await h.seed({f"{PREFIX}logs/{i}.txt": b"x" for i in range(40)})
+    request = await h.submit(f"delete run {RUN}")
+    assert request.plan_items == 40 and request.plan is not None and len(request.plan["items"]) == 40
+    with plan_reads(h.store.engine) as read:
+        assert (await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1))[0] == 200
+        await h.wait_reply(APPROVER_1, "recorded: 1 of 2")
+        await h.command(f"status {request.id}", APPROVER_2)
+        await h.wait_reply(APPROVER_2, "1 of 2 approvals")
+        await h.command("list pending", APPROVER_2)
+        await h.wait_reply(APPROVER_2, f"*{request.id}*")
+        assert buttons(await open_home(h, APPROVER_2)) == [(cards.ActionId.APPROVE, request.id), (cards.ActionId.REJECT, request.id)]
+        await h.slack.wait_for(lambda: "1 of 2" in json.dumps(h.card(request.id)["blocks"]), description="the card refreshed")
+        assert read == []
+        await h.sender.send(home_click(cards.ActionId.APPROVE, request.id, APPROVER_2))
+        await h.wait_state(request.id, State.SUCCEEDED)
+        await h.slack.wait_for(lambda: "Done" in json.dumps(h.card(request.id)["blocks"]), description="the card done")
+    assert len(read) == 1  # the job's, which checks it against its hash before running it

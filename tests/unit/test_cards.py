@@ -30,20 +30,33 @@ def plan(items: int = 3, ref: str = "ExperimentRun/dcid.r1/logs/part-{i}.txt", w
     )
 
 
-def record(state: State = State.PENDING, **fields: Any) -> RequestRecord:
+# The plan each test record's plan_hash stands for: a record carries its plan's size, not its items.
+_PLANS: dict[str | None, Plan] = {}
+
+
+def record(state: State = State.PENDING, of: Plan | None = None, **fields: Any) -> RequestRecord:
+    """A stored request whose plan is `of` (by default `plan()`)."""
+    made = of or plan()
     base = RequestRecord(
         id="R-ABCD2345", team_id="T1", channel_id="C1", requester=REQUESTER, text="delete run r1",
         action=Action.parse("delete run"), workspace="dev", intent={"text": "delete run r1 --workspace dev"},
-        plan=plan().to_dict(), plan_hash=plan().hash,
+        plan_items=len(made.items), plan_hash=made.hash,
         state=state, approvals_required=2, created_at=AT, updated_at=AT, expires_at=AT + timedelta(hours=24),
         reminded=False, not_before=None, card_ts="1.0", decided_by=None, decided_at=None, result=None,
     )
-    return dataclasses.replace(base, **fields)
+    request = dataclasses.replace(base, **fields)
+    _PLANS[request.plan_hash] = made
+    return request
+
+
+def summary(request: RequestRecord) -> plan_words.Summary:
+    """The summary of a test record's plan, as the publisher makes it from the stored plan."""
+    return plan_words.summarize(_PLANS[request.plan_hash])
 
 
 def rendered(request: RequestRecord, **kw: Any) -> list[cards.Block]:
     """The card as the publisher renders it: from the request and the summary of its stored plan."""
-    return cards.request_card(request, cards.summary(request), **kw)
+    return cards.request_card(request, summary(request), **kw)
 
 
 def text_of(blocks: list[cards.Block]) -> str:
@@ -156,7 +169,7 @@ def test_user_text_never_becomes_a_mention_or_a_link() -> None:
 
 def test_big_plans_and_long_text_stay_within_limits() -> None:
     big = plan(items=500, ref="ExperimentRun/dcid.r1/" + "x" * 1000 + "/{i}", warnings=tuple(f"w{i}" * 500 for i in range(30)))
-    blocks = rendered(record(plan=big.to_dict(), text="delete run " + "<y>" * 1300))
+    blocks = rendered(record(of=big, text="delete run " + "<y>" * 1300))
     assert_within_slack_limits(blocks)
     assert "…and 20 more warning(s)" in text_of(blocks) and "listed in the plan file" in text_of(blocks)
 
@@ -214,7 +227,7 @@ def _blobs(run: str, files: int, size: int) -> list[PlanItem]:
 
 def _request(action: str, intent: str, items: list[PlanItem], workspace: str = "prod", **plan_fields: Any) -> RequestRecord:
     p = Plan(action=Action.parse(action), workspace=workspace, target="t", items=tuple(items), **plan_fields)
-    return record(action=Action.parse(action), text=intent, intent={"text": intent}, plan=p.to_dict(), plan_hash=p.hash, workspace=workspace)
+    return record(action=Action.parse(action), text=intent, intent={"text": intent}, of=p, workspace=workspace)
 
 
 def _approve(blocks: list[cards.Block]) -> dict[str, Any]:
@@ -288,7 +301,7 @@ def test_a_small_plan_is_named_whole_and_a_big_one_points_to_the_plan_file() -> 
 def test_the_reject_form_asks_why_within_slacks_limits() -> None:
     from slack_sdk.models.views import View
 
-    form = cards.reject_modal(record(), cards.summary(record()), "C1")
+    form = cards.reject_modal(record(), summary(record()), "C1")
     View(**form).validate_json()  # slack_sdk's own limits for modals
     assert form["callback_id"] == cards.ActionId.REJECT_REASON and len(form["title"]["text"]) <= 24
     assert json.loads(form["private_metadata"]) == {"request_id": "R-ABCD2345", "origin": "C1"}
@@ -307,7 +320,7 @@ def test_a_kept_dependent_is_not_named_among_what_goes() -> None:
         "delete workspace", "delete workspace prod --with-dependents --purge", [PlanItem(ItemKind.RESOURCE, SUB), logs, shared],
         notes={"retained": {shared.key: "another workspace uses it"}},
     )
-    assert cards.headline(request, cards.summary(request)) == "Purge workspace prod and its Log Analytics workspace — cannot be undone"
+    assert cards.headline(request, summary(request)) == "Purge workspace prod and its Log Analytics workspace — cannot be undone"
 
 
 def test_the_card_shows_the_stored_plan_hash_and_never_hashes_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,17 +56,16 @@ def test_user_text_cannot_become_a_mention_on_the_tab() -> None:
 
 def test_a_waiting_request_shows_the_cards_headline_warnings_and_a_link_to_it() -> None:
     from commands.plan import ItemKind, PlanItem
-    from tests.unit.test_cards import SUB, _request
+    from tests.unit.test_cards import SUB, _request, summary
 
     purge = _request("delete workspace", "delete workspace prod --purge", [PlanItem(ItemKind.RESOURCE, SUB)])
     link = "https://amlbot-test.slack.com/archives/C1/p1000"
-    summary = cards.summary(purge)
-    assert summary is not None
-    view = home_view(HomeContent("UAPP1", [purge], [], [], links={purge.id: link}, summaries={purge.id: summary}), AT)
+    words = summary(purge)
+    view = home_view(HomeContent("UAPP1", [purge], [], [], links={purge.id: link}, summaries={purge.id: words}), AT)
     View(**view).validate_json()
-    card = cards.request_card(purge, summary)
+    card = cards.request_card(purge, words)
     shown = texts(view)
-    assert f"*{cards.headline(purge, summary)}*" in shown and f"<{link}|Open its card>" in shown
+    assert f"*{cards.headline(purge, words)}*" in shown and f"<{link}|Open its card>" in shown
     assert ":red_circle: *PERMANENT — the workspace cannot be recovered.*" in shown  # the card's red line, on the tab too
     [buttons] = [b["elements"] for b in view["blocks"] if b["type"] == "actions"]
     assert buttons == [e for b in card if b["type"] == "actions" for e in b["elements"]][:2]  # same danger confirmation

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, MetaData, inspect, select
+from sqlalchemy import Connection, MetaData, inspect, null, select
 
 from bot.lifecycle import State
 from bot.store import migrations, schema
@@ -117,6 +117,43 @@ def test_a_restart_on_a_current_database_reads_the_version_and_writes_nothing(tm
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_version_3_database_counts_the_items_of_the_plans_it_holds(new_database: NewDatabase) -> None:
+    """Version 4 gives each request its plan's item count, which reads use instead of the plan."""
+    url = new_database()
+    engine = create_store_engine(url)
+    requests = importlib.import_module("bot.store.migrations.0001_initial").metadata.tables["requests"]
+    at = now()
+    request = {
+        "team_id": "T1", "channel_id": "C1", "requester": "UREQ", "text": "delete run r1", "action": "delete run",
+        "workspace": "dev", "intent": {}, "plan_hash": "sha256:x", "state": State.PENDING.value, "approvals_required": 1,
+        "created_at": at, "updated_at": at, "expires_at": at + timedelta(days=1), "reminded": False,
+    }
+    big = {"items": [{"kind": "blob", "ref": f"ExperimentRun/dcid.r1/{i}.txt"} for i in range(1200)], "warnings": []}
+    with engine.begin() as conn:
+        assert migrations.migrate(conn, target=3) == 3
+        conn.execute(requests.insert(), [
+            {**request, "id": "rbig", "plan": big},
+            {**request, "id": "rempty", "plan": {"items": []}},
+            {**request, "id": "rnoitems", "plan": {"warnings": ["old"]}},
+            {**request, "id": "rjsonnull", "plan": None},  # the JSON type stores None as JSON null
+            {**request, "id": "rsqlnull", "plan": null()},
+        ])
+
+    assert migrate_engine(engine) == migrations.HEAD
+    with engine.connect() as conn:
+        counted = {row.id: row.plan_items for row in conn.execute(select(schema.requests.c.id, schema.requests.c.plan_items))}
+        assert conn.execute(select(schema.requests.c.plan).where(schema.requests.c.id == "rbig")).scalar() == big
+    engine.dispose()
+    assert counted == {"rbig": 1200, "rempty": 0, "rnoitems": 0, "rjsonnull": None, "rsqlnull": None}
+
+    store = Store.open(url, AUDIT_KEY)
+    try:
+        assert store.get("rbig").plan_items == 1200  # type: ignore[union-attr]
+        assert store.plan_of("rbig") == big
+    finally:
+        store.close()
 
 
 def _shape(url: str) -> set[str]:

@@ -243,7 +243,7 @@ def test_a_request_is_seen_in_its_channel_by_its_requester_and_its_approvers_and
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     request = RequestRecord(
         id="R-ABCD2345", team_id="T1", channel_id=OPS_CHANNEL, requester=LEAD, text="delete run r1",
-        action=A("delete run"), workspace="dev", intent={}, plan={"items": []}, plan_hash=None, state=State.PENDING,
+        action=A("delete run"), workspace="dev", intent={}, plan_items=0, plan_hash=None, state=State.PENDING,
         approvals_required=1, created_at=moment, updated_at=moment, expires_at=moment, reminded=False,
         not_before=None, card_ts="1.0", decided_by=None, decided_at=None, result=None,
     )

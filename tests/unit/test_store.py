@@ -15,6 +15,7 @@ from bot.lifecycle import WAITING, IllegalTransition, RequestExpired, State
 from bot.store.store import LeaseLost, Store, now
 from commands.intents import Action
 from tests.conftest import AUDIT_KEY
+from tests.support.plan_reads import plan_reads
 
 LEASE = timedelta(seconds=60)
 PAST = {"past": "2000-01-01 00:00:00+00:00"}
@@ -232,3 +233,24 @@ def test_a_request_approved_after_its_deadline_is_never_claimed_and_is_expired(s
     assert store.due_expiry(now()) == [request.id]
     expired = store.transition(request.id, State.EXPIRED, actor="amlbot", event="request.expired", expected=WAITING)
     assert expired.state is State.EXPIRED and store.claim_job("w1", LEASE) is None
+
+
+def test_reading_and_deciding_a_request_never_reads_its_plan(store: Store) -> None:
+    """Only `plan_of` reads the plan: every other read carries its size (plan_items), not its items."""
+    items = [{"kind": "blob", "ref": f"ExperimentRun/dcid.r1/{i}.txt", "size": 1, "container": "azureml"} for i in range(500)]
+    with plan_reads(store.engine) as read:
+        request = store.create_request(
+            team_id="T1", channel_id="C1", requester="UREQ", text="delete run r1", action=Action.parse("delete run"),
+            workspace="dev", intent={}, plan={"items": items}, plan_hash="sha256:x", approvals_required=2,
+            expires_in=timedelta(hours=1),
+        )
+        assert request.plan_items == 500 and not hasattr(request, "plan")
+        store.approve(request.id, "UAPP1", cooling_off=timedelta(0))
+        assert [r.plan_items for r in store.list_requests(states=frozenset({State.PENDING}))] == [500]
+        store.approve(request.id, "UAPP2", cooling_off=timedelta(0))
+        claim = store.claim_job("w1", LEASE)
+        assert claim is not None and store.get(request.id).state is State.RUNNING
+        assert read == []
+        assert store.plan_of(request.id) == {"items": items}
+        assert len(read) == 1
+    assert store.plan_of("R-NOTHERE") is None

@@ -8,10 +8,12 @@ which blobs are left, what the receipt and the thread say, and what the audit lo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
@@ -26,7 +28,7 @@ from sandbox.standins.azure.files import AzureFilesStandIn
 from sandbox.standins.azure.server import AzureStandIn
 from sandbox.standins.azure.state import NOTEBOOKS_SHARE
 from tests.e2e import test_azure_more_data
-from tests.e2e.harness import APPROVER_1, ONCALL, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
+from tests.e2e.harness import APPROVER_1, ONCALL, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, Submitted
 from tests.e2e.test_azure_data import _download
 from tests.e2e.test_azure_more_data import ALICE_NOTEBOOKS
 from tests.support.storage_proxy import Hold, StorageFaultProxy
@@ -53,15 +55,27 @@ def _receipt_post(harness: Harness, request_id: str) -> str:
 # ---- 5. the stored plan is checked against its hash before it runs ------------------------------
 
 
-async def test_a_plan_altered_in_the_database_after_approval_does_not_run(harness: Harness) -> None:
+def _outsider_slipped_in(harness: Harness, request: Submitted) -> dict[str, Any]:
+    """Another run's model added to the plan."""
+    assert request.plan is not None
+    outsider = {"kind": "blob", "ref": OUTSIDER, "size": 19, "container": harness.container}
+    return {"plan": {**request.plan, "items": [*request.plan["items"], outsider]}}
+
+
+def _size_understated(_: Harness, request: Submitted) -> dict[str, Any]:
+    """The count the policy judges a request by (the on-call self-approval cap) lowered; the plan untouched."""
+    return {"plan_items": 1}
+
+
+@pytest.mark.parametrize("alteration", [_outsider_slipped_in, _size_understated])
+async def test_a_plan_altered_in_the_database_after_approval_does_not_run(
+    harness: Harness, alteration: Callable[[Harness, Submitted], dict[str, Any]]
+) -> None:
     await harness.seed(_files(3) | {OUTSIDER: b"another run's model"})
     request = await harness.submit(f"delete run {RUN}")
-    assert request.plan is not None
-    # Someone with write access to the database slips another run's model into the plan.
-    altered = dict(request.plan)
-    altered["items"] = [*altered["items"], {"kind": "blob", "ref": OUTSIDER, "size": 19, "container": harness.container}]
+    # Someone with write access to the database changes the request after it was planned.
     with harness.store.engine.begin() as conn:
-        conn.execute(update(schema.requests).where(schema.requests.c.id == request.id).values(plan=altered))
+        conn.execute(update(schema.requests).where(schema.requests.c.id == request.id).values(**alteration(harness, request)))
 
     await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
     done = await harness.wait_state(request.id, State.FAILED, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED)
