@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from bot import cards
 from bot.lifecycle import State
-from bot.store.store import RequestRecord
 from sandbox.standins.azure.server import AzureStandIn
-from tests.e2e.harness import APPROVER_1, APPROVER_2, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness
+from tests.e2e.harness import APPROVER_1, APPROVER_2, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, Harness, Submitted
 
 
 async def test_delete_compute_end_to_end(azure_harness: Harness, azure: AzureStandIn) -> None:
@@ -38,7 +37,7 @@ async def test_delete_endpoint_end_to_end(azure_harness: Harness, azure: AzureSt
     assert any(path.endswith("/onlineEndpoints/churn-scoring") for path in azure.state.deleted)
 
 
-async def _approved_twice(harness: Harness, text: str) -> RequestRecord:
+async def _approved_twice(harness: Harness, text: str) -> Submitted:
     request = await harness.submit(text)
     assert request.approvals_required == 2
     await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
