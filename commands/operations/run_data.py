@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from stream_zip import ZIP_64, AsyncMemberFile
+from stream_zip import ZIP_64
 
 from commands.azure.control import outcome_of_delete
 from commands.azure.door import (
@@ -33,7 +33,7 @@ from commands.azure.sdk import every_view
 from commands.intents import Intent
 from commands.operations.archive_members import PipelinedSha256, method_for
 from commands.operations.base import Checkpoint, Context, Execution, OperationError
-from commands.operations.zip_stream import zip_stream
+from commands.operations.zip_stream import Member, zip_stream
 from commands.plan import ItemKind, Plan, PlanItem
 
 STEP = 1024  # items between checkpoints: a crash repeats at most this much (idempotently)
@@ -55,6 +55,7 @@ ZIP_CHUNK = 1024 * 1024  # archive pieces handed from stream-zip's thread to the
 PREFETCH = 16  # small members read ahead, concurrently, in plan order
 PREFETCH_MAX = 4 * 1024 * 1024  # only members this small are read ahead, and at most this much of one is held
 PREFETCH_BYTES = 16 * 1024 * 1024  # bytes read ahead at once (planned sizes), across members
+BATCH = 256  # members read ahead and handed to the zip writer at once, at most
 RECORD_FILE = {
     ItemKind.JOB: "run",
     ItemKind.RUN_RECORD: "run-history",
@@ -336,13 +337,19 @@ class _ReadAhead:
                 return chunks, source  # grew since planned: the rest streams when zipped
         return chunks, None
 
-    async def take(self, item: PlanItem) -> AsyncIterator[bytes]:
+    def ready(self, item: PlanItem) -> bool:
+        """Whether the item was read ahead and its reading is over (done or failed): taking it does not wait."""
+        task = self._tasks.get(item.key)
+        return task is not None and task.done()
+
+    async def take(self, item: PlanItem) -> list[bytes] | AsyncIterator[bytes]:
+        """The item's bytes: all of them, in memory, when it was read ahead whole; else a stream."""
         task = self._tasks.pop(item.key, None)
         self._sizes.pop(item.key, None)
         if task is None:
             return self._read(item)
         chunks, rest = await task
-        return _replay(chunks, rest)
+        return chunks if rest is None else _replay(chunks, rest)
 
     def cancel(self) -> None:
         for task in self._tasks.values():
@@ -410,36 +417,50 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
     manifest: list[dict[str, object]] = []
     skipped: dict[str, ItemResult] = {}  # item key -> why it is not in the archive
     state = {"done": 0, "bytes": 0}
-    total = len(plan.items)
+    total, total_bytes = len(plan.items), plan.total_bytes  # a sum over the plan: not once a member
 
-    async def member(path: str, source: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def listed(path: str, source: str, size: int, digest: PipelinedSha256) -> None:
+        manifest.append({"path": path, "source": source, "size": size, "sha256": await digest.hexdigest()})
+        state["done"] += 1
+        state["bytes"] += size
+
+    async def finished(path: str, source: str, chunks: list[bytes]) -> None:
+        """An in-memory member's manifest line, from the very chunks handed to the zip writer."""
+        digest = PipelinedSha256()
+        for chunk in chunks:
+            await digest.update(chunk)
+        await listed(path, source, sum(map(len, chunks)), digest)
+
+    async def report() -> None:
+        await checkpoint.progress(state["done"], total, state["bytes"], total_bytes)
+
+    async def streamed(path: str, source: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """A member too big to hold: hashed chunk by chunk as the zip writer takes them."""
         digest = PipelinedSha256()
         size = 0
         async for chunk in chunks:
             await digest.update(chunk)
             size += len(chunk)
             yield chunk
-        manifest.append({"path": path, "source": source, "size": size, "sha256": await digest.hexdigest()})
-        state["done"] += 1
-        state["bytes"] += size
-        await checkpoint.progress(state["done"], total, state["bytes"], plan.total_bytes)
+        await listed(path, source, size, digest)
+        await report()
 
-    async def once(data: bytes) -> AsyncIterator[bytes]:
-        yield data
-
-    async def manifest_member() -> AsyncIterator[bytes]:
+    def manifest_bytes() -> bytes:
         missing = [{"source": f"{i.container}/{i.ref}", "status": skipped[i.key].status.value, "reason": skipped[i.key].reason}
                    for i in plan.items if i.key in skipped]
-        yield json.dumps({"request_id": request_id, "plan_hash": plan.hash, "files": manifest, "missing": missing}, indent=2).encode()
+        return json.dumps({"request_id": request_id, "plan_hash": plan.hash, "files": manifest, "missing": missing}, indent=2).encode()
 
     def read(item: PlanItem) -> AsyncIterator[bytes]:
         reader = ctx.door.read_blob if item.kind is ItemKind.BLOB else shares(ctx).read_file
         return reader(item.container or "", item.ref)
 
-    async def opened(ahead: _ReadAhead, item: PlanItem) -> AsyncIterator[bytes] | None:
-        """The member's bytes, its first chunk already read: None if it cannot be (then why is in `skipped`)."""
+    async def opened(ahead: _ReadAhead, item: PlanItem) -> list[bytes] | AsyncIterator[bytes] | None:
+        """The member's bytes (a stream with its first chunk already read): None if it cannot be
+        read (then why is in `skipped`)."""
         try:
             source = await ahead.take(item)
+            if isinstance(source, list):
+                return source
             first = await anext(source, None)
         except Gone:
             skipped[item.key] = ItemResult(Status.ALREADY_ABSENT, "gone before its turn: listed in the manifest as missing")
@@ -449,23 +470,41 @@ async def export_planned(plan: Plan, ctx: Context, checkpoint: Checkpoint) -> Ex
             return None
         return _replay([] if first is None else [first], source)
 
-    async def members() -> AsyncIterator[AsyncMemberFile]:
+    async def members() -> AsyncIterator[list[Member]]:
+        """The members in plan order, in batches: those whose bytes are in memory go together (one
+        crossing to the zip writer for all of them); a batch ends at a streamed member, and before
+        a member whose reading would have to be waited for."""
         modified = datetime.now(UTC)
         ahead = _ReadAhead(read)
+        batch: list[Member] = []
         try:
             for index, item in enumerate(plan.items):
+                if item.kind in CONTENT:
+                    ahead.fill(plan.items, index)
+                    if batch and (len(batch) >= BATCH or not ahead.ready(item)):
+                        yield batch  # zipped while this one is read
+                        batch = []
+                        await report()
                 await _stop_if_asked(checkpoint)
                 if item.kind in CONTENT:
                     source = f"{item.container}/{item.ref}"
-                    ahead.fill(plan.items, index)
+                    name, method = member_name(source), method_for(item.ref, item.size or 0)
                     chunks = await opened(ahead, item)
-                    if chunks is not None:
-                        method = method_for(item.ref, item.size or 0)
-                        yield member_name(source), modified, 0o600, method, member(member_name(source), source, chunks)
+                    if isinstance(chunks, list):
+                        await finished(name, source, chunks)
+                        batch.append((name, modified, 0o600, method, chunks))
+                    elif chunks is not None:
+                        yield [*batch, (name, modified, 0o600, method, streamed(name, source, chunks))]
+                        batch = []
                 elif item.key in records:
                     path = member_name(record_path(item))
-                    yield path, modified, 0o600, ZIP_64, member(path, item.ref, once(records[item.key]))
-            yield "manifest.json", modified, 0o600, ZIP_64, manifest_member()
+                    await finished(path, item.ref, [records[item.key]])
+                    batch.append((path, modified, 0o600, ZIP_64, [records[item.key]]))
+            if batch:
+                yield batch
+                await report()
+            # Every member before it is zipped by now: the zip writer asks for a batch once it is through the last.
+            yield [("manifest.json", modified, 0o600, ZIP_64, [manifest_bytes()])]
         finally:
             ahead.cancel()
 
