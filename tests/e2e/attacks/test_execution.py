@@ -8,6 +8,7 @@ which blobs are left, what the receipt and the thread say, and what the audit lo
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -229,6 +230,24 @@ async def test_an_export_lists_a_blob_gone_before_its_turn_as_missing_and_comple
     assert members == {f"{harness.container}/{name}": data for name, data in seeded.items() if name != gone}
     assert [entry["source"] for entry in manifest["missing"]] == [f"{harness.container}/{gone}"]
     assert (done.result or {})["summary"] == {"exported": 2, "already_absent": 1}
+
+
+async def test_an_export_of_many_small_members_and_a_big_one_keeps_plan_order_and_a_true_manifest(harness: Harness) -> None:
+    # More small members than are read ahead at once (they reach the zip writer in batches) and one
+    # streamed in ranges among them: each member's bytes, its manifest line and the order all hold.
+    small = {f"{PREFIX}outputs/part-{i:03d}.txt": os.urandom(2048) for i in range(300)}
+    big = {f"{PREFIX}outputs/part-150-weights.bin": os.urandom(5 * 1024 * 1024)}
+    await harness.seed(small | big)
+    request = await harness.submit(f"export run {RUN}")
+
+    await harness.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
+    done = await harness.wait_state(request.id, State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED)
+
+    assert done.state is State.SUCCEEDED
+    manifest, members = await _download(harness, request.id)  # checks every member against its manifest line
+    in_order = [f"{harness.container}/{name}" for name in sorted(small | big)]
+    assert list(members) == in_order and [entry["source"] for entry in manifest["files"]] == in_order
+    assert members == {f"{harness.container}/{name}": data for name, data in (small | big).items()}
 
 
 async def _put_by_raw_path(harness: Harness, name_in_path: str, data: bytes) -> None:
