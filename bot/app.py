@@ -17,15 +17,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import listeners, logs, metrics
-from bot.deliveries import DeliveryClaims
+from bot import deliveries, listeners, logs, metrics
+from bot.deliveries import CLAIM, DeliveryClaims, claimed_after_ack
 from bot.listeners.home import HomeTab
 from bot.publisher import Publisher
 from bot.requests import Requests
 from bot.settings import Settings
 from bot.store.store import REQUEST_ID, Store
-
-log = logging.getLogger(__name__)
 
 
 def slack_client(token: str | None, base_url: str) -> AsyncWebClient:
@@ -64,8 +62,11 @@ def dedupe_middleware(store: Store) -> Callable[..., Awaitable[BoltResponse | No
 
     async def dedupe(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
         key = delivery_key(req.body)
-        if key and not await claims.claim(key):
-            log.info("duplicate delivery ignored", extra={"key": key, "retry": req.headers.get("x-slack-retry-num")})
+        retry = req.headers.get("x-slack-retry-num")
+        if key and claimed_after_ack(key):  # the listener waits for it after its ack (deliveries.first_copy)
+            req.context[CLAIM] = (key, retry[0] if retry else None, claims.begin(key))
+        elif key and not await claims.claim(key):
+            deliveries.ignored(key, retry[0] if retry else None)
             return BoltResponse(status=200, body="")
         return await next()
 

@@ -1,14 +1,16 @@
-"""Card buttons (approve, reject, cancel, run now) and the reject form. Ack at once, then decide in bot/requests/."""
+"""Card buttons (approve, reject, cancel, run now) and the reject form. Ack at once, then (the first copy of a
+delivery only) decide in bot/requests/."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import cards, replies
+from bot.deliveries import first_copy
 from bot.listeners.payload import DATABASE_DOWN, form_value, from_message, id_of, metadata, trigger_of
 from bot.publisher import Publisher, Where
 from bot.requests import Requests
@@ -18,7 +20,9 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
     @app.action(cards.ACTION_PATTERN, matchers=[from_message])
-    async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
+    async def decide(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
         since = replies.received()
         await ack()
         # Ids of another JSON type count as none: the use case refuses them, and the audit hashes what it stores.
@@ -27,6 +31,8 @@ def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
             enterprise=id_of(body.get("enterprise")) or None,
         )
         try:
+            if not await first_copy(context):
+                return
             # The use case checks the value: a malformed one is refused and audited like any other click.
             reply = await requests.click(action["action_id"], action.get("value"), where, trigger_of(body))
         except SQLAlchemyError:
@@ -37,7 +43,7 @@ def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
             await replies.answer(publisher, respond, where, reply, since, replace_original=False)
 
     @app.view(cards.ActionId.REJECT_REASON)
-    async def reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()  # closes the form; the answer, if any, comes privately
         meta = metadata(view)
         where = Where(
@@ -46,6 +52,8 @@ def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
         )
         reason = form_value(view, cards.ActionId.REJECT_REASON)
         try:
+            if not await first_copy(context):
+                return
             reply = await requests.reject(meta.get("request_id"), reason, where)
         except SQLAlchemyError:
             log.exception("database error on a reject form")

@@ -8,9 +8,10 @@ import logging
 from functools import partial
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot import cards, policy
+from bot.deliveries import first_copy
 from bot.home import MAX_MINE, MAX_WAITING, HomeContent, home_view
 from bot.lifecycle import FINAL, State
 from bot.listeners.payload import from_home, id_of, trigger_of
@@ -111,9 +112,11 @@ def register(app: AsyncApp, requests: Requests, tab: HomeTab) -> None:
             await tab.publish(event["user"])
 
     @app.action(cards.ACTION_PATTERN, matchers=[from_home])
-    async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
         # A click on the tab has no channel and no response_url: the answer goes on top of the tab.
         await ack()
+        if not await first_copy(context):
+            return
         user = id_of(body.get("user"))
         where = Where(team=id_of(body.get("team")), channel=HOME_TAB, user=user, enterprise=id_of(body.get("enterprise")) or None)
         tab.viewers[user] = (where.team, where.enterprise)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,11 +40,20 @@ def logged(caplog: pytest.LogCaptureFixture, logger: str, message: str) -> int:
 
 
 @pytest.fixture
-def duplicates_ignored(caplog: pytest.LogCaptureFixture) -> Callable[[], int]:
-    """Deliveries the dedupe middleware dropped; it logs each before it answers 200, so a count is
-    proof that a retry or replay was looked at, not merely not acted on yet."""
-    caplog.set_level(logging.INFO, logger="bot.app")
-    return lambda: logged(caplog, "bot.app", "duplicate delivery ignored")
+def duplicates_ignored(caplog: pytest.LogCaptureFixture, harness: Harness) -> Callable[[int], Awaitable[int]]:
+    """How many deliveries were dropped as copies, once at least `expected` have been. A copy is
+    logged when its claim finds the key taken (a command's or a click's after its 200, an event's
+    before it), so the count is proof that each copy was looked at, not merely not acted on yet."""
+    caplog.set_level(logging.INFO, logger="bot.deliveries")
+
+    def count() -> int:
+        return logged(caplog, "bot.deliveries", "duplicate delivery ignored")
+
+    async def counted(expected: int) -> int:
+        await harness.slack.wait_for(lambda: count() >= expected, description=f"{expected} copies dropped")
+        return count()
+
+    return counted
 
 
 @pytest.fixture

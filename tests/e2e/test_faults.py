@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,10 +25,13 @@ from sqlalchemy.exc import OperationalError
 from bot import cards
 from bot.lifecycle import State
 from sandbox.standins.azure.server import AzureStandIn
+from sandbox.standins.slack_signing import app_home_opened_body
 from tests.e2e.harness import (
     APPROVER_1,
+    REQUESTER,
     RESOURCE_GROUP,
     SUBSCRIPTION,
+    TEAM,
     WORKSPACE,
     Harness,
 )
@@ -261,27 +264,49 @@ async def test_database_locked_briefly_during_a_command_is_waited_out(harness: H
     assert harness.events(request.id).count("request.approval") == 1
 
 
-async def test_database_locked_past_the_timeout_refuses_the_delivery_whole_and_slacks_retry_lands_once(
-    harness: Harness, lock_database: Any, duplicates_ignored: Callable[[], int]
+async def test_database_locked_past_the_timeout_records_nothing_says_so_and_a_resend_lands_once(
+    harness: Harness, lock_database: Any, duplicates_ignored: Callable[[int], Awaitable[int]]
 ) -> None:
     await harness.seed(_run_files(2))
     _short_busy_timeout(harness, 200)
     body = harness.command_body(f"delete run {RUN}")
     lock = lock_database(_database_path(harness), 1.5)
     status, _ = await harness.sender.send(body)
-    # Not acknowledged, so Slack delivers it again; nothing was written meanwhile.
-    assert status >= 500
+    # Acked before its claim; the claim finds the database locked and the person is told.
+    assert status == 200
+    assert await harness.wait_reply(REQUESTER, "nothing was recorded")
     await asyncio.to_thread(lock.join)  # the lock is gone
     assert harness.store.list_requests() == [] and harness.slack.messages() == []
 
+    # The failed claim was rolled back with everything else: the same delivery again is a first copy.
     status, _ = await harness.sender.send(body, retry_num=1, retry_reason="http_error")
     assert status == 200
     await harness.slack.wait_for(lambda: [r for r in harness.store.list_requests() if r.card_ts])
     status, _ = await harness.sender.send(body, retry_num=2, retry_reason="http_error")  # a late duplicate
-    assert status == 200 and duplicates_ignored() == 1  # dropped before its 200: nothing of it runs later
+    assert status == 200 and await duplicates_ignored(1) == 1  # dropped once claimed: nothing of it runs later
     [request] = harness.store.list_requests()
     assert request.state is State.PENDING and len(harness.slack.calls_to("chat.postMessage")) == 1
     assert harness.store.verify_audit().ok
+
+
+async def test_database_locked_past_the_timeout_refuses_an_event_whole_and_slacks_retry_lands_once(
+    harness: Harness, lock_database: Any, duplicates_ignored: Callable[[int], Awaitable[int]]
+) -> None:
+    _short_busy_timeout(harness, 200)
+    body = app_home_opened_body(APPROVER_1, TEAM)
+    lock = lock_database(_database_path(harness), 1.5)
+    status, _ = await harness.sender.send(body, content_type="application/json")
+    # An Events API delivery is claimed before its ack: not acknowledged, so Slack delivers it again.
+    assert status >= 500
+    await asyncio.to_thread(lock.join)
+    assert harness.slack.calls_to("views.publish") == []
+
+    for retry in (1, 2):  # Slack's retry lands; a late duplicate is dropped before its 200
+        status, _ = await harness.sender.send(body, content_type="application/json", retry_num=retry, retry_reason="http_error")
+        assert status == 200
+    assert await duplicates_ignored(1) == 1
+    await harness.slack.wait_for(lambda: harness.slack.calls_to("views.publish"))
+    assert len(harness.slack.calls_to("views.publish")) == 1
 
 
 async def test_database_locked_while_a_job_checkpoints_is_waited_out_and_the_receipt_is_complete(

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -127,7 +128,7 @@ async def test_unsigned_garbage_is_a_401_not_a_500(harness: Harness) -> None:
     assert json.loads(harness.store.audit_entries()[-1].detail)["reasons"] == {"bad signature": 3}
 
 
-async def test_a_replayed_command_creates_one_request(harness: Harness, duplicates_ignored: Callable[[], int]) -> None:
+async def test_a_replayed_command_creates_one_request(harness: Harness, duplicates_ignored: Callable[[int], Awaitable[int]]) -> None:
     await harness.seed({f"{PREFIX}a.txt": b"a"})
     body = harness.command_body(f"delete run {RUN}")
     now = int(time.time())
@@ -141,13 +142,13 @@ async def test_a_replayed_command_creates_one_request(harness: Harness, duplicat
     # Later, the same bytes once more (an attacker's replay within the window, or Slack's retry).
     assert (await harness.sender.send(body, timestamp=now, signature=signature))[0] == 200
     assert (await harness.sender.send(body, retry_num=1, retry_reason="http_timeout"))[0] == 200
-    assert duplicates_ignored() == 3  # each copy dropped before its 200: none runs later
+    assert await duplicates_ignored(3) == 3  # each copy dropped once its claim commits: none runs later
     assert len(harness.store.list_requests()) == 1
     assert len(harness.slack.calls_to("chat.postMessage")) == 1
     assert [e.event for e in harness.store.audit_entries()].count("request.created") == 1
 
 
-async def test_a_replayed_click_is_acted_on_once(harness: Harness, duplicates_ignored: Callable[[], int]) -> None:
+async def test_a_replayed_click_is_acted_on_once(harness: Harness, duplicates_ignored: Callable[[int], Awaitable[int]]) -> None:
     await harness.seed({f"{PREFIX}a.txt": b"a"})
     request = await harness.submit(f"delete run {RUN}")
     body = harness.click_body(cards.ActionId.REJECT, request.id, APPROVER_1, card_ts=request.card_ts or "")
@@ -160,11 +161,68 @@ async def test_a_replayed_click_is_acted_on_once(harness: Harness, duplicates_ig
     for _ in range(3):  # the form's submission, replayed too
         assert (await harness.sender.send(sent, timestamp=now, signature=sign(SIGNING_SECRET, sent, now)))[0] == 200
     await harness.wait_state(request.id, State.REJECTED)
-    assert duplicates_ignored() == 4  # the click's and the form's copies, dropped before their 200s: none runs later
+    assert await duplicates_ignored(4) == 4  # the click's and the form's copies, dropped once claimed: none runs later
     events = harness.events(request.id)
     # Had the copies been acted on, each would have been refused ("already rejected") and audited.
     assert events.count("request.rejected") == 1 and "reject.refused" not in events
     assert len(harness.slack.modals) == 1  # one click, one form
+    assert not [r for r in harness.replies(APPROVER_1) if r.startswith(":no_entry:")]
+
+
+def _hold_claims(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Delivery claims wait for the returned event before they commit: every copy sent meanwhile
+    has its 200 while no claim is recorded yet."""
+    gate = threading.Event()
+    claim = harness.store.claim_deliveries
+
+    def held(keys: list[str]) -> list[bool]:  # runs in a thread of its own
+        assert gate.wait(10), "the test never let the claims commit"
+        return claim(keys)
+
+    monkeypatch.setattr(harness.store, "claim_deliveries", held)
+    return gate
+
+
+async def test_copies_of_a_command_acked_before_any_claim_commits_create_one_request(
+    harness: Harness, duplicates_ignored: Callable[[int], Awaitable[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command is acked before its delivery is claimed: copies of the same signed bytes, two one
+    after the other and three at once, all answered while the first copy's claim is uncommitted."""
+    await harness.seed({f"{PREFIX}a.txt": b"a"})
+    gate = _hold_claims(harness, monkeypatch)
+    body = harness.command_body(f"delete run {RUN}")
+    now = int(time.time())
+    signature = sign(SIGNING_SECRET, body, now)
+    statuses = [(await harness.sender.send(body, timestamp=now, signature=signature))[0] for _ in range(2)]
+    statuses += [s for s, _ in await asyncio.gather(*(harness.sender.send(body, timestamp=now, signature=signature) for _ in range(3)))]
+    assert statuses == [200] * 5
+    assert harness.store.list_requests() == []  # all acked, none acted on yet
+    gate.set()
+    await harness.slack.wait_for(lambda: [r for r in harness.store.list_requests() if r.card_ts])
+    assert await duplicates_ignored(4) == 4
+    assert len(harness.store.list_requests()) == 1
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+    assert [e.event for e in harness.store.audit_entries()].count("request.created") == 1
+
+
+async def test_copies_of_an_approval_acked_before_any_claim_commits_approve_once(
+    harness: Harness, duplicates_ignored: Callable[[int], Awaitable[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await harness.seed({f"{PREFIX}a.txt": b"a"})
+    request = await harness.submit(f"delete run {RUN}")
+    gate = _hold_claims(harness, monkeypatch)
+    body = harness.click_body(cards.ActionId.APPROVE, request.id, APPROVER_1, card_ts=request.card_ts or "")
+    now = int(time.time())
+    signature = sign(SIGNING_SECRET, body, now)
+    statuses = [(await harness.sender.send(body, timestamp=now, signature=signature))[0] for _ in range(2)]
+    statuses += [s for s, _ in await asyncio.gather(*(harness.sender.send(body, timestamp=now, signature=signature) for _ in range(2)))]
+    assert statuses == [200] * 4
+    assert harness.request(request.id).approvers == ()  # all acked, none acted on yet
+    gate.set()
+    assert await duplicates_ignored(3) == 3
+    await harness.wait_state(request.id, State.SUCCEEDED)
+    assert harness.events(request.id).count("request.approval") == 1
+    assert "approve.refused" not in harness.events(request.id)  # a copy acted on would have been refused, audited
     assert not [r for r in harness.replies(APPROVER_1) if r.startswith(":no_entry:")]
 
 
