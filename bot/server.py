@@ -111,7 +111,9 @@ async def running_worker(bot: Bot, inline: bool = True) -> AsyncIterator[None]:
     if inline:
         task = bot.worker_task = asyncio.create_task(bot.worker.run())
     else:
-        bot.worker_process = WorkerProcess(bot.services.wake_worker, bot.worker.grace, after=bot.listening)
+        bot.worker_process = WorkerProcess(
+            bot.services.wake_worker, bot.worker.grace, after=bot.listening, nice=bot.services.settings.amlbot_worker_nice
+        )
         task = bot.worker_task = asyncio.create_task(bot.worker_process.run())
     try:
         yield

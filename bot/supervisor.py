@@ -1,13 +1,14 @@
 """`amlbot serve`'s job worker in a child process (AMLBOT_WORKER=process, the default), so that no
 export or deletion shares the event loop or the GIL with Slack's acks.
 
-The child is `amlbot worker --supervised` with the same environment: it shares only the database
-with `serve`, as any `amlbot worker` beside a replica does. Its stdin is a pipe from `serve`: a byte
-on it is a nudge (a job was queued: look now rather than at the next poll), its end means `serve`
-is gone (the child then stops as on SIGTERM, handing its jobs back). A nudge is only a hint: the
-worker's poll finds every queued job in the database anyway. A child that dies is started again,
-after a pause that doubles while it keeps dying. The child's counters live in files `serve` sums
-(bot.metric_files), so a restart loses none of them.
+The child is `amlbot worker --supervised` with the same environment, at a lower CPU priority
+(AMLBOT_WORKER_NICE): on a machine short of cores, an export takes what the acks leave. It shares
+only the database with `serve`, as any `amlbot worker` beside a replica does. Its stdin is a pipe
+from `serve`: a byte on it is a nudge (a job was queued: look now rather than at the next poll), its
+end means `serve` is gone (the child then stops as on SIGTERM, handing its jobs back). A nudge is
+only a hint: the worker's poll finds every queued job in the database anyway. A child that dies is
+started again, after a pause that doubles while it keeps dying. The child's counters live in files
+`serve` sums (bot.metric_files), so a restart loses none of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -30,12 +32,13 @@ STOP_MARGIN = 10.0  # seconds past the shutdown grace before a child that will n
 
 
 class WorkerProcess:
-    def __init__(self, wake: asyncio.Event, grace: float, after: asyncio.Event | None = None) -> None:
+    def __init__(self, wake: asyncio.Event, grace: float, after: asyncio.Event | None = None, nice: int = 0) -> None:
         self.wake = wake  # set in this process when a job is queued
         self.grace = grace
         # The first child starts once this is set (serve: once it listens), so that its own start
         # does not take the CPU from serve's.
         self.after = after
+        self.nice = nice  # added to the child's niceness: its CPU goes to serve's acks first
         self.child: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
 
@@ -53,7 +56,10 @@ class WorkerProcess:
             child = self.child = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.cli", "worker", "--supervised", stdin=asyncio.subprocess.PIPE
             )
-            log.info("worker process started", extra={"pid": child.pid})
+            # At once, while the new interpreter has one thread: the threads it starts inherit the value.
+            with contextlib.suppress(ProcessLookupError):  # it died at once: `_wait` sees to that
+                os.setpriority(os.PRIO_PROCESS, child.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
+            log.info("worker process started", extra={"pid": child.pid, "nice": self.nice})
             nudging = asyncio.create_task(self._nudge(child))
             try:
                 code = await self._wait(child)

@@ -474,6 +474,38 @@ async def test_serve_metrics_count_the_jobs_of_its_worker_child_and_keep_them_ac
     assert not directory_exists(shared)  # removed with serve
 
 
+# ---- serve's worker process runs at a lower CPU priority ----------------------------------------
+
+
+def niceness(pid: int) -> set[int]:
+    """The nice values of a process's threads (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    return {int((task / "stat").read_text().rpartition(")")[2].split()[16]) for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
+async def test_serve_runs_its_worker_process_at_the_configured_lower_priority_and_jobs_complete(
+    tmp_path: Path, make_deployment: MakeDeployment
+) -> None:
+    d = await make_deployment(f"sqlite:///{tmp_path / 'amlbot.db'}")
+    d.env["AMLBOT_WORKER_NICE"] = "7"
+    bot = await d.start()
+    h = d.harness(bot)
+    planned = run_blobs(3)
+    await h.seed(planned)
+    request = await h.submit(f"delete run {RUN}")
+    await h.click(cards.ActionId.APPROVE, request.id, APPROVER_1)
+    await h.wait_state(request.id, State.SUCCEEDED, timeout=30)
+    assert (await wait_receipt(h, request.id))["totals"] == {"deleted": len(planned)}
+
+    worker = bot.worker_pid()
+    assert worker is not None
+    started = [e for e in d.store.audit_entries(request.id) if e.event == "job.started"]
+    assert [e.actor for e in started] == [await bot.worker_owner()]  # the child ran the job
+    ours = os.getpriority(os.PRIO_PROCESS, 0)  # serve inherits this process's niceness
+    assert niceness(bot.process.pid) == {ours}
+    assert niceness(worker) == {min(ours + 7, 19)}  # every thread, those started after the change too
+    await results_posted_once(h, request.id, bots=[bot])
+
+
 # ---- in one process: Slack outages and jobs that keep dying ------------------------------------
 
 
