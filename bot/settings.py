@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     amlbot_worker: Literal["inline", "process"] = "process"
     # How much lower than `serve` its worker process runs (niceness added, 0 to 19): on a busy
     # machine an export's CPU then waits for Slack's acks, never the other way round; on idle cores
-    # the job runs as fast as before.
-    amlbot_worker_nice: int = Field(default=10, ge=0, le=19)
+    # the job runs as fast as before. Not more by default: at 10, other processes loading the
+    # machine starved the worker past its shutdown grace.
+    amlbot_worker_nice: int = Field(default=5, ge=0, le=19)
 
     def missing_for_slack(self, *, requests: bool = True) -> list[str]:
         """What is missing to talk to Slack: the token always; to take its requests (HTTP mode),
