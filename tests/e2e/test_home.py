@@ -4,8 +4,9 @@ links and receipts one may see, kept fresh as requests change."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,19 @@ async def test_approving_from_the_home_tab_runs_the_request_and_refreshes_the_ta
     approver = await open_home(harness, APPROVER_1)
     assert buttons(approver) == [] and "Nothing waits for you." in text_of(approver)
     assert f"`amlbot audit show {request.id}`" in text_of(approver)  # they approved it: they see its receipt
+
+
+async def test_copies_of_a_click_on_the_tab_approve_once(harness: Harness, duplicates_ignored: Callable[[int], Awaitable[int]]) -> None:
+    await harness.seed({f"{PREFIX}logs/a.txt": b"a"})
+    request = await harness.submit(f"delete run {RUN}")
+    body = home_click(cards.ActionId.APPROVE, request.id, APPROVER_1)  # the same signed bytes, three times
+    statuses = await asyncio.gather(*(harness.sender.send(body) for _ in range(2)))
+    statuses.append(await harness.sender.send(body))
+    assert {status for status, _ in statuses} == {200}
+    assert await duplicates_ignored(2) == 2
+    await harness.wait_state(request.id, State.SUCCEEDED)
+    assert harness.events(request.id).count("request.approval") == 1
+    assert "approve.refused" not in harness.events(request.id)
 
 
 async def test_a_click_on_the_tab_is_checked_like_any_other_and_answered_on_the_tab(harness: Harness) -> None:
