@@ -1,8 +1,8 @@
 """Blob storage of one workspace on azure-storage-blob.
 
-Deletes go through the sync client's blob batch (256 deletes a request), run off the event loop:
-Azurite answers the async client's batch with 400. Reads and writes stream with the async client so
-a large blob never sits in memory whole.
+Deletes go either way the caller asks: the sync client's blob batch (256 deletes a request), run off
+the event loop because Azurite answers the async client's batch with 400, or single requests on the
+async client. Reads and writes stream with the async client so a large blob never sits in memory whole.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import islice
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import (
     BlobSasPermissions,
     BlobServiceClient,
@@ -34,6 +34,7 @@ from commands.azure.door import (
     UNADDRESSABLE,
     BlobInfo,
     Copied,
+    DeleteMethod,
     Gone,
     ItemResult,
     Retention,
@@ -44,6 +45,8 @@ from commands.azure.door import (
 from commands.azure.retry import storage_retry
 
 BATCH_SIZE = 256  # the Blob service's limit per batch request
+BATCHES_AT_ONCE = 4  # batch requests of one call in flight (each in a thread: the sync client's)
+SINGLES_AT_ONCE = 16  # single delete requests of one call in flight
 CHUNK = 4 * 1024 * 1024
 # Transfers in 4 MiB pieces (the SDK's defaults are 32 MiB single gets and puts, 4 MiB chunks and
 # blocks): a download or upload in flight holds a few MiB, not tens, so an export's memory stays flat.
@@ -126,53 +129,71 @@ class WorkspaceBlobs:
         except ResourceNotFoundError:
             return []
 
-    async def delete_blobs(self, container: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
-        names = list(etags)
-        results: dict[str, ItemResult] = {}
-        batches = [{name: etags[name] for name in names[i : i + BATCH_SIZE]} for i in range(0, len(names), BATCH_SIZE)]
-        for outcome in await asyncio.gather(
-            *(asyncio.to_thread(self._delete_batch, container, batch) for batch in batches)
-        ):
+    async def delete_blobs(
+        self, container: str, etags: dict[str, str | None], method: DeleteMethod = DeleteMethod.BATCH
+    ) -> dict[str, ItemResult]:
+        """Batches: the blobs spread over up to BATCHES_AT_ONCE batch requests in flight, none over
+        BATCH_SIZE. Singles: SINGLES_AT_ONCE requests in flight. Either way each delete carries
+        If-Match, and each answer means the same (`_outcome`)."""
+        refused = {name: ItemResult(Status.FAILED, UNADDRESSABLE) for name in etags if unaddressable(name)}
+        wanted = {name: etag for name, etag in etags.items() if name not in refused}
+        if not wanted:
+            return refused
+        if method is DeleteMethod.SINGLE:
+            return refused | await self._delete_singles(container, wanted)
+        names = list(wanted)
+        size = min(BATCH_SIZE, -(-len(names) // BATCHES_AT_ONCE))
+        batches = [{name: wanted[name] for name in names[i : i + size]} for i in range(0, len(names), size)]
+        gate = asyncio.Semaphore(BATCHES_AT_ONCE)
+
+        async def send(batch: dict[str, str | None]) -> dict[str, ItemResult]:
+            async with gate:
+                return await asyncio.to_thread(self._delete_batch, container, batch)
+
+        results = dict(refused)
+        for outcome in await asyncio.gather(*(send(batch) for batch in batches)):
             results.update(outcome)
         return results
 
     def _delete_batch(self, container: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
         client = self._sync.get_container_client(container)
-        refused = {name: ItemResult(Status.FAILED, UNADDRESSABLE) for name in etags if unaddressable(name)}
-        etags = {name: etag for name, etag in etags.items() if name not in refused}
-        if not etags:
-            return refused
-        # Each delete carries If-Match: the service refuses it (412) if the blob was rewritten.
-        deletes = [
-            {"name": name} | ({"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {})
-            for name, etag in etags.items()
-        ]
+        deletes = [{"name": name, **_condition(etag)} for name, etag in etags.items()]
         try:
             # A blob with snapshots cannot be deleted without them (409 SnapshotsPresent).
             responses = client.delete_blobs(*deletes, raise_on_any_failure=False, delete_snapshots="include")
         except ResourceNotFoundError:
-            return refused | {name: ItemResult(Status.ALREADY_ABSENT, "container not found") for name in etags}
-        results = dict(refused)
+            return {name: ItemResult(Status.ALREADY_ABSENT, "container not found") for name in etags}
+        results = {}
         for name, response in zip(etags, responses, strict=True):
-            request_id = response.headers.get("x-ms-request-id")
-            if response.status_code in (200, 202):
-                results[name] = ItemResult(Status.DELETED, azure_request_id=request_id)
-            elif response.status_code == 404:
-                results[name] = ItemResult(Status.ALREADY_ABSENT, azure_request_id=request_id)
-            elif response.status_code == 412:
-                results[name] = self._refused_condition(client, name, request_id)
-            else:
-                reason = response.headers.get("x-ms-error-code") or f"HTTP {response.status_code}"
-                results[name] = ItemResult(Status.FAILED, reason, request_id)
+            there = client.get_blob_client(name).exists() if response.status_code == 412 else None
+            results[name] = _outcome(response.status_code, response.headers, there)
         return results
 
-    @staticmethod
-    def _refused_condition(client: Any, name: str, request_id: str | None) -> ItemResult:
-        # Azure answers If-Match on a blob that is no longer there with 412, not 404: after a
-        # resumed job's unrecorded first try, "changed" would be a lie. Ask whether it is there.
-        if client.get_blob_client(name).exists():
-            return ItemResult(Status.CHANGED, CHANGED_REASON, request_id)
-        return ItemResult(Status.ALREADY_ABSENT, "gone before its delete was sent again", request_id)
+    async def _delete_singles(self, container: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
+        client = self._async.get_container_client(container)
+        gate = asyncio.Semaphore(SINGLES_AT_ONCE)
+
+        async def one(name: str, etag: str | None) -> ItemResult:
+            async with gate:
+                answer: dict[str, str] = {}  # the response's headers, for its request id
+                try:
+                    await client.delete_blob(
+                        name, delete_snapshots="include", cls=lambda _response, _body, headers: answer.update(headers),
+                        **_condition(etag),
+                    )
+                    return _outcome(200, answer)
+                except HttpResponseError as error:
+                    status, headers = error.status_code or 0, getattr(error.response, "headers", {})
+                there = await client.get_blob_client(name).exists() if status == 412 else None
+                return _outcome(status, headers, there)
+
+        tasks = {name: asyncio.ensure_future(one(name, etag)) for name, etag in etags.items()}
+        try:
+            await asyncio.gather(*tasks.values())
+        finally:  # a connection failed past its retries: the step fails whole, and the rest are not sent
+            for task in tasks.values():
+                task.cancel()
+        return {name: task.result() for name, task in tasks.items()}
 
     async def read_blob(self, container: str, name: str) -> AsyncIterator[bytes]:
         if unaddressable(name):
@@ -312,6 +333,29 @@ class WorkspaceBlobs:
     async def close(self) -> None:
         await self._async.close()
         self._sync.close()
+
+
+def _condition(etag: str | None) -> dict[str, Any]:
+    """If-Match the planned ETag: the service refuses the delete (412) if the blob was rewritten."""
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+
+
+def _outcome(status: int, headers: Mapping[str, str], there: bool | None = None) -> ItemResult:
+    """What the answer to one delete means, whether it came alone or as a batch's sub-response.
+    `there`, asked after a 412 only: whether the blob still exists."""
+    request_id = headers.get("x-ms-request-id")
+    if status in (200, 202):
+        return ItemResult(Status.DELETED, azure_request_id=request_id)
+    if status == 404:
+        missing = "container not found" if headers.get("x-ms-error-code") == "ContainerNotFound" else ""
+        return ItemResult(Status.ALREADY_ABSENT, missing, request_id)
+    if status == 412:
+        # Azure answers If-Match on a blob that is no longer there with 412, not 404: after a
+        # resumed job's unrecorded first try, "changed" would be a lie, hence `there`.
+        if there:
+            return ItemResult(Status.CHANGED, CHANGED_REASON, request_id)
+        return ItemResult(Status.ALREADY_ABSENT, "gone before its delete was sent again", request_id)
+    return ItemResult(Status.FAILED, headers.get("x-ms-error-code") or f"HTTP {status}", request_id)
 
 
 async def _ranges(blob: Any, etag: str, start: int, end: int) -> AsyncIterator[bytes]:

@@ -23,6 +23,13 @@ class BlobInfo:
     etag: str | None = None
 
 
+class DeleteMethod(StrEnum):
+    """How a set of blobs is deleted; each item's outcome means the same either way."""
+
+    BATCH = "batch"  # blob batch requests, up to 256 deletes each: one round trip for many
+    SINGLE = "single"  # one request a blob, several in flight
+
+
 class Status(StrEnum):
     DELETED = "deleted"
     ALREADY_ABSENT = "already_absent"
@@ -93,7 +100,9 @@ class WorkspaceDoor(Protocol):
 
     async def list_blobs(self, container: str, prefix: str) -> list[BlobInfo]: ...
 
-    async def delete_blobs(self, container: str, etags: dict[str, str | None]) -> dict[str, ItemResult]:
+    async def delete_blobs(
+        self, container: str, etags: dict[str, str | None], method: DeleteMethod = DeleteMethod.BATCH
+    ) -> dict[str, ItemResult]:
         """Delete each named blob only while its ETag is the given one (any, for None); one that
         was rewritten is kept, as CHANGED."""
         ...

@@ -9,13 +9,17 @@ answers instead with the error the Blob service sends when it is busy::
         ... BlobServiceClient.from_connection_string(proxy.connection_string) ...
         assert proxy.injected == 3
 
+With `forwarded=True` the request reaches Azurite first and only its answer is replaced: a
+response lost on the way back, after the service acted.
+
 It can also keep one request waiting, to act while a job is in the middle of something::
 
     held = proxy.hold("GET", r"/part-000\.txt$")
     ... await held.reached.wait(); cancel the job; held.release.set() ...
 
 and add a network's round trip to every request (`latency`, seconds), so that what loopback hides
-(one request per blob against one request per batch) shows in the bench.
+(one request per blob against one request per batch) shows in the bench, or to some requests only
+(`slow`: a service slow at one kind of request).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -52,6 +56,7 @@ class _Rule:
     remaining: int
     retry_after: int | None
     code: str
+    forwarded: bool
 
 
 @dataclass
@@ -93,6 +98,7 @@ class StorageFaultProxy:
         self._latency = latency
         self._rules: list[_Rule] = []
         self._holds: list[Hold] = []
+        self._slow: list[tuple[str, re.Pattern[str], float]] = []
         self.exchanges: list[Exchange] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -145,12 +151,18 @@ class StorageFaultProxy:
         times: int = 1,
         retry_after: int | None = None,
         code: str | None = None,
+        forwarded: bool = False,
     ) -> None:
         """Answer the next `times` requests whose method matches and whose path-and-query matches
-        `path_regex` (re.search) with `status`, an Azure Storage error body and `Retry-After`."""
+        `path_regex` (re.search) with `status`, an Azure Storage error body and `Retry-After`;
+        `forwarded`: after sending each to Azurite, whose answer is dropped."""
         self._rules.append(
-            _Rule(method.upper(), re.compile(path_regex), status, times, retry_after, code or _CODES.get(status, "Error"))
+            _Rule(method.upper(), re.compile(path_regex), status, times, retry_after, code or _CODES.get(status, "Error"), forwarded)
         )
+
+    def slow(self, method: str, path_regex: str, seconds: float) -> None:
+        """Every request from now on whose method and path-and-query match waits `seconds` more."""
+        self._slow.append((method.upper(), re.compile(path_regex), seconds))
 
     def hold(self, method: str, path_regex: str) -> Hold:
         """Keep the next request whose method and path-and-query match waiting until released."""
@@ -178,14 +190,18 @@ class StorageFaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path_qs = request.raw_path
         body = await request.read()
-        if self._latency:
-            await asyncio.sleep(self._latency)
+        delay = self._latency + sum(s for m, pattern, s in self._slow if m == request.method and pattern.search(path_qs))
+        if delay:
+            await asyncio.sleep(delay)
         held = next((h for h in self._holds if h.method == request.method and h.pattern.search(path_qs)), None)
         if held is not None:
             self._holds.remove(held)
             held.reached.set()
             await held.release.wait()
         rule = self._fault_for(request.method, path_qs)
+        if rule is not None and rule.forwarded:
+            async with self._forward(request, path_qs, body) as upstream:
+                await upstream.read()
         if rule is not None:
             self.exchanges.append(Exchange(request.method, path_qs, rule.status, True, time.monotonic()))
             headers = {"x-ms-error-code": rule.code, "x-ms-request-id": str(uuid.uuid4())}
@@ -196,16 +212,7 @@ class StorageFaultProxy:
                 f"<Code>{rule.code}</Code><Message>Injected by the test proxy.</Message></Error>"
             )
             return web.Response(status=rule.status, text=xml, content_type="application/xml", headers=headers)
-        assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        async with self._session.request(
-            request.method,
-            URL(self._upstream + path_qs, encoded=True),
-            headers=headers,
-            data=body if body else None,
-            skip_auto_headers=("Content-Type", "User-Agent", "Accept-Encoding", "Accept"),
-            allow_redirects=False,
-        ) as upstream:
+        async with self._forward(request, path_qs, body) as upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in upstream.headers.items():
                 if key.lower() not in _HOP_BY_HOP:
@@ -221,3 +228,16 @@ class StorageFaultProxy:
             agent = request.headers.get("User-Agent", "")
             self.exchanges.append(Exchange(request.method, path_qs, upstream.status, False, time.monotonic(), passed, len(body), agent))
             return response
+
+    def _forward(self, request: web.Request, path_qs: str, body: bytes) -> Any:
+        """The request sent on to Azurite, as it came."""
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return self._session.request(
+            request.method,
+            URL(self._upstream + path_qs, encoded=True),
+            headers=headers,
+            data=body if body else None,
+            skip_auto_headers=("Content-Type", "User-Agent", "Accept-Encoding", "Accept"),
+            allow_redirects=False,
+        )

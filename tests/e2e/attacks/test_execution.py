@@ -24,7 +24,7 @@ from bot import cards
 from bot.lifecycle import State
 from bot.store import schema
 from bot.worker import Worker
-from commands.azure.door import Status
+from commands.azure.door import DeleteMethod, Status
 from sandbox.standins.azure.files import AzureFilesStandIn
 from sandbox.standins.azure.server import AzureStandIn
 from sandbox.standins.azure.state import NOTEBOOKS_SHARE
@@ -410,12 +410,14 @@ async def test_a_notebook_rewritten_after_approval_is_kept_and_reported_changed(
 # ---- 9. a resumed delete whose first try reached storage unrecorded -----------------------------
 
 
+@pytest.mark.parametrize("method", list(DeleteMethod))
 async def test_a_conditional_delete_of_a_blob_already_gone_is_already_absent_not_changed(
-    harness: Harness, azurite_connection: str
+    harness: Harness, azurite_connection: str, method: DeleteMethod
 ) -> None:
-    """A worker dies after its batch reached storage but before the outcomes were recorded; the
+    """A worker dies after its deletes reached storage but before the outcomes were recorded; the
     next one sends the same If-Match deletes. Azure answers 412 for a blob that is no longer there
-    (not 404): the receipt must say the blob is gone, never that it was rewritten and kept."""
+    (not 404): the receipt must say the blob is gone, never that it was rewritten and kept. The
+    same in a batch and in requests of their own."""
     from commands.azure.blobs import WorkspaceBlobs
     from commands.azure.config import WorkspaceConfig
 
@@ -430,12 +432,14 @@ async def test_a_conditional_delete_of_a_blob_already_gone_is_already_absent_not
     try:
         planned = {blob.name: blob.etag for blob in await blobs.list_blobs(harness.container, PREFIX)}
         gone, rewritten, untouched = sorted(planned)
-        await blobs.delete_blobs(harness.container, {gone: planned[gone]})  # the unrecorded first try
+        await blobs.delete_blobs(harness.container, {gone: planned[gone]}, method)  # the unrecorded first try
         await harness.seed({rewritten: b"written again after the plan"})
-        outcome = await blobs.delete_blobs(harness.container, planned)
+        outcome = await blobs.delete_blobs(harness.container, planned | {f"{PREFIX}../escape.txt": None}, method)
     finally:
         await blobs.close()
     assert {name: result.status for name, result in outcome.items()} == {
         gone: Status.ALREADY_ABSENT, rewritten: Status.CHANGED, untouched: Status.DELETED,
+        f"{PREFIX}../escape.txt": Status.FAILED,  # never sent: its path would resolve elsewhere
     }
+    assert all(outcome[name].azure_request_id for name in (gone, rewritten, untouched))
     assert await harness.blob_names(PREFIX) == {rewritten}
