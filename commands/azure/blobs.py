@@ -46,6 +46,7 @@ from commands.azure.retry import storage_retry
 
 BATCH_SIZE = 256  # the Blob service's limit per batch request
 BATCHES_AT_ONCE = 4  # batch requests of one call in flight (each in a thread: the sync client's)
+BATCH_LEAST = 64  # a call of fewer blobs than this many a request is not spread: a few deletes are one round trip
 SINGLES_AT_ONCE = 16  # single delete requests of one call in flight
 CHUNK = 4 * 1024 * 1024
 # Transfers in 4 MiB pieces (the SDK's defaults are 32 MiB single gets and puts, 4 MiB chunks and
@@ -133,7 +134,7 @@ class WorkspaceBlobs:
         self, container: str, etags: dict[str, str | None], method: DeleteMethod = DeleteMethod.BATCH
     ) -> dict[str, ItemResult]:
         """Batches: the blobs spread over up to BATCHES_AT_ONCE batch requests in flight, none over
-        BATCH_SIZE. Singles: SINGLES_AT_ONCE requests in flight. Either way each delete carries
+        BATCH_SIZE nor, unless there are fewer, under BATCH_LEAST. Singles: SINGLES_AT_ONCE requests in flight. Either way each delete carries
         If-Match, and each answer means the same (`_outcome`)."""
         refused = {name: ItemResult(Status.FAILED, UNADDRESSABLE) for name in etags if unaddressable(name)}
         wanted = {name: etag for name, etag in etags.items() if name not in refused}
@@ -142,7 +143,7 @@ class WorkspaceBlobs:
         if method is DeleteMethod.SINGLE:
             return refused | await self._delete_singles(container, wanted)
         names = list(wanted)
-        size = min(BATCH_SIZE, -(-len(names) // BATCHES_AT_ONCE))
+        size = min(BATCH_SIZE, max(BATCH_LEAST, -(-len(names) // BATCHES_AT_ONCE)))
         batches = [{name: wanted[name] for name in names[i : i + size]} for i in range(0, len(names), size)]
         gate = asyncio.Semaphore(BATCHES_AT_ONCE)
 

@@ -105,7 +105,7 @@ async def test_with_a_round_trip_on_every_request_batches_win_after_one_probe_of
     await proxied.wait_state(request_id, State.PARTIALLY_SUCCEEDED, State.SUCCEEDED, State.FAILED, timeout=90)
 
     assert _singly(proxy, approved) == {_name(i) for i in range(PROBE, REST)}  # the probe only
-    assert set(_batches(proxy)) == {202} and len(_batches(proxy)) == 8  # the first PROBE blobs, and the rest
+    assert set(_batches(proxy)) == {202} and len(_batches(proxy)) == 4 + 2  # the first PROBE blobs, then 64 + 24
     receipt = await proxied.receipt(request_id)
     assert _statuses(receipt)[rewritten] == "changed" and _statuses(receipt)[gone] == "already_absent"
     assert receipt["totals"] == {"deleted": COUNT - 2, "changed": 1, "already_absent": 1}
