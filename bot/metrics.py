@@ -30,6 +30,7 @@ from sqlalchemy import and_, func, select
 
 from bot import metric_files
 from bot.lifecycle import State
+from bot.slack_http import shared_session
 from bot.store import schema as t
 from bot.store.store import RequestRecord, Store, now
 
@@ -100,11 +101,13 @@ async def measure_ack(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[
 
 
 class MeasuredWebClient(AsyncWebClient):
-    """Every Web API method goes through `api_call`: timed here, and failures counted by Slack's error."""
+    """Every Web API method goes through `api_call`: timed here, failures counted by Slack's error, and
+    sent on the process's keep-alive session (bot.slack_http)."""
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         from bot import instruments as m
 
+        shared_session(self)
         started = time.perf_counter()
         try:
             return await super().api_call(api_method, **kwargs)

@@ -35,6 +35,7 @@ from bot.publisher import Publisher
 from bot.rejections import Rejections, rejection
 from bot.requests import Desk, Requests
 from bot.settings import AppConfig, Settings
+from bot.slack_http import close_session, shared_session
 from bot.store.store import Store
 from bot.supervisor import WorkerProcess
 from bot.usergroups import GroupResolver
@@ -107,7 +108,9 @@ def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doo
 @contextlib.asynccontextmanager
 async def running_worker(bot: Bot, inline: bool = True) -> AsyncIterator[None]:
     """The worker runs while inside, here or (not `inline`) in a child process; on leaving it drains
-    (see Worker.stop) and the doors close."""
+    (see Worker.stop) and the doors close. Slack's session opens first: Bolt hands each request a client
+    on the app client's session as it is then, so one opened later would leave the early ones without."""
+    shared_session(bot.publisher.client)
     if inline:
         task = bot.worker_task = asyncio.create_task(bot.worker.run())
     else:
@@ -121,6 +124,7 @@ async def running_worker(bot: Bot, inline: bool = True) -> AsyncIterator[None]:
         _stop_worker(bot)
         await task
         await bot.services.doors.close()
+        await close_session(bot.publisher.client)
         bot.services.store.close()
 
 

@@ -219,6 +219,7 @@ class SlackWebApiStandIn:
         self._files: dict[str, UploadedFile] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._faults: defaultdict[str, deque[_Fault]] = defaultdict(deque)
+        self.peers: list[tuple[str, object]] = []  # (path, client address) of every request: one address a connection
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,7 +227,7 @@ class SlackWebApiStandIn:
         if self._runner is not None:
             return
         # Uploads carry whole export archives: allow more than aiohttp's 1 MiB default.
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[self._note_peer])
         app.router.add_get("/api/{method}", self._handle_api)
         app.router.add_post("/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
@@ -433,6 +434,12 @@ class SlackWebApiStandIn:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ HTTP plumbing
+
+    @web.middleware
+    async def _note_peer(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        transport = request.transport
+        self.peers.append((request.path, transport.get_extra_info("peername") if transport else None))
+        return await handler(request)
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
