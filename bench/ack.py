@@ -116,7 +116,9 @@ async def ack_latency(
             env |= managed_identity_environment(azure)
             bot = processes.start(command, env, ROOT, directory / "amlbot.log")
             try:
-                await asyncio.to_thread(processes.wait_healthy, bot, port)
+                # The load starts when the bot is ready, as a load balancer would send it (the bare app
+                # has nothing to load: it is ready when alive). The time to alive is the startup row.
+                await asyncio.to_thread(processes.wait_healthy, bot, port, 60.0, "/readyz")
                 url = f"http://127.0.0.1:{port}/slack/events"
                 # The same load first with nothing running: what the bot's own ack path costs.
                 load = Load(url, slack, "R-AAAAAAAA", "1700000000.000100")

@@ -59,8 +59,9 @@ def start(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subp
     return subprocess.Popen(command, env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_healthy(process: subprocess.Popen[Any], port: int, timeout: float = 60.0) -> float:
-    """Seconds from now until GET /healthz answers 200 (polled every 5 ms)."""
+def wait_healthy(process: subprocess.Popen[Any], port: int, timeout: float = 60.0, path: str = "/healthz") -> float:
+    """Seconds from now until GET `path` answers 200 (polled every 5 ms): /healthz, alive; /readyz,
+    ready for traffic (what a load balancer waits for)."""
     import http.client
 
     started = time.perf_counter()
@@ -69,7 +70,7 @@ def wait_healthy(process: subprocess.Popen[Any], port: int, timeout: float = 60.
             raise RuntimeError(f"the process exited with {process.returncode} before it was healthy")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            connection.request("GET", "/healthz")
+            connection.request("GET", path)
             if connection.getresponse().status == 200:
                 connection.close()
                 return time.perf_counter() - started

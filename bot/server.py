@@ -79,6 +79,8 @@ class Bot:
     worker_process: WorkerProcess | None = None  # the child that runs the jobs, unless they run inline
     # Set once the HTTP server listens: the worker's child process is started after it.
     listening: asyncio.Event = field(default_factory=asyncio.Event)
+    # Loads, once the server listens, the code requests and jobs need (PRELOAD): not ready until it has.
+    warming: asyncio.Task[None] | None = None
 
 
 def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doors | None = None) -> Bot:
@@ -218,6 +220,12 @@ async def readiness(bot: Bot) -> list[str]:
     task = bot.worker_task
     if task is None or task.done():
         problems.append("worker not running")
+    # An import in a thread holds the GIL for a second or more: traffic waits for it to end, not each ack.
+    warming = bot.warming
+    if warming is not None and not warming.done():
+        problems.append("warming up: loading the code of requests and jobs")
+    elif warming is not None and not warming.cancelled() and (failure := warming.exception()) is not None:
+        problems.append(f"could not load the code of requests and jobs: {type(failure).__name__}: {failure}")
     return problems
 
 
@@ -249,7 +257,7 @@ async def serve_http(bot: Bot, host: str, port: int) -> None:
     await site.start()
     bot.listening.set()
     log.info("serving Slack HTTP mode", extra={"host": host, "port": port, "path": "/slack/events"})
-    loading = asyncio.create_task(preload())
+    loading = bot.warming = asyncio.create_task(preload())
     await until_signalled()
     loading.cancel()
     await _shut_down(bot, runner)
@@ -273,7 +281,7 @@ async def serve_socket_mode(bot: Bot, app_token: str, host: str, port: int) -> N
     handler = socket_mode_handler(bot, app_token)
     await handler.connect_async()
     log.info("connected in Socket Mode")
-    loading = asyncio.create_task(preload())
+    loading = bot.warming = asyncio.create_task(preload())
     await until_signalled()
     loading.cancel()
     await handler.close_async()

@@ -5,6 +5,7 @@ Counters are per process and the tests share one: each test compares scrapes bef
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -145,3 +146,29 @@ async def test_a_stranger_cannot_move_the_request_gauges(harness: Harness) -> No
     after = await scrape(harness)
     assert after("amlbot_refusals_total", event="request.refused") - before("amlbot_refusals_total", event="request.refused") == 1
     assert after("amlbot_requests") == 0
+
+
+async def test_readyz_waits_for_the_preload_and_says_if_it_failed(harness: Harness) -> None:
+    """serve loads the code of requests and jobs in a thread once it listens: a replica takes traffic
+    after that, and one whose code cannot load never does."""
+    loaded = asyncio.Event()
+
+    async def loading() -> None:
+        await loaded.wait()
+
+    harness.bot.warming = asyncio.create_task(loading())
+    status, _, body = await get(harness, "/readyz")
+    assert status == 503 and "warming up" in body
+    assert (await get(harness, "/healthz"))[0] == 200
+    loaded.set()
+    await harness.bot.warming
+    status, _, body = await get(harness, "/readyz")
+    assert status == 200 and '"ready": true' in body
+
+    async def broken() -> None:
+        raise ImportError("no module named stream_zip")
+
+    harness.bot.warming = asyncio.create_task(broken())
+    await asyncio.wait([harness.bot.warming])
+    status, _, body = await get(harness, "/readyz")
+    assert status == 503 and "could not load the code of requests and jobs: ImportError: no module named stream_zip" in body
