@@ -38,7 +38,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preview-count", type=int, default=100_000, help="blobs of the run whose preview is measured (default 100000)")
     parser.add_argument("--delete-latency-ms", type=float, default=20.0,
                         help="added to every storage request in the second delete comparison, both ways (default 20)")
-    parser.add_argument("--ack-export-mb", type=int, default=512, help="size of each of the two exports running under the ack load, MiB")
+    parser.add_argument("--ack-export-mb", type=int, default=960,
+                        help="size of each of the two exports under the ack load, MiB (zip exports that outlast two loads)")
     parser.add_argument("--ack-rate", type=float, default=10.0, help="steady deliveries per second")
     parser.add_argument("--ack-seconds", type=float, default=20.0, help="length of the steady phase, s")
     parser.add_argument("--ack-bursts", type=int, default=5, help="bursts after the steady phase (1 s apart)")
@@ -82,6 +83,12 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             idle = ack["amlbot_idle"][phase]
             out.append(_row(f"ack {phase} p99, amlbot idle", f"{idle['p99_ms']:.1f} ms", f"{bare['p99_ms']:.1f} ms",
                             idle["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else None, "", None))
+            if "bare_beside_exports" in ack:  # the machine's share: bare Bolt under the same exports
+                beside = ack["bare_beside_exports"]
+                during = beside["share_sent_while_both_exports_ran"]
+                out.append(_row(f"ack {phase} p99 vs bare Bolt beside the 2 exports (running for {during:.0%})",
+                                f"{bot['p99_ms']:.1f} ms", f"{beside[phase]['p99_ms']:.1f} ms",
+                                bot["p99_ms"] / beside[phase]["p99_ms"] if beside[phase]["p99_ms"] else None, "", None))
     if "export" in results:
         for name, label, least in (("small", "small blobs", 0.8), ("big", "one large blob", 0.5)):
             section = results["export"][name]

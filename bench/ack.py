@@ -115,6 +115,11 @@ async def ack_latency(
             command, env = processes.bot_command(directory, config, port, slack.url)
             env |= managed_identity_environment(azure)
             bot = processes.start(command, env, ROOT, directory / "amlbot.log")
+            # The bare app, idle until amlbot's exports run: then the same load goes to it, so the
+            # machine's share (Azurite, the worker child, two cores) shows apart from the bot's own.
+            beside_port = processes.free_port()
+            beside_command, beside_env = processes.bare_command(beside_port, slack.url)
+            beside = processes.start(beside_command, beside_env, ROOT, workdir / "bare-beside.log")
             try:
                 # The load starts when the bot is ready, as a load balancer would send it (the bare app
                 # has nothing to load: it is ready when alive). The time to alive is the startup row.
@@ -159,17 +164,28 @@ async def ack_latency(
                 window = time.perf_counter() - window_start
                 still_running = running()
                 await load.close()
+                await asyncio.to_thread(processes.wait_healthy, beside, beside_port)
+                beside_load = Load(f"http://127.0.0.1:{beside_port}/slack/events", slack, "R-AAAAAAAA", "1700000000.000100")
+                await _warm(beside_load)
+                await beside_load.steady(rate, seconds)
+                await beside_load.bursts(bursts, burst_size, 1.0)
+                await beside_load.close()
                 # When the first export finished: its link's post in the card's thread (Slack ts = epoch).
                 finished = [float(m["ts"]) for _, ts in ids for m in slack.thread(CHANNEL, ts) if "Export ready" in str(m.get("blocks"))]
-                both_until = min(finished) if len(finished) == len(ids) and not still_running else float("inf")
+                both_until = min(finished, default=float("inf"))
                 during = sum(1 for _, sent_at, _, _ in load.samples if sent_at < both_until)
                 result["amlbot"] = load.report()
                 result["amlbot"]["exports_running_at_end"] = still_running
                 result["amlbot"]["share_sent_while_both_exports_ran"] = during / max(1, len(load.samples))
                 result["amlbot"]["window_s"] = window
+                result["bare_beside_exports"] = beside_load.report()
+                result["bare_beside_exports"]["share_sent_while_both_exports_ran"] = sum(
+                    1 for _, sent_at, _, _ in beside_load.samples if sent_at < both_until
+                ) / max(1, len(beside_load.samples))
                 log(f"amlbot: p50 {result['amlbot']['all']['p50_ms']:.1f} ms, p99 {result['amlbot']['all']['p99_ms']:.1f} ms; "
                     f"{during} of {len(load.samples)} deliveries sent while both exports ran")
             finally:
+                processes.stop(beside)
                 processes.stop(bot, grace=5)
 
             # ---- the bare Bolt app, same load ----
