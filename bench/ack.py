@@ -83,6 +83,23 @@ async def _warm(load: Load) -> None:
     load.samples.clear()
 
 
+async def _drive(load: Load, rate: float, seconds: float, bursts: int, burst_size: int) -> float:
+    """The whole load on one app: a few warm-up deliveries (not counted), steady, bursts; the
+    seconds the counted part took."""
+    await _warm(load)
+    start = time.perf_counter()
+    await load.steady(rate, seconds)
+    await load.bursts(bursts, burst_size, 1.0)
+    window = time.perf_counter() - start
+    await load.close()
+    return window
+
+
+def _share_before(load: Load, until: float) -> float:
+    """The share of `load`'s deliveries sent before `until` (epoch seconds)."""
+    return sum(1 for _, sent_at, _, _ in load.samples if sent_at < until) / max(1, len(load.samples))
+
+
 async def ack_latency(
     connection: str, workdir: Path, export_bytes: int, rate: float, seconds: float, bursts: int, burst_size: int, log: Any
 ) -> dict[str, Any]:
@@ -127,10 +144,7 @@ async def ack_latency(
                 url = f"http://127.0.0.1:{port}/slack/events"
                 # The same load first with nothing running: what the bot's own ack path costs.
                 load = Load(url, slack, "R-AAAAAAAA", "1700000000.000100")
-                await _warm(load)
-                await load.steady(rate, seconds)
-                await load.bursts(bursts, burst_size, 1.0)
-                await load.close()
+                await _drive(load, rate, seconds, bursts, burst_size)
                 result["amlbot_idle"] = load.report()
                 log(f"amlbot, idle: p50 {result['amlbot_idle']['all']['p50_ms']:.1f} ms, p99 {result['amlbot_idle']['all']['p99_ms']:.1f} ms")
                 ids = []
@@ -157,33 +171,22 @@ async def ack_latency(
                 await slack.wait_for(running, timeout=60, description="both exports running")
                 log(f"two exports running: {', '.join(i for i, _ in ids)}")
                 load = Load(url, slack, ids[0][0], ids[0][1])
-                await _warm(load)
-                window_start = time.perf_counter()
-                await load.steady(rate, seconds)
-                await load.bursts(bursts, burst_size, 1.0)
-                window = time.perf_counter() - window_start
+                window = await _drive(load, rate, seconds, bursts, burst_size)
                 still_running = running()
-                await load.close()
                 await asyncio.to_thread(processes.wait_healthy, beside, beside_port)
                 beside_load = Load(f"http://127.0.0.1:{beside_port}/slack/events", slack, "R-AAAAAAAA", "1700000000.000100")
-                await _warm(beside_load)
-                await beside_load.steady(rate, seconds)
-                await beside_load.bursts(bursts, burst_size, 1.0)
-                await beside_load.close()
+                await _drive(beside_load, rate, seconds, bursts, burst_size)
                 # When the first export finished: its link's post in the card's thread (Slack ts = epoch).
                 finished = [float(m["ts"]) for _, ts in ids for m in slack.thread(CHANNEL, ts) if "Export ready" in str(m.get("blocks"))]
                 both_until = min(finished, default=float("inf"))
-                during = sum(1 for _, sent_at, _, _ in load.samples if sent_at < both_until)
                 result["amlbot"] = load.report()
                 result["amlbot"]["exports_running_at_end"] = still_running
-                result["amlbot"]["share_sent_while_both_exports_ran"] = during / max(1, len(load.samples))
+                result["amlbot"]["share_sent_while_both_exports_ran"] = _share_before(load, both_until)
                 result["amlbot"]["window_s"] = window
                 result["bare_beside_exports"] = beside_load.report()
-                result["bare_beside_exports"]["share_sent_while_both_exports_ran"] = sum(
-                    1 for _, sent_at, _, _ in beside_load.samples if sent_at < both_until
-                ) / max(1, len(beside_load.samples))
+                result["bare_beside_exports"]["share_sent_while_both_exports_ran"] = _share_before(beside_load, both_until)
                 log(f"amlbot: p50 {result['amlbot']['all']['p50_ms']:.1f} ms, p99 {result['amlbot']['all']['p99_ms']:.1f} ms; "
-                    f"{during} of {len(load.samples)} deliveries sent while both exports ran")
+                    f"{_share_before(load, both_until):.0%} of the deliveries sent while both exports ran")
             finally:
                 processes.stop(beside)
                 processes.stop(bot, grace=5)
@@ -195,10 +198,7 @@ async def ack_latency(
             try:
                 await asyncio.to_thread(processes.wait_healthy, bare, port)
                 load = Load(f"http://127.0.0.1:{port}/slack/events", slack, "R-AAAAAAAA", "1700000000.000100")
-                await _warm(load)
-                await load.steady(rate, seconds)
-                await load.bursts(bursts, burst_size, 1.0)
-                await load.close()
+                await _drive(load, rate, seconds, bursts, burst_size)
                 result["bare"] = load.report()
                 log(f"bare Bolt: p50 {result['bare']['all']['p50_ms']:.1f} ms, p99 {result['bare']['all']['p99_ms']:.1f} ms")
             finally:

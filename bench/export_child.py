@@ -63,24 +63,28 @@ def _export_run(connection: str, container: str, arm_endpoint: str) -> tuple[Any
     return operation, context(config, door), door
 
 
+async def _execute(operation: Any, plan: Any, ctx: Any) -> tuple[Any, dict[str, Any]]:
+    """`plan` executed: its execution, and the figures every export row has (time, memory, size)."""
+    start_rss = proc_status()["VmRSS"]
+    with PeakRss() as peak:
+        watch = Stopwatch()
+        execution = await operation.execute(plan, ctx, NullCheckpoint())
+        seconds = watch.seconds
+    return execution, {
+        "items": len(plan.items), "bytes": plan.total_bytes, "seconds": seconds, "rss_start": start_rss, "rss_peak": peak.peak,
+    }
+
+
 async def export(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
     operation, ctx, door = _export_run(connection, container, arm_endpoint)
     try:
         watch = Stopwatch()
         plan = await operation.preview(intent(f"export run {run}"), ctx)
         preview_s = watch.seconds
-        start_rss = proc_status()["VmRSS"]
-        with PeakRss() as peak:
-            watch = Stopwatch()
-            execution = await operation.execute(plan, ctx, NullCheckpoint())
-            seconds = watch.seconds
+        execution, run = await _execute(operation, plan, ctx)
     finally:
         await door.close()
-    return {
-        "items": len(plan.items), "bytes": plan.total_bytes, "preview_s": preview_s, "seconds": seconds,
-        "archive_bytes": execution.extras.get("size"), "rss_start": start_rss, "rss_peak": peak.peak,
-        "vmhwm": proc_status()["VmHWM"],
-    }
+    return run | {"preview_s": preview_s, "archive_bytes": execution.extras.get("size"), "vmhwm": proc_status()["VmHWM"]}
 
 
 async def server(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
@@ -89,17 +93,10 @@ async def server(connection: str, container: str, run: str, arm_endpoint: str) -
     try:
         plan = await operation.preview(intent(f"export run {run}"), ctx)
         assert plan.server_side, "the bench's server-side export was planned as a zip"
-        start_rss = proc_status()["VmRSS"]
-        with PeakRss() as peak:
-            watch = Stopwatch()
-            execution = await operation.execute(plan, ctx, NullCheckpoint())
-            seconds = watch.seconds
+        execution, run = await _execute(operation, plan, ctx)
     finally:
         await door.close()
-    return {
-        "items": len(plan.items), "bytes": plan.total_bytes, "seconds": seconds, "copied_bytes": execution.extras["size"],
-        "copied": execution.extras["copied"], "rss_start": start_rss, "rss_peak": peak.peak,
-    }
+    return run | {"copied_bytes": execution.extras["size"], "copied": execution.extras["copied"]}
 
 
 async def preview(connection: str, container: str, run: str, arm_endpoint: str) -> dict[str, Any]:
