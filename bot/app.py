@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import deliveries, listeners, logs, metrics
-from bot.deliveries import CLAIM, DeliveryClaims, claimed_after_ack
+from bot.deliveries import CLAIM, GATE, AckGate, DeliveryClaims, claimed_after_ack
 from bot.listeners.home import HomeTab
 from bot.publisher import Publisher
 from bot.requests import Requests
@@ -57,14 +57,15 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     return None
 
 
-def dedupe_middleware(store: Store) -> Callable[..., Awaitable[BoltResponse | None]]:
+def dedupe_middleware(store: Store, gate: AckGate) -> Callable[..., Awaitable[BoltResponse | None]]:
     claims = DeliveryClaims(store)
 
     async def dedupe(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
+        req.context[GATE] = gate
         key = delivery_key(req.body)
         retry = req.headers.get("x-slack-retry-num")
-        if key and claimed_after_ack(key):  # the listener waits for it after its ack (deliveries.first_copy)
-            req.context[CLAIM] = (key, retry[0] if retry else None, claims.begin(key))
+        if key and claimed_after_ack(key):  # claimed by its listener after its ack (deliveries.first_copy)
+            req.context[CLAIM] = (key, retry[0] if retry else None, claims)
         elif key and not await claims.claim(key):
             deliveries.ignored(key, retry[0] if retry else None)
             return BoltResponse(status=200, body="")
@@ -89,7 +90,9 @@ async def bind_request_id(req: AsyncBoltRequest, resp: BoltResponse, next: Calla
     return await next()
 
 
-def build_app(settings: Settings, store: Store, requests: Requests, publisher: Publisher, home_tab: HomeTab) -> AsyncApp:
+def build_app(
+    settings: Settings, store: Store, requests: Requests, publisher: Publisher, home_tab: HomeTab, gate: AckGate
+) -> AsyncApp:
     app = AsyncApp(
         # Named: without a name Bolt takes its caller's file name from inspect.stack(), which resolves
         # the source file of every loaded module (~900 at this point): ~0.1 s of the start.
@@ -100,6 +103,6 @@ def build_app(settings: Settings, store: Store, requests: Requests, publisher: P
     )
     app.middleware(metrics.measure_ack)  # first: duplicates are acked too, and timed
     app.middleware(bind_request_id)
-    app.middleware(dedupe_middleware(store))
+    app.middleware(dedupe_middleware(store, gate))
     listeners.register(app, requests, publisher, home_tab)
     return app

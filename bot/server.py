@@ -28,6 +28,7 @@ from sqlalchemy import text
 from bot import metrics
 from bot.app import build_app, slack_client
 from bot.contexts import Contexts
+from bot.deliveries import AckGate
 from bot.doors import Doors
 from bot.listeners.home import HomeTab
 from bot.people import SlackPeople
@@ -81,6 +82,8 @@ class Bot:
     listening: asyncio.Event = field(default_factory=asyncio.Event)
     # Loads, once the server listens, the code requests and jobs need (PRELOAD): not ready until it has.
     warming: asyncio.Task[None] | None = None
+    # The deliveries on their way to their HTTP answer: work after an ack waits for them.
+    acks: AckGate = field(default_factory=AckGate)
 
 
 def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doors | None = None) -> Bot:
@@ -97,14 +100,15 @@ def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doo
     publisher = Publisher(client, store, config.policy, SlackPeople(client))
     contexts = Contexts(config, services.doors)
     requests = Requests(Desk(config, store, services.groups, publisher, contexts, services.wake_worker))
-    app = build_app(settings, store, requests, publisher, HomeTab(config, store, services.groups, publisher))
+    acks = AckGate()
+    app = build_app(settings, store, requests, publisher, HomeTab(config, store, services.groups, publisher), acks)
     worker = Worker(
         config, store, publisher, contexts, requests, services.wake_worker,
         concurrency=settings.amlbot_worker_concurrency,
         lease=timedelta(seconds=settings.amlbot_lease_seconds),
         grace=settings.amlbot_shutdown_grace,
     )
-    return Bot(services, app, requests, publisher, worker, Rejections(store))
+    return Bot(services, app, requests, publisher, worker, Rejections(store), acks=acks)
 
 
 @contextlib.asynccontextmanager
@@ -161,6 +165,12 @@ def _actions_well_formed(body: dict[str, Any]) -> bool:
 def web_app(bot: Bot) -> web.Application:
     async def events(request: web.Request) -> web.Response:
         raw = await request.read()
+        # From here to its answer, work after other deliveries' acks waits (a body still on its way
+        # does not count: a slow sender must not hold the follow-ups back).
+        with bot.acks.answering():
+            return await answer(request, raw)
+
+    async def answer(request: web.Request, raw: bytes) -> web.Response:
         # Forged, stale or replayed: counted, never acted on, and no database write of its own.
         refused = rejection(bot.services.settings.slack_signing_secret, raw, request.headers)
         if refused:

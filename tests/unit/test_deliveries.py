@@ -1,4 +1,5 @@
-"""Delivery claims: first copies told from later ones, a burst of them in one transaction."""
+"""Delivery claims: first copies told from later ones, a burst of them in one transaction; the work
+after an ack held back while other deliveries wait for theirs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from bot.deliveries import DeliveryClaims
+from bot.deliveries import CLAIM, GATE, AckGate, DeliveryClaims, first_copy
 from bot.store.store import Store
 from tests.conftest import AUDIT_KEY
 
@@ -53,3 +54,31 @@ async def test_a_failed_transaction_refuses_every_claim_in_it(tmp_path: Path) ->
         writer.close()
     assert await claims.claim("trigger:0") is True  # nothing of the failed transaction was kept
     store.close()
+
+
+async def test_work_after_an_ack_waits_until_no_delivery_waits_for_its_own(store: Store) -> None:
+    gate = AckGate(longest=30)
+    claims = DeliveryClaims(store)
+    context = {GATE: gate, CLAIM: ("trigger:held", None, claims)}
+    with gate.answering():  # this delivery, acked, its HTTP answer not yet written
+        with gate.answering():  # another, still on its way to its ack
+            follow_up = asyncio.create_task(first_copy(context))
+            await asyncio.sleep(0.05)
+            assert not follow_up.done()
+        await asyncio.sleep(0.05)
+        assert not follow_up.done()  # one is still answering
+    assert await asyncio.wait_for(follow_up, 5) is True
+    assert store.claim_deliveries(["trigger:held"]) == [False]  # claimed once let through, not before
+
+
+async def test_work_after_an_ack_waits_no_longer_than_its_limit(store: Store) -> None:
+    gate = AckGate(longest=0.1)
+    with gate.answering():  # a load with no lull: the follow-ups must still go on
+        assert await asyncio.wait_for(first_copy({GATE: gate}), 5) is True
+    # The gate opens and closes again as deliveries come and go.
+    with gate.answering():
+        waiting = asyncio.create_task(gate.quiet())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 5)
+    await asyncio.wait_for(gate.quiet(), 0.01)  # nothing answering: no wait at all
