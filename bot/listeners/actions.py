@@ -3,19 +3,15 @@ delivery only) decide in bot/requests/."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot import cards, replies
-from bot.deliveries import first_copy
-from bot.listeners.payload import DATABASE_DOWN, form_value, from_message, id_of, metadata, trigger_of
+from bot.listeners.after_ack import once
+from bot.listeners.payload import form_value, from_message, id_of, metadata, trigger_of
 from bot.publisher import Publisher, Where
 from bot.requests import Requests
-
-log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
@@ -30,15 +26,8 @@ def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
             team=id_of(body.get("team")), channel=id_of(body.get("channel")), user=id_of(body.get("user")),
             enterprise=id_of(body.get("enterprise")) or None,
         )
-        try:
-            if not await first_copy(context):
-                return
-            # The use case checks the value: a malformed one is refused and audited like any other click.
-            reply = await requests.click(action["action_id"], action.get("value"), where, trigger_of(body))
-        except SQLAlchemyError:
-            # Slack already has its 200: without this the person would hear nothing at all.
-            log.exception("database error on a click", extra={"action_id": action["action_id"]})
-            reply = DATABASE_DOWN
+        # The use case checks the value: a malformed one is refused and audited like any other click.
+        _, reply = await once(context, lambda: requests.click(action["action_id"], action.get("value"), where, trigger_of(body)), "click")
         if reply:
             await replies.answer(publisher, respond, where, reply, since, replace_original=False)
 
@@ -51,12 +40,6 @@ def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
             enterprise=id_of(body.get("enterprise")) or None,
         )
         reason = form_value(view, cards.ActionId.REJECT_REASON)
-        try:
-            if not await first_copy(context):
-                return
-            reply = await requests.reject(meta.get("request_id"), reason, where)
-        except SQLAlchemyError:
-            log.exception("database error on a reject form")
-            reply = DATABASE_DOWN
+        _, reply = await once(context, lambda: requests.reject(meta.get("request_id"), reason, where), "reject form")
         if reply:
             await publisher.answer_privately(where, reply)

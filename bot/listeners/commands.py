@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot import replies
-from bot.deliveries import first_copy
-from bot.listeners.payload import DATABASE_DOWN
+from bot.listeners.after_ack import once
 from bot.publisher import Publisher, Where
 from bot.requests import Requests
-
-log = logging.getLogger(__name__)
 
 COMMAND = "/aml"
 
@@ -28,13 +23,6 @@ def register(app: AsyncApp, requests: Requests, publisher: Publisher) -> None:
             team=body.get("team_id", ""), channel=body.get("channel_id", ""), user=body.get("user_id", ""),
             enterprise=body.get("enterprise_id") or None,
         )
-        try:
-            if not await first_copy(context):
-                return
-            reply = await requests.command(body.get("text", ""), where)
-        except SQLAlchemyError:
-            # Slack already has its 200: without this the person would hear nothing at all.
-            log.exception("database error on a command")
-            reply = DATABASE_DOWN
+        _, reply = await once(context, lambda: requests.command(body.get("text", ""), where), "command")
         if reply:
             await replies.answer(publisher, respond, where, reply, since)

@@ -11,9 +11,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot import cards, policy
-from bot.deliveries import first_copy
 from bot.home import MAX_MINE, MAX_WAITING, HomeContent, home_view
 from bot.lifecycle import FINAL, State
+from bot.listeners.after_ack import once
 from bot.listeners.payload import from_home, id_of, trigger_of
 from bot.publisher import HOME_TAB, Publisher, Where
 from bot.requests import Requests
@@ -115,10 +115,13 @@ def register(app: AsyncApp, requests: Requests, tab: HomeTab) -> None:
     async def decide(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
         # A click on the tab has no channel and no response_url: the answer goes on top of the tab.
         await ack()
-        if not await first_copy(context):
-            return
         user = id_of(body.get("user"))
         where = Where(team=id_of(body.get("team")), channel=HOME_TAB, user=user, enterprise=id_of(body.get("enterprise")) or None)
-        tab.viewers[user] = (where.team, where.enterprise)
-        reply = await requests.click(action["action_id"], action.get("value"), where, trigger_of(body))
-        await tab.publish(user, notice=reply)
+
+        async def click() -> str | None:
+            tab.viewers[user] = (where.team, where.enterprise)
+            return await requests.click(action["action_id"], action.get("value"), where, trigger_of(body))
+
+        acted, reply = await once(context, click, "home click")
+        if acted:
+            await tab.publish(user, notice=reply)

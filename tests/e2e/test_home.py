@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from slack_sdk.models.views import View
+from sqlalchemy.exc import OperationalError
 
 from bot import cards
 from bot.lifecycle import State
@@ -135,6 +136,22 @@ async def test_a_click_on_the_tab_is_checked_like_any_other_and_answered_on_the_
     seen = publishes(harness, STRANGER)
     await harness.sender.send(home_click(cards.ActionId.APPROVE, "R-NOTHERE", STRANGER))
     assert "does not name a request" in text_of(await next_home(harness, STRANGER, seen))
+
+
+async def test_a_database_failure_on_a_tab_click_is_told_on_the_tab(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    await harness.seed({f"{PREFIX}logs/a.txt": b"a"})
+    request = await harness.submit(f"delete run {RUN}")
+
+    def unreachable(*_: Any, **__: Any) -> None:
+        raise OperationalError("SELECT requests", {}, Exception("unable to open database file"))
+
+    monkeypatch.setattr(harness.store, "get", unreachable)
+    seen = publishes(harness, APPROVER_1)
+    status, _ = await harness.sender.send(home_click(cards.ActionId.APPROVE, request.id, APPROVER_1))
+    assert status == 200
+    assert "database is unavailable" in text_of(await next_home(harness, APPROVER_1, seen))
+    monkeypatch.undo()
+    assert harness.request(request.id).state is State.PENDING and harness.request(request.id).approvers == ()
 
 
 @pytest.fixture
