@@ -270,12 +270,9 @@ class Store:
 
     # ---- deliveries (Slack retries) ----------------------------------------------------------
 
-    def claim_delivery(self, key: str) -> bool:
-        """True the first time a delivery key is seen, by any replica; False for a retry."""
-        return self.claim_deliveries([key])[0]
-
     def claim_deliveries(self, keys: list[str]) -> list[bool]:
-        """`claim_delivery` for each key, in one transaction: a burst of deliveries pays one commit."""
+        """For each key, True the first time it is seen (by any replica), False for a retry or a copy;
+        all in one transaction: a burst of deliveries pays one commit."""
         firsts = []
         with transaction(self.engine) as conn:
             for key in keys:

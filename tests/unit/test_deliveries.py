@@ -16,7 +16,7 @@ from tests.conftest import AUDIT_KEY
 
 
 def test_claims_in_one_transaction_tell_first_copies_from_later_ones(store: Store) -> None:
-    assert store.claim_delivery("trigger:seen")
+    assert store.claim_deliveries(["trigger:seen"]) == [True]
     keys = ["trigger:a", "trigger:seen", "trigger:b", "trigger:a"]
     assert store.claim_deliveries(keys) == [True, False, True, False]
     assert store.claim_deliveries(keys) == [False] * 4

@@ -153,7 +153,8 @@ def test_freeze_stops_claims(store: Store) -> None:
 
 
 def test_delivery_claimed_once(store: Store) -> None:
-    assert store.claim_delivery("trigger-1") and not store.claim_delivery("trigger-1")
+    assert store.claim_deliveries(["trigger-1"]) == [True]
+    assert store.claim_deliveries(["trigger-1"]) == [False]
 
 
 def test_sqlite_reads_never_wait_for_the_write_lock(tmp_path: Path) -> None:
@@ -169,7 +170,7 @@ def test_sqlite_reads_never_wait_for_the_write_lock(tmp_path: Path) -> None:
         assert store.get(request.id).state is State.PENDING
         assert [r.id for r in store.list_requests()] == [request.id]
         with pytest.raises(OperationalError, match="locked"):
-            store.claim_delivery("trigger-1")  # writers still queue behind it
+            store.claim_deliveries(["trigger-1"])  # writers still queue behind it
     finally:
         writer.rollback()
         writer.close()
