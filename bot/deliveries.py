@@ -7,8 +7,8 @@ only on the first copy. A claim is a database write (a commit, an fsync) queued 
 writers; before the ack it made an idle bot's acks several times slower than a bare Bolt app's, and
 a copy acked before its claim still never acts.
 
-SQLite commits one writer at a time: the claims that arrive while one transaction commits go
-together in the next, so a burst pays two or three commits, not one each.
+The claims that arrive while one transaction commits go together in the next (bot/group_commit.py),
+so a burst pays two or three commits, not one each.
 
 The work after an ack, its claim included, waits while other deliveries are still on their way to
 their HTTP answer (`AckGate`). A delivery costs the bot ~5 ms of CPU (its claim, reads, an audited
@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from bot.group_commit import GroupCommit
 from bot.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -69,32 +70,12 @@ def claimed_after_ack(key: str) -> bool:
 
 class DeliveryClaims:
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        self._commits = GroupCommit(store.claim_deliveries)
 
     async def claim(self, key: str) -> bool:
         """True the first time `key` is seen (by any replica); False for a copy. Raises what the
         database raised, for this claim and the others in its transaction alike."""
-        first: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((key, first))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit())
-        return await first
-
-    async def _commit(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                firsts = await asyncio.to_thread(self.store.claim_deliveries, [key for key, _ in batch])
-            except Exception as error:  # the database failed them all: each delivery is refused
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), is_first in zip(batch, firsts, strict=True):
-                if not future.done():  # its request may have gone meanwhile (the client hung up)
-                    future.set_result(is_first)
+        return await self._commits.submit(key)
 
 
 def ignored(key: str, retry: str | None) -> None:

@@ -30,6 +30,7 @@ from bot.app import build_app, slack_client
 from bot.contexts import Contexts
 from bot.deliveries import AckGate
 from bot.doors import Doors
+from bot.group_commit import GroupCommit
 from bot.listeners.home import HomeTab
 from bot.people import SlackPeople
 from bot.publisher import Publisher
@@ -99,7 +100,7 @@ def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doo
     )
     publisher = Publisher(client, store, config.policy, SlackPeople(client))
     contexts = Contexts(config, services.doors)
-    requests = Requests(Desk(config, store, services.groups, publisher, contexts, services.wake_worker))
+    requests = Requests(Desk(config, store, services.groups, publisher, contexts, services.wake_worker, GroupCommit(store.audit_all)))
     acks = AckGate()
     app = build_app(settings, store, requests, publisher, HomeTab(config, store, services.groups, publisher), acks)
     worker = Worker(

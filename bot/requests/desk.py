@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from bot import cards, metrics, policy, wording
+from bot.audit import AuditEntry
 from bot.contexts import Contexts
+from bot.group_commit import GroupCommit
 from bot.publisher import HOME_TAB, Publisher, Where
 from bot.settings import AppConfig
-from bot.store.store import REQUEST_ID, RequestRecord, Store
+from bot.store.store import REQUEST_ID, RequestRecord, Store, check_audit_fields
 from bot.usergroups import GroupResolver
 from commands import grammar
 
@@ -24,17 +27,23 @@ class Desk:
     publisher: Publisher
     contexts: Contexts
     wake_worker: asyncio.Event  # set when a job may start now
+    # Refusals, audited together when they come together (a burst of clicks on a stale card).
+    refusals: GroupCommit[dict[str, Any], AuditEntry]
 
     async def actor(self, where: Where) -> policy.Actor:
         return await self.groups.actor(where.user)
 
-    async def refuse(self, where: Where, event: str, reason: str, request_id: str | None = None, **detail: object) -> str:
-        """Every refusal is audited; the caller answers privately with the returned text."""
-        await asyncio.to_thread(
-            self.store.audit, actor=where.user, event=event, outcome="refused", request_id=request_id,
-            channel_id=where.channel, detail={"reason": reason, **detail},
-        )
+    async def _audit_refusal(self, where: Where, event: str, request_id: str | None, detail: dict[str, Any]) -> None:
+        check_audit_fields(where.user, where.channel)  # a malformed one fails alone, not its batch
+        await self.refusals.submit({
+            "actor": where.user, "event": event, "outcome": "refused", "request_id": request_id,
+            "channel_id": where.channel, "detail": detail,
+        })
         metrics.refused(event)
+
+    async def refuse(self, where: Where, event: str, reason: str, request_id: str | None = None, **detail: object) -> str:
+        """Every refusal is audited (committed before the caller answers, privately, with the returned text)."""
+        await self._audit_refusal(where, event, request_id, {"reason": reason, **detail})
         return f":no_entry: {reason}"
 
     async def too_late(self, where: Where, event: str, record: RequestRecord) -> str:
@@ -51,11 +60,7 @@ class Desk:
             actor = await self.actor(where)
             if policy.may_see(self.config.policy, actor, record, team=where.team, channel=where.channel, enterprise=where.enterprise):
                 return record
-            await asyncio.to_thread(
-                self.store.audit, actor=where.user, event=event, outcome="refused", request_id=record.id,
-                channel_id=where.channel, detail={"reason": "not visible to this person here", "team": where.team},
-            )
-            metrics.refused(event)
+            await self._audit_refusal(where, event, record.id, {"reason": "not visible to this person here", "team": where.team})
         return cards.error_text(f"No request `{request_id}`.", grammar.USAGE["list"])
 
     async def named_request(self, value: object, where: Where, event: str, what: str) -> RequestRecord | str:

@@ -129,6 +129,13 @@ class AuditHealth:
     last_break_seq: int | None
 
 
+def check_audit_fields(actor: object, channel_id: object) -> None:
+    """The hash is taken over these values as given, the row stores them as text: a number (or a
+    None actor) would be stored as something other than what was hashed, and fail verification."""
+    if not isinstance(actor, str) or not isinstance(channel_id, str | None):
+        raise TypeError(f"audit actor and channel_id must be strings, not {type(actor).__name__}/{type(channel_id).__name__}")
+
+
 class Store:
     def __init__(self, engine: Engine, keyring: Keyring) -> None:
         self.engine = engine
@@ -170,10 +177,15 @@ class Store:
         channel_id: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> audit.AuditEntry:
-        # The hash is taken over these values as given, the row stores them as text: a number (or a
-        # None actor) would be stored as something other than what was hashed, and fail verification.
-        if not isinstance(actor, str) or not isinstance(channel_id, str | None):
-            raise TypeError(f"audit actor and channel_id must be strings, not {type(actor).__name__}/{type(channel_id).__name__}")
+        return self._append_audits(
+            conn, [{"actor": actor, "event": event, "outcome": outcome, "request_id": request_id, "channel_id": channel_id, "detail": detail}]
+        )[0]
+
+    def _append_audits(self, conn: Connection, events: list[dict[str, Any]]) -> list[audit.AuditEntry]:
+        """`events` (each: actor, event, outcome, and request_id, channel_id, detail or not) chained in
+        order after the head, which is checked once before and signed once after."""
+        for fields in events:
+            check_audit_fields(fields["actor"], fields.get("channel_id"))
         # Lock the head row so concurrent appends queue up behind it (PostgreSQL); SQLite's
         # BEGIN IMMEDIATE already serialises writers.
         head, last = self._head_and_last(conn, lock=True)
@@ -195,17 +207,22 @@ class Store:
                     conn, head.seq + 1, head.hash, actor="amlbot", event=audit.ROTATED, outcome="recorded",
                     detail=audit.rotation_detail(signer, self.keyring),
                 )
-        entry = self._insert_entry(
-            conn, (previous.seq if previous else 0) + 1, previous.hash if previous else audit.GENESIS, actor=actor,
-            event=event, outcome=outcome, request_id=request_id, channel_id=channel_id, detail=detail or {},
-        )
+        entries = []
+        for fields in events:
+            previous = self._insert_entry(
+                conn, (previous.seq if previous else 0) + 1, previous.hash if previous else audit.GENESIS,
+                actor=fields["actor"], event=fields["event"], outcome=fields["outcome"], request_id=fields.get("request_id"),
+                channel_id=fields.get("channel_id"), detail=fields.get("detail") or {},
+            )
+            entries.append(previous)
+        entry = entries[-1]
         signature = audit.sign_head(entry.seq, entry.hash, self.keyring.signer())
         values = {"seq": entry.seq, "hash": entry.hash, "signature": signature}
         if head:
             conn.execute(update(t.audit_head).where(t.audit_head.c.id == 1).values(**values))
         else:
             conn.execute(insert(t.audit_head).values(id=1, **values))
-        return entry
+        return entries
 
     @staticmethod
     def _head_and_last(conn: Connection, *, lock: bool = False) -> tuple[audit.Head | None, audit.AuditEntry | None]:
@@ -243,6 +260,12 @@ class Store:
         """Record an event that changes no request: a refusal, a bad signature, a freeze."""
         with transaction(self.engine) as conn:
             return self._append_audit(conn, **kwargs)
+
+    def audit_all(self, events: list[dict[str, Any]]) -> list[AuditEntry]:
+        """`audit` for each of `events` (its keyword arguments), in order, in one transaction: a burst
+        of refusals pays one commit and one head signature. Raises for all if any fails: none is kept."""
+        with transaction(self.engine) as conn:
+            return self._append_audits(conn, events)
 
     # Below `def audit`, the name `audit` is that method to a type checker: the module's types go by their own names.
     def audit_entries(self, request_id: str | None = None) -> list[AuditEntry]:
