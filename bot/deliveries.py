@@ -70,7 +70,7 @@ def claimed_after_ack(key: str) -> bool:
 
 class DeliveryClaims:
     def __init__(self, store: Store) -> None:
-        self._commits = GroupCommit(store.claim_deliveries)
+        self._commits: GroupCommit[str, bool] = GroupCommit(lambda keys: store.claim_deliveries(keys))  # the store's, when it commits
 
     async def claim(self, key: str) -> bool:
         """True the first time `key` is seen (by any replica); False for a copy. Raises what the

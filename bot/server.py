@@ -27,6 +27,7 @@ from sqlalchemy import text
 
 from bot import metrics
 from bot.app import build_app, slack_client
+from bot.audit import AuditEntry
 from bot.contexts import Contexts
 from bot.deliveries import AckGate
 from bot.doors import Doors
@@ -100,7 +101,8 @@ def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doo
     )
     publisher = Publisher(client, store, config.policy, SlackPeople(client))
     contexts = Contexts(config, services.doors)
-    requests = Requests(Desk(config, store, services.groups, publisher, contexts, services.wake_worker, GroupCommit(store.audit_all)))
+    refusals: GroupCommit[dict[str, Any], AuditEntry] = GroupCommit(lambda events: store.audit_all(events))
+    requests = Requests(Desk(config, store, services.groups, publisher, contexts, services.wake_worker, refusals))
     acks = AckGate()
     app = build_app(settings, store, requests, publisher, HomeTab(config, store, services.groups, publisher), acks)
     worker = Worker(
