@@ -78,14 +78,15 @@ class Bot:
     publisher: Publisher
     worker: Worker
     rejections: Rejections  # deliveries refused for their signature, audited in aggregate
+    # The deliveries on their way to their HTTP answer: work after an ack waits for them. The one
+    # the app's listeners wait on (build_app), so no default: a second gate would count in vain.
+    acks: AckGate
     worker_task: asyncio.Task[None] | None = None  # while it (or its child process) runs; /readyz looks at it
     worker_process: WorkerProcess | None = None  # the child that runs the jobs, unless they run inline
     # Set once the HTTP server listens: the worker's child process is started after it.
     listening: asyncio.Event = field(default_factory=asyncio.Event)
     # Loads, once the server listens, the code requests and jobs need (PRELOAD): not ready until it has.
     warming: asyncio.Task[None] | None = None
-    # The deliveries on their way to their HTTP answer: work after an ack waits for them.
-    acks: AckGate = field(default_factory=AckGate)
 
 
 def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doors | None = None) -> Bot:
@@ -111,7 +112,7 @@ def assemble(settings: Settings, config: AppConfig, keyring: Keyring, doors: Doo
         lease=timedelta(seconds=settings.amlbot_lease_seconds),
         grace=settings.amlbot_shutdown_grace,
     )
-    return Bot(services, app, requests, publisher, worker, Rejections(store), acks=acks)
+    return Bot(services, app, requests, publisher, worker, Rejections(store), acks)
 
 
 @contextlib.asynccontextmanager
