@@ -184,6 +184,8 @@ class Store:
     def _append_audits(self, conn: Connection, events: list[dict[str, Any]]) -> list[audit.AuditEntry]:
         """`events` (each: actor, event, outcome, and request_id, channel_id, detail or not) chained in
         order after the head, which is checked once before and signed once after."""
+        if not events:
+            return []
         for fields in events:
             check_audit_fields(fields["actor"], fields.get("channel_id"))
         # Lock the head row so concurrent appends queue up behind it (PostgreSQL); SQLite's

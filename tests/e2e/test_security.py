@@ -246,6 +246,28 @@ async def test_clicks_by_people_outside_the_policy_change_nothing(harness: Harne
     assert harness.request(request.id).state is State.PENDING
 
 
+async def test_a_burst_of_refused_clicks_audits_every_one_before_its_refusal_in_one_intact_chain(harness: Harness) -> None:
+    """Refusals that come together are audited together (one transaction): none may be lost, none
+    answered before it is recorded, and the chain must still verify."""
+    await harness.seed({f"{PREFIX}a.txt": b"a"})
+    request = await harness.submit(f"delete run {RUN}")
+    before, audit_before = _snapshot(harness), len(harness.store.audit_entries())
+    clicks = 12
+    statuses = await asyncio.gather(*(harness.click(cards.ActionId.APPROVE, request.id, STRANGER) for _ in range(clicks)))
+    assert [s for s, _ in statuses] == [200] * clicks
+
+    def refusals() -> list[str]:
+        return [r for r in harness.replies(STRANGER) if r.startswith(":no_entry:")]
+
+    await harness.slack.wait_for(lambda: len(refusals()) == clicks, description=f"{clicks} private refusals")
+    # Every refusal said is recorded (each waits for its commit before it is said).
+    assert _new_events(harness, audit_before) == ["approve.refused"] * clicks
+    entries = harness.store.audit_entries()[audit_before:]
+    assert [e.seq for e in entries] == list(range(entries[0].seq, entries[0].seq + clicks))
+    assert harness.store.verify_audit().ok
+    assert _snapshot(harness) == before
+
+
 async def test_a_click_decides_only_the_request_its_card_names(harness: Harness) -> None:
     await harness.seed({f"{PREFIX}a.txt": b"a", "ExperimentRun/dcid.other_run/b.txt": b"b"})
     mine = await harness.submit(f"delete run {RUN}")

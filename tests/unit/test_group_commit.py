@@ -47,3 +47,4 @@ def test_a_malformed_event_keeps_none_of_its_batch(store: Store) -> None:
     assert len(store.audit_entries()) == before
     store.audit_all([refusal(2)])
     assert store.verify_audit().ok
+    assert store.audit_all([]) == [] and len(store.audit_entries()) == before + 1  # nothing to chain, no head re-signed
