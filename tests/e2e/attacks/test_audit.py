@@ -28,6 +28,7 @@ from bot.cli import main as amlbot
 from bot.lifecycle import State
 from bot.settings import Settings
 from bot.store import schema
+from bot.store.db import transaction
 from bot.store.store import Store
 from commands.plan import canonical_json
 from commands.signing import Keyring, PublicKey, SigningKey
@@ -103,8 +104,10 @@ async def test_the_bot_listens_on_the_one_interface_amlbot_host_names(tmp_path: 
 
 def _rewrite(store: Store, seq: int, *, head_signature: str | None = None, **changes: Any) -> None:
     """What a database writer can do without the key: change an entry, recompute every unkeyed hash
-    after it (and the head's), and keep the head's old signature or sign it with a key of their own."""
-    with store.engine.begin() as conn:
+    after it (and the head's), and keep the head's old signature or sign it with a key of their own.
+    A writer like the bot's (`transaction`: the write lock from the start): a read that then writes
+    fails at once on SQLite if the running bot commits in between."""
+    with transaction(store.engine) as conn:
         log = schema.audit_log
         rows = [dict(r._mapping) for r in conn.execute(select(log).where(log.c.seq >= seq).order_by(log.c.seq))]
         prev = rows[0]["prev_hash"]
