@@ -85,8 +85,9 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(_row(f"ack {phase} p99 ({running}) vs bare Bolt idle", f"{bot['p99_ms']:.1f} ms", f"{bare['p99_ms']:.1f} ms",
                             bot["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else None, "", None))
             idle_ratio = idle["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else None
-            out.append(_row(f"ack {phase} p99, idle", f"{idle['p99_ms']:.1f} ms", f"{bare['p99_ms']:.1f} ms", idle_ratio,
-                            "≤ 1.5×" if phase == "burst" else "", idle_ratio is not None and idle_ratio <= 1.5 if phase == "burst" else None))
+            # The goal covers idle bursts; idle steady is shown for comparison.
+            goal, met = ("≤ 1.5×", idle_ratio is not None and idle_ratio <= 1.5) if phase == "burst" else ("", None)
+            out.append(_row(f"ack {phase} p99, idle", f"{idle['p99_ms']:.1f} ms", f"{bare['p99_ms']:.1f} ms", idle_ratio, goal, met))
     if "export" in results:
         for name, label, least in (("small", "small blobs", 0.8), ("big", "one large blob", 0.5)):
             section = results["export"][name]
